@@ -1,0 +1,100 @@
+"""The operations behind the CLI commands, one function each.
+
+The CLI only parses options and calls these; tests and the daemon call them the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon import exchange, importer
+from daemon.config import Config
+from daemon.errors import OtmetkaError
+from daemon.marks import MarkRules
+from daemon.progress import Reporter
+from db import migrate, open_database
+from db import status as db_status
+
+
+def mark_rules(config: Config) -> MarkRules:
+    marks = config.marks
+    return MarkRules(marks.minus_delta, marks.plus_delta, marks.split_double)
+
+
+def open_project(config: Config) -> None:
+    """Connect to the configured database and bring its schema up to date."""
+    open_database(config.database.url, config.database.busy_timeout_ms)
+    migrate()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def init_project(config: Config) -> list[str]:
+    """Create the folders, the site secret and the database; returns what was created."""
+    created = []
+    for folder in (config.paths.var_dir, config.paths.inbox_dir, config.site.output_dir):
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            created.append(f"folder {folder}")
+    secret_file = config.site.secret_file
+    if not secret_file.exists():
+        _write_private(secret_file, secrets.token_hex(32) + "\n")
+        created.append(f"site secret {secret_file} (owner-only; back it up, never publish it)")
+    open_project(config)
+    created.append(f"database {config.database.url} (schema up to date)")
+    return created
+
+
+def sync_file(config: Config, path: Path, reporter: Reporter) -> importer.ImportResult:
+    """Import one exchange file (.json or .jsonl) given on the command line."""
+    if not path.is_file():
+        raise OtmetkaError(f"{path}: no such file; give the path of an exchange file (.json)")
+    open_project(config)
+    from daemon import batch as batches
+
+    raw = batches.read_file(path)
+    with reporter.bar(f"import {raw.origin}", len(raw.changes)) as advance:
+        result = importer.import_batch(raw, mark_rules(config), progress=advance)
+    reporter.summary(result.summary())
+    return result
+
+
+def schema_text() -> str:
+    return json.dumps(exchange.json_schema(), ensure_ascii=False, indent=2) + "\n"
+
+
+@dataclass
+class StatusReport:
+    lines: list[str]
+    healthy: bool
+
+
+def status(config: Config) -> StatusReport:
+    open_project(config)
+    facts: dict[str, Any] = db_status.summary()
+    lines = [f"database: {config.database.url}", f"schema version: {facts['schema_version']}"]
+    last = facts["last_import"]
+    lines.append(
+        f"last import: {last['imported_at']} from {last['origin']} (cursor {last['cursor']})"
+        if last
+        else "last import: never (run `otmetka sync --file FILE` or `otmetka demo`)"
+    )
+    lines.append("people: " + ", ".join(f"{k} {v}" for k, v in facts["people"].items()))
+    lines.append(f"pages waiting for a rebuild: {facts['dirty']}")
+    lines.append(f"outbox backlog: {facts['outbox_backlog']}")
+    return StatusReport(lines, healthy=True)
+
+
+def today_in(config: Config) -> dt.date:
+    return dt.datetime.now(config.school.zone()).date()

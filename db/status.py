@@ -1,0 +1,36 @@
+"""Read-only figures for `otmetka status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db import models
+from db.migrations import schema_version
+
+
+def _active(model: type[models.JournalModel]) -> int:
+    return model.select().where(model.deleted_at.is_null()).count()
+
+
+def last_import() -> dict[str, Any] | None:
+    log = models.ImportLog
+    row = log.select().order_by(log.id.desc()).first()
+    if row is None:
+        return None
+    return {"imported_at": row.imported_at, "origin": row.origin, "cursor": row.cursor}
+
+
+def summary() -> dict[str, Any]:
+    outbox = models.OutboxItem
+    return {
+        "schema_version": schema_version(),
+        "last_import": last_import(),
+        "people": {
+            "students": _active(models.Student),
+            "guardians": _active(models.Guardian),
+            "teachers": _active(models.Teacher),
+            "classes": _active(models.ClassUnit),
+        },
+        "dirty": models.DirtyPerson.select().count(),
+        "outbox_backlog": outbox.select().where(outbox.done_at.is_null()).count(),
+    }

@@ -1,0 +1,62 @@
+"""Layered fixtures: a database in memory, a database file (WAL), a config in a temporary
+project folder, and a CLI runner bound to that config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from daemon.config import Config, config_from_dict
+from daemon.marks import MarkRules
+from db import close_database, migrate, open_database
+
+
+@pytest.fixture
+def memory_db() -> Iterator[None]:
+    open_database("sqlite:///:memory:")
+    migrate()
+    yield
+    close_database()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "school"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def config(project_dir: Path) -> Config:
+    """A config whose every path lies inside a fresh temporary project folder."""
+    return config_from_dict({"site": {"kdf_iterations": 100_000}}, base_dir=project_dir, env={})
+
+
+@pytest.fixture
+def config_file(project_dir: Path) -> Path:
+    path = project_dir / "config.yaml"
+    path.write_text("site:\n  kdf_iterations: 100000\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def file_db(config: Config) -> Iterator[Path]:
+    path = config.database_path()
+    assert path is not None
+    open_database(config.database.url)
+    migrate()
+    yield path
+    close_database()
+
+
+@pytest.fixture
+def rules() -> MarkRules:
+    return MarkRules()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
