@@ -139,7 +139,7 @@ def _parse_jsonl(text: str, origin: str) -> tuple[dict[str, Any], list[Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as error:
-            record = f"record {number - 2} " if number > 1 else "the envelope line "
+            record = f"record {number - 2}" if number > 1 else "the envelope line"
             raise BatchError(
                 origin,
                 [
@@ -181,8 +181,10 @@ _HINTS = {
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    # A change's loc is (type tag, 'data', field, ...); the tag is not a field.
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in exchange.CHANGE_MODELS else list(loc)
+    # A change's loc is (type tag, 'data', field, ...): name the field inside the record.
+    parts = list(loc[1:]) if loc and loc[0] in exchange.CHANGE_MODELS else list(loc)
+    if parts[:1] == ["data"] and len(parts) > 1:
+        parts = parts[1:]
     return ".".join(str(p) for p in parts)
 
 
@@ -190,11 +192,11 @@ def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "union_tag_invalid":
         known = ", ".join(exchange.ENTITY_MODELS)
-        return f"unknown entity type {error['input']!r}; known types: {known}"
+        return f"unknown entity type {error['ctx']['tag']!r}; use one of: {known}"
     if kind == "union_tag_not_found":
         return "field 'type': required field is missing; add the entity type"
     message = "required field is missing" if kind == "missing" else error["msg"]
-    if kind not in ("missing",) and "input" in error and not isinstance(error["input"], dict):
+    if kind != "missing" and "input" in error and not isinstance(error["input"], dict):
         message = f"{error['input']!r}: {message}"
     hint = _HINTS.get(kind, "correct the value")
     return f"field '{_field_path(error['loc'])}': {message}; {hint}"

@@ -348,12 +348,8 @@ class ChangeBase(BaseModel):
 
 def _change_model(type_name: str, entity: type[Entity]) -> type[ChangeBase]:
     name = "".join(part.title() for part in type_name.split("_")) + "Change"
-    return create_model(
-        name,
-        __base__=ChangeBase,
-        type=(Literal[type_name], ...),  # type: ignore[valid-type]
-        data=(entity | None, None),
-    )
+    fields: dict[str, Any] = {"type": (Literal[type_name], ...), "data": (entity | None, None)}
+    return create_model(name, __base__=ChangeBase, **fields)
 
 
 CHANGE_MODELS: dict[str, type[ChangeBase]] = {

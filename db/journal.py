@@ -108,7 +108,7 @@ def rows_by_id(entity: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), 500):
         query = table.select().where(table.id.in_(wanted[start : start + 500])).dicts()
-        result.update({row["id"]: row for row in query})
+        result.update({row["id"]: row for row in query})  # type: ignore[index, misc]
     return result
 
 

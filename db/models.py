@@ -174,7 +174,8 @@ class Mark(JournalModel):
     lesson_id = pw.CharField(null=True)
     work_id = pw.CharField(null=True)
     period_id = pw.CharField(null=True)
-    raw = pw.CharField()
+    # `raw` would shadow peewee's Model.raw(); the column keeps the exchange name.
+    raw_text = pw.CharField(column_name="raw")
     scale = pw.CharField(default="five")
     value = pw.FloatField(null=True, help_text="first (or only) numeric value of the cell")
     value2 = pw.FloatField(null=True, help_text="second value of a double mark such as 3/5")
@@ -339,6 +340,7 @@ class SyncState(BaseModel):
 
 
 class ImportLog(BaseModel):
+    id = pw.AutoField()
     source = pw.CharField()
     origin = pw.TextField(help_text="file name or URL of the batch")
     batch_hash = pw.CharField(index=True)
