@@ -1,0 +1,211 @@
+"""The HTML shell of an encrypted page, and the login page (``output/index.html``).
+
+Both are single self-contained documents: CSS, the vendored crypto bundle and the unlock
+or login script are inlined, so a page works from file://, from any mirror and offline,
+and asks no other host for anything. A Content-Security-Policy with the hashes of exactly
+these inline scripts backs that up: decrypted content cannot run scripts or load remote
+images, whatever it contains.
+
+DOM contract used by ``static/unlock.js`` (see its header for the full list):
+``<meta name="otm-page-id">``, ``<meta name="otm-remember-days">``,
+``<script type="application/json" id="otm-envelope">`` and ``<main id="otm-app">``,
+whose content the decrypted fragment replaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
+
+VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
+UNLOCK_SCRIPT = "unlock.js"
+LOGIN_SCRIPT = "login.js"
+
+# Mobile first (usable at 360 px), large tap targets, 16 px inputs so iOS does not zoom.
+BASE_CSS = """
+:root{color-scheme:light dark;--fg:#1b1f24;--bg:#fff;--muted:#5a6270;--accent:#1f5fbf;
+--err:#b3261e;--line:#c9ced6}
+@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--bg:#16181c;--muted:#a5acb8;
+--accent:#8ab4f8;--err:#f28b82;--line:#3c4048}}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
+color:var(--fg);background:var(--bg)}
+main{display:block;max-width:48rem;margin:0 auto;padding:1rem}
+main:focus{outline:none}
+h1{font-size:1.4rem;line-height:1.25;margin:.5rem 0 1rem}
+a{color:var(--accent)}
+.otm-lock{max-width:26rem;margin:0 auto}
+.otm-lead,.otm-hint,.otm-alt{color:var(--muted)}
+.otm-hint{font-size:.9rem;margin:.25rem 0 1rem}
+.otm-form label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+.otm-form input[type=text],.otm-form input[type=password]{display:block;width:100%;
+font-size:1.125rem;padding:.6rem .75rem;min-height:2.75rem;border:1px solid var(--line);
+border-radius:.4rem;color:inherit;background:transparent;letter-spacing:.04em}
+.otm-form .otm-check{display:flex;align-items:center;gap:.5rem;font-weight:400;
+min-height:2.75rem;margin:.25rem 0}
+.otm-check input{width:1.25rem;height:1.25rem;margin:0}
+.otm-form button,.otm-bar button{font:inherit;font-weight:600;min-height:2.75rem;
+padding:.5rem 1.25rem;border:0;border-radius:.4rem;background:var(--accent);color:var(--bg);
+cursor:pointer}
+.otm-form button{width:100%;margin-top:.5rem}
+.otm-form button[disabled]{opacity:.6;cursor:progress}
+.otm-progress{display:flex;flex-direction:column;gap:.25rem;margin-top:.75rem}
+.otm-progress progress{width:100%;height:.75rem}
+.otm-error{color:var(--err);font-weight:600;min-height:1.5em;margin:.75rem 0 0}
+.otm-bar{display:flex;align-items:center;justify-content:space-between;gap:.75rem;
+max-width:48rem;margin:0 auto;padding:.5rem 1rem;border-bottom:1px solid var(--line);
+font-size:.9rem;color:var(--muted)}
+.otm-bar button{min-height:2.5rem;padding:.25rem 1rem;background:transparent;
+color:var(--accent);border:1px solid var(--line)}
+@media print{.otm-bar,.otm-lock,.otm-form{display:none!important}
+body{font-size:11pt;color:#000;background:#fff}main{max-width:none;padding:0}}
+"""
+
+# Inline scripts are matched by hash; styles stay inline-only. No default source at all, so
+# nothing (images, fonts, frames) is fetched from any host. connect-src is the caller's:
+# the page posts acknowledgements to the school's endpoint, possibly another origin.
+_CSP = (
+    "default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; connect-src {connect}; "
+    "base-uri 'none'; form-action 'none'"
+)
+_SCRIPT_END = re.compile(r"</script|<!--", re.IGNORECASE)
+_STYLE_END = re.compile(r"</style", re.IGNORECASE)
+
+
+@functools.cache
+def _static_text(name: str) -> str:
+    """A file under site_builder/static, read once per process (it is inlined into every page)."""
+    return (resources.files("site_builder") / "static" / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # autoescape=True: the template names end in .j2, which select_autoescape would miss.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("site_builder", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@functools.cache
+def shell_version() -> str:
+    """A short hash of everything the shell inlines (templates, scripts, CSS, envelope v1).
+
+    The builder mixes it into each page's content hash, so changing unlock.js, the bundle
+    or the templates re-renders every page.
+    """
+    digest = hashlib.sha256(BASE_CSS.encode())
+    for name in (VENDOR_BUNDLE, UNLOCK_SCRIPT, LOGIN_SCRIPT):
+        digest.update(_static_text(name).encode())
+    for template in ("shell.html.j2", "login.html.j2"):
+        path = resources.files("site_builder") / "templates" / template
+        digest.update(path.read_bytes())
+    digest.update(f"{ENVELOPE_VERSION}:{KDF_NAME}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _inline_script(source: str) -> Markup:
+    """Mark JS safe to inline after checking it cannot close or confuse its <script> tag."""
+    if _SCRIPT_END.search(source):
+        raise ValueError("inline script must not contain '</script' or '<!--'")
+    return Markup(source)
+
+
+def _inline_css(source: str) -> Markup:
+    if _STYLE_END.search(source):
+        raise ValueError("inline CSS must not contain '</style'")
+    return Markup(source)
+
+
+def _script_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def _csp(scripts: Sequence[str], connect_src: str) -> str:
+    hashes = " ".join(_script_hash(s) for s in scripts) or "'none'"
+    return _CSP.format(scripts=hashes, connect=connect_src)
+
+
+def envelope_json(envelope: Mapping[str, Any]) -> Markup:
+    """The envelope as JSON safe inside <script type="application/json">.
+
+    ``<``, ``>`` and ``&`` are written as JSON escapes, so no ``</script>`` (or comment
+    opener) can appear whatever the values; JSON.parse reads the escapes back.
+    """
+    text = json.dumps(dict(envelope), separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+def render_shell(
+    envelope: dict[str, Any],
+    page_id: str,
+    *,
+    title: str,
+    remember_days: int,
+    scripts: Sequence[str] = (),
+    css: str = "",
+    connect_src: str = "*",
+) -> str:
+    """A complete HTML document that asks for the password and shows the decrypted page.
+
+    ``title`` is public (shown before unlocking): never put a person's name in it.
+    ``remember_days`` is how long «Запомнить на этом устройстве» keeps the derived key;
+    0 hides that option. ``scripts`` are extra trusted inline scripts run after unlock.js,
+    e.g. one that defines ``window.OtmPage = {init(root, info), destroy(root)}``: unlock.js
+    calls ``OtmPage.init`` after inserting the decrypted fragment, whose own scripts never
+    run. ``css`` is appended to the base styles. ``connect_src`` is the CSP source list
+    for fetch/XHR (the endpoint the page posts to).
+    """
+    parse_envelope(envelope)  # refuse to publish a page that could never open
+    if not re.fullmatch(r"[0-9a-f]{16,64}", page_id):
+        raise ValueError("page_id must be lower-case hex")
+    if remember_days < 0:
+        raise ValueError("remember_days must be >= 0")
+    inline = [_static_text(VENDOR_BUNDLE), _static_text(UNLOCK_SCRIPT), *scripts]
+    return (
+        _environment()
+        .get_template("shell.html.j2")
+        .render(
+            csp=_csp(inline, connect_src),
+            page_id=page_id,
+            remember_days=remember_days,
+            title=title,
+            css=_inline_css(BASE_CSS + css),
+            envelope_json=envelope_json(envelope),
+            scripts=[_inline_script(s) for s in inline],
+        )
+    )
+
+
+def render_login_page(public_salt: str, *, title: str) -> str:
+    """``output/index.html``: login + password -> opens ``p/<page_id>.html`` unlocked."""
+    inline = [_static_text(VENDOR_BUNDLE), _static_text(LOGIN_SCRIPT)]
+    return (
+        _environment()
+        .get_template("login.html.j2")
+        .render(
+            csp=_csp(inline, "'self'"),
+            public_salt=public_salt,
+            title=title,
+            css=_inline_css(BASE_CSS),
+            scripts=[_inline_script(s) for s in inline],
+        )
+    )

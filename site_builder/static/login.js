@@ -1,0 +1,150 @@
+/* otmetka login.js: the login page (output/index.html).
+ *
+ * Shipped code: ES2017, no external requests.
+ *
+ * DOM contract (made by site_builder/shell.py render_login_page):
+ *   <meta name="otm-public-salt" content="…">
+ *   form #otm-login-form with #otm-login, #otm-password, #otm-show («Показать пароль»),
+ *   #otm-remember, #otm-submit;
+ *   the aria-live error line #otm-error.
+ * The page id is hex SHA-256(public salt + ":" + normalised login), first 32 chars, as in
+ * site_builder/crypto.py page_id_for_login. The password is handed to the page through
+ * sessionStorage "otm:handoff:<page id>" = {"password":…,"remember":bool}, which
+ * unlock.js deletes as soon as it reads it; then the browser goes to p/<page id>.html
+ * (relative, so it works from file:// and any mirror). Without sessionStorage the page
+ * simply asks for the password again. The password never goes into a URL.
+ * For tests: window.OtmLogin = {normaliseLogin, normalisePassword, pageIdFor}.
+ */
+(function () {
+  'use strict';
+
+  var HANDOFF_PREFIX = 'otm:handoff:';
+  var PAGE_ID_CHARS = 32;
+  // Keep in step with unlock.js and site_builder/crypto.py (checked by the vector tests).
+  var SEPARATORS =
+    /[\t\n\v\f\r \u00a0\u00ad\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff\-\u2010-\u2015\u2212]+/g;
+  var LOOKALIKE = /[АВЕКМНОРСТХУ]/g;
+  var LOOKALIKE_MAP = {
+    'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H',
+    'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'У': 'Y',
+  };
+  var MSG = {
+    noLogin: 'Введите логин.',
+    noPassword: 'Введите пароль.',
+    notFound: 'Страница для этого логина не найдена. Проверьте логин.',
+    failed: 'Не удалось войти. Обновите страницу и попробуйте ещё раз.',
+  };
+
+  function normalisePassword(text) {
+    return String(text)
+      .toUpperCase()
+      .replace(LOOKALIKE, function (c) { return LOOKALIKE_MAP[c]; })
+      .replace(SEPARATORS, '');
+  }
+
+  function normaliseLogin(text) {
+    return normalisePassword(text).toLowerCase();
+  }
+
+  function toHex(bytes) {
+    var out = '';
+    for (var i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+    return out;
+  }
+
+  // SHA-256 with WebCrypto where it exists (secure contexts), else the vendored bundle.
+  function sha256(bytes) {
+    if (window.crypto && window.crypto.subtle) {
+      return window.crypto.subtle.digest('SHA-256', bytes).then(function (buf) {
+        return new Uint8Array(buf);
+      });
+    }
+    return Promise.resolve().then(function () { return window.OtmCrypto.sha256(bytes); });
+  }
+
+  function pageIdFor(login, publicSalt) {
+    var bytes = new TextEncoder().encode(publicSalt + ':' + normaliseLogin(login));
+    return sha256(bytes).then(function (digest) { return toHex(digest).slice(0, PAGE_ID_CHARS); });
+  }
+
+  // Over http(s) a HEAD request tells a mistyped login from a real page before leaving
+  // this one; on file:// (no fetch of local files) or any network trouble we just go.
+  function pageExists(url) {
+    if (!/^https?:$/.test(location.protocol) || typeof fetch !== 'function') {
+      return Promise.resolve(true);
+    }
+    return fetch(url, { method: 'HEAD', cache: 'no-store', credentials: 'omit' }).then(
+      function (response) { return response.status !== 404 && response.status !== 410; },
+      function () { return true; }
+    );
+  }
+
+  function handOff(pageId, password, remember) {
+    try {
+      var data = JSON.stringify({ password: password, remember: remember });
+      window.sessionStorage.setItem(HANDOFF_PREFIX + pageId, data);
+    } catch (e) { /* no sessionStorage: the page will ask for the password itself */ }
+  }
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function setBusy(busy) {
+    byId('otm-submit').disabled = busy;
+  }
+
+  function showError(text, focusId) {
+    byId('otm-error').textContent = text;
+    if (focusId) byId(focusId).focus();
+  }
+
+  function onSubmit(event) {
+    event.preventDefault();
+    var login = byId('otm-login').value;
+    var passwordInput = byId('otm-password');
+    if (!normaliseLogin(login)) return showError(MSG.noLogin, 'otm-login');
+    if (!normalisePassword(passwordInput.value)) return showError(MSG.noPassword, 'otm-password');
+    var salt = document.querySelector('meta[name="otm-public-salt"]').getAttribute('content');
+    var remember = byId('otm-remember').checked;
+    showError('');
+    setBusy(true);
+    var pageId;
+    pageIdFor(login, salt).then(function (id) {
+      pageId = id;
+      return pageExists('p/' + id + '.html');
+    }).then(function (exists) {
+      setBusy(false);
+      if (!exists) return showError(MSG.notFound, 'otm-login');
+      handOff(pageId, passwordInput.value, remember);
+      passwordInput.value = ''; // not restored by Back from the page
+      passwordInput.type = 'password';
+      byId('otm-show').checked = false;
+      location.assign('p/' + pageId + '.html');
+    }).catch(function (err) {
+      setBusy(false);
+      showError(MSG.failed);
+      if (window.console) console.error(err);
+    });
+  }
+
+  function start() {
+    var form = byId('otm-login-form');
+    form.addEventListener('submit', onSubmit);
+    var show = byId('otm-show');
+    show.addEventListener('change', function () {
+      byId('otm-password').type = show.checked ? 'text' : 'password'; // long codes are easier seen
+    });
+    form.hidden = false;
+    byId('otm-login').focus();
+  }
+
+  window.OtmLogin = {
+    normaliseLogin: normaliseLogin,
+    normalisePassword: normalisePassword,
+    pageIdFor: pageIdFor,
+  };
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,548 @@
+/* otmetka unlock.js: opens an encrypted page (envelope v1) in the browser.
+ *
+ * Shipped code: ES2017, no external requests, must run on old Android browsers.
+ *
+ * DOM contract (the shell is made by site_builder/shell.py):
+ *   <meta name="otm-page-id" content="<hex page id>">
+ *   <meta name="otm-remember-days" content="N">      0 hides «Запомнить на этом устройстве»
+ *   a script element, type "application/json", id "otm-envelope": {"v":1,"kdf":…,"ct":…}
+ *   <main id="otm-app"> holding #otm-lock, which holds: form #otm-form (hidden until this
+ *     script shows it) with #otm-password, #otm-show («Показать пароль»), #otm-remember
+ *     (in #otm-remember-row) and #otm-submit; #otm-progress (#otm-progress-bar, #otm-progress-text, #otm-progress-pct);
+ *     and the aria-live error line #otm-error.
+ * After unlocking, the decrypted fragment replaces the content of #otm-app and a bar
+ * #otm-bar with the button #otm-logout («Выйти») is inserted before it.
+ * On <html>: data-otm-state = locked | unlocking | unlocked | broken;
+ *   data-crypto-path = webcrypto | noble and data-inflate-path = stream | fflate (when open).
+ * Storage: localStorage "otm:key:<page id>" = {"v":1,"key":<base64 derived key>,"exp":<ms>}
+ *   (opt-in, never the password); sessionStorage "otm:handoff:<page id>" =
+ *   {"password":…,"remember":bool}, left by login.js and deleted here as soon as it is read.
+ * Hook: scripts of the decrypted fragment never run. A trusted script inlined after this one
+ *   may define window.OtmPage = {init(root, info), destroy(root)}; init is called after the
+ *   content is inserted (info = {pageId, cryptoPath, logout}), destroy before «Выйти».
+ * For tests: window.OtmUnlock exposes the crypto steps (see the end of this file).
+ */
+(function () {
+  'use strict';
+
+  var KEY_PREFIX = 'otm:key:';
+  var HANDOFF_PREFIX = 'otm:handoff:';
+  var DAY_MS = 86400000;
+  var MAX_ITERATIONS = 2147483647; // WebCrypto takes an unsigned long; Python refuses more too
+  var B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+  // Same class as site_builder/crypto.py SEPARATOR_CLASS: whitespace, zero-width, dashes.
+  var SEPARATORS =
+    /[\t\n\v\f\r \u00a0\u00ad\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff\-\u2010-\u2015\u2212]+/g;
+  // Cyrillic capitals typed on a Russian layout for the Latin letters they look like.
+  var LOOKALIKE = /[АВЕКМНОРСТХУ]/g;
+  var LOOKALIKE_MAP = {
+    'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H',
+    'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'У': 'Y',
+  };
+  var MONTHS = ['января', 'февраля', 'марта', 'апреля', 'мая', 'июня', 'июля', 'августа',
+    'сентября', 'октября', 'ноября', 'декабря'];
+  var MSG = {
+    wrong: 'Неверный пароль. Проверьте и попробуйте ещё раз.',
+    empty: 'Введите пароль.',
+    checking: 'Проверяем пароль…',
+    opening: 'Открываем страницу…',
+    broken: 'Не удалось открыть страницу: файл повреждён или устарел. Загрузите его заново.',
+    opened: 'Страница открыта.',
+  };
+
+  // ---- encoding helpers -------------------------------------------------------------
+
+  function normalisePassword(text) {
+    return String(text)
+      .toUpperCase()
+      .replace(LOOKALIKE, function (c) { return LOOKALIKE_MAP[c]; })
+      .replace(SEPARATORS, '');
+  }
+
+  function utf8(text) {
+    return new TextEncoder().encode(text);
+  }
+
+  function b64decode(text) {
+    var bin = atob(text);
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function b64encode(bytes) {
+    var bin = '';
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin);
+  }
+
+  // ---- envelope v1 --------------------------------------------------------------------
+
+  function brokenError(why) {
+    var err = new Error('broken envelope: ' + why);
+    err.otmBroken = true;
+    return err;
+  }
+
+  function wrongKeyError() {
+    var err = new Error('wrong key');
+    err.otmWrongKey = true;
+    return err;
+  }
+
+  function b64field(env, name) {
+    var value = env[name];
+    if (typeof value !== 'string' || !B64.test(value)) throw brokenError(name);
+    return b64decode(value);
+  }
+
+  // Validates the envelope and returns its binary parts {salt, iv, ct}.
+  function parseEnvelope(env) {
+    if (!env || env.v !== 1 || env.kdf !== 'pbkdf2-sha256') throw brokenError('version');
+    var n = env.iter;
+    if (typeof n !== 'number' || n % 1 !== 0 || n < 1 || n > MAX_ITERATIONS) {
+      throw brokenError('iter');
+    }
+    var parts = { salt: b64field(env, 'salt'), iv: b64field(env, 'iv'), ct: b64field(env, 'ct') };
+    if (parts.iv.length !== 12 || parts.ct.length < 16) throw brokenError('iv/ct');
+    return parts;
+  }
+
+  // Canonical header, exactly as site_builder/crypto.py canonical_header(): keys sorted,
+  // no whitespace. Values are validated ASCII, so JSON.stringify matches Python's json.
+  function canonicalHeader(env) {
+    return '{"iter":' + env.iter + ',"iv":' + JSON.stringify(env.iv) +
+      ',"kdf":' + JSON.stringify(env.kdf) + ',"salt":' + JSON.stringify(env.salt) +
+      ',"v":' + env.v + '}';
+  }
+
+  function associatedData(pageId, env) {
+    return utf8(pageId + '|' + canonicalHeader(env));
+  }
+
+  // ---- crypto on two paths ------------------------------------------------------------
+
+  function hasWebCrypto() {
+    return !!(window.crypto && window.crypto.subtle);
+  }
+
+  function bundle() {
+    if (!window.OtmCrypto) throw new Error('otmetka-crypto bundle is missing');
+    return window.OtmCrypto;
+  }
+
+  // PBKDF2-HMAC-SHA256 -> 32 raw bytes. onProgress(fraction) is only called on "noble".
+  function deriveKey(password, salt, iterations, path, onProgress) {
+    var secret = utf8(normalisePassword(password));
+    if (path !== 'webcrypto') {
+      return Promise.resolve().then(function () {
+        return bundle().pbkdf2Async(secret, salt, iterations, onProgress);
+      });
+    }
+    var subtle = window.crypto.subtle;
+    return subtle.importKey('raw', secret, { name: 'PBKDF2' }, false, ['deriveBits'])
+      .then(function (base) {
+        var params = { name: 'PBKDF2', hash: 'SHA-256', salt: salt, iterations: iterations };
+        return subtle.deriveBits(params, base, 256);
+      })
+      .then(function (bits) { return new Uint8Array(bits); });
+  }
+
+  // AES-256-GCM open; a failed tag (wrong key, another page, tampering) -> otmWrongKey.
+  function gcmOpen(key, iv, ct, aad, path) {
+    if (path !== 'webcrypto') {
+      return Promise.resolve().then(function () {
+        return bundle().gcm(key, iv, aad).decrypt(ct);
+      }).catch(function () { throw wrongKeyError(); });
+    }
+    var subtle = window.crypto.subtle;
+    return subtle.importKey('raw', key, { name: 'AES-GCM' }, false, ['decrypt'])
+      .then(function (k) {
+        var params = { name: 'AES-GCM', iv: iv, additionalData: aad, tagLength: 128 };
+        return subtle.decrypt(params, k, ct);
+      })
+      .then(function (buf) { return new Uint8Array(buf); }, function () { throw wrongKeyError(); });
+  }
+
+  // Which inflater runs: DecompressionStream('deflate-raw') (Chrome 103+, Safari 16.4+) or
+  // fflate from the bundle. Older engines throw on the 'deflate-raw' format name.
+  function inflatePath() {
+    if (typeof DecompressionStream !== 'function' || typeof Response !== 'function' ||
+        typeof Blob !== 'function' || !Blob.prototype.stream) return 'fflate';
+    try {
+      new DecompressionStream('deflate-raw');
+      return 'stream';
+    } catch (e) {
+      return 'fflate';
+    }
+  }
+
+  function inflateRaw(bytes, path) {
+    if (path !== 'stream') {
+      return Promise.resolve().then(function () { return bundle().inflateSync(bytes); });
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+  }
+
+  // Decrypts and inflates: resolves to the HTML fragment (a string).
+  function openEnvelope(env, key, pageId, path, inflater) {
+    return Promise.resolve().then(function () {
+      var parts = parseEnvelope(env);
+      return gcmOpen(key, parts.iv, parts.ct, associatedData(pageId, env), path);
+    }).then(function (compressed) {
+      return inflateRaw(compressed, inflater || inflatePath());
+    }).then(function (plain) {
+      return new TextDecoder('utf-8').decode(plain);
+    });
+  }
+
+  // ---- storage (any access may throw: private mode, disabled storage, file://) -------
+
+  function storageGet(kind, name) {
+    try {
+      return window[kind] ? window[kind].getItem(name) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function storageSet(kind, name, value) {
+    try {
+      window[kind].setItem(name, value);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function storageRemove(kind, name) {
+    try {
+      if (window[kind]) window[kind].removeItem(name);
+    } catch (e) { /* nothing to forget */ }
+  }
+
+  function parseJson(text) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // The one-shot password from login.js: read once, deleted at once.
+  function takeHandoff(pageId) {
+    var name = HANDOFF_PREFIX + pageId;
+    var raw = storageGet('sessionStorage', name);
+    if (raw === null) return null;
+    storageRemove('sessionStorage', name);
+    var data = parseJson(raw);
+    if (!data || typeof data.password !== 'string') return null;
+    return { password: data.password, remember: data.remember === true };
+  }
+
+  function rememberKey(pageId, key, days) {
+    var exp = Date.now() + days * DAY_MS;
+    var record = { v: 1, key: b64encode(key), exp: exp };
+    return storageSet('localStorage', KEY_PREFIX + pageId, JSON.stringify(record)) ? exp : 0;
+  }
+
+  // A valid, unexpired remembered key {key, exp}, or null (expired/garbled ones are removed).
+  function recallKey(pageId) {
+    var name = KEY_PREFIX + pageId;
+    var raw = storageGet('localStorage', name);
+    if (raw === null) return null;
+    var rec = parseJson(raw);
+    var valid = rec && typeof rec.key === 'string' && B64.test(rec.key) &&
+      typeof rec.exp === 'number' && rec.exp > Date.now();
+    var key = valid ? b64decode(rec.key) : null;
+    if (!key || key.length !== 32) {
+      storageRemove('localStorage', name);
+      return null;
+    }
+    return { key: key, exp: rec.exp };
+  }
+
+  function forgetKey(pageId) {
+    storageRemove('localStorage', KEY_PREFIX + pageId);
+  }
+
+  // ---- page --------------------------------------------------------------------------
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function metaContent(name) {
+    var el = document.querySelector('meta[name="' + name + '"]');
+    return el ? el.getAttribute('content') || '' : '';
+  }
+
+  function formatDate(ms) {
+    var d = new Date(ms);
+    return d.getDate() + ' ' + MONTHS[d.getMonth()] + ' ' + d.getFullYear();
+  }
+
+  function callHook(name, root, info) {
+    var page = window.OtmPage;
+    if (!page || typeof page[name] !== 'function') return;
+    try {
+      page[name](root, info);
+    } catch (e) {
+      if (window.console) console.error(e); // a page script bug must not lock the page
+    }
+  }
+
+  // «Показать пароль»: long printed codes are easier to type when you can see them.
+  function bindShowPassword(toggle, input) {
+    if (!toggle) return;
+    toggle.addEventListener('change', function () {
+      input.type = toggle.checked ? 'text' : 'password';
+    });
+  }
+
+  function Unlocker(env, pageId, rememberDays) {
+    this.env = env;
+    this.parts = parseEnvelope(env);
+    this.pageId = pageId;
+    this.rememberDays = rememberDays;
+    this.busy = false;
+    this.app = byId('otm-app');
+    this.lock = byId('otm-lock');
+    this.form = byId('otm-form');
+    this.password = byId('otm-password');
+    this.remember = byId('otm-remember');
+    this.submit = byId('otm-submit');
+    this.error = byId('otm-error');
+    this.progress = byId('otm-progress');
+    this.bar = null;
+  }
+
+  Unlocker.prototype.setState = function (state) {
+    document.documentElement.setAttribute('data-otm-state', state);
+  };
+
+  Unlocker.prototype.showError = function (text) {
+    this.error.textContent = text;
+  };
+
+  Unlocker.prototype.setBusy = function (busy, text, path) {
+    this.busy = busy;
+    this.submit.disabled = busy;
+    this.password.readOnly = busy;
+    this.progress.hidden = !busy;
+    if (!busy) return;
+    var bar = byId('otm-progress-bar');
+    byId('otm-progress-text').textContent = text;
+    byId('otm-progress-pct').textContent = path === 'noble' ? '0 %' : '';
+    // WebCrypto gives no progress: an indeterminate bar (no value attribute).
+    if (path === 'noble') bar.value = 0;
+    else bar.removeAttribute('value');
+  };
+
+  Unlocker.prototype.onProgress = function (fraction) {
+    var pct = Math.min(100, Math.floor(fraction * 100));
+    byId('otm-progress-bar').value = pct;
+    byId('otm-progress-pct').textContent = pct + ' %';
+  };
+
+  Unlocker.prototype.showForm = function () {
+    this.setState('locked');
+    this.form.hidden = false;
+    byId('otm-remember-row').hidden = !(this.rememberDays > 0);
+    this.password.focus();
+  };
+
+  // Derives the key (WebCrypto, or the bundle where subtle is missing or refuses PBKDF2).
+  Unlocker.prototype.derive = function (password) {
+    var self = this;
+    var p = this.parts;
+    var progress = function (f) { self.onProgress(f); };
+    if (!hasWebCrypto()) {
+      return deriveKey(password, p.salt, this.env.iter, 'noble', progress)
+        .then(function (key) { return { key: key, path: 'noble' }; });
+    }
+    return deriveKey(password, p.salt, this.env.iter, 'webcrypto')
+      .then(function (key) { return { key: key, path: 'webcrypto' }; }, function () {
+        self.setBusy(true, MSG.checking, 'noble');
+        return deriveKey(password, p.salt, self.env.iter, 'noble', progress)
+          .then(function (key) { return { key: key, path: 'noble' }; });
+      });
+  };
+
+  // Opens with a derived key; resolves true, or false after showing why not.
+  Unlocker.prototype.openWith = function (key, path, rememberUntil) {
+    var self = this;
+    var inflater = inflatePath();
+    return openEnvelope(this.env, key, this.pageId, path, inflater).then(function (html) {
+      self.showContent(html, key, path, inflater, rememberUntil);
+      return true;
+    }, function (err) {
+      self.setBusy(false);
+      if (err && err.otmWrongKey) return false;
+      self.showError(MSG.broken);
+      self.setState('broken');
+      if (window.console) console.error(err);
+      throw err;
+    });
+  };
+
+  Unlocker.prototype.unlockWithPassword = function (password, remember) {
+    var self = this;
+    var path = hasWebCrypto() ? 'webcrypto' : 'noble';
+    this.showError('');
+    this.setState('unlocking');
+    this.setBusy(true, MSG.checking, path);
+    return this.derive(password).then(function (derived) {
+      var until = remember && self.rememberDays > 0 ? -1 : 0; // -1: store after success
+      return self.openWith(derived.key, derived.path, until);
+    }).then(function (ok) {
+      if (!ok) {
+        self.setState('locked');
+        self.showError(MSG.wrong);
+      }
+      return ok;
+    });
+  };
+
+  Unlocker.prototype.unlockWithRemembered = function () {
+    var rec = recallKey(this.pageId);
+    if (!rec) return Promise.resolve(false);
+    var self = this;
+    var path = hasWebCrypto() ? 'webcrypto' : 'noble';
+    this.setState('unlocking');
+    this.setBusy(true, MSG.opening, 'webcrypto');
+    return this.openWith(rec.key, path, rec.exp).then(function (ok) {
+      if (!ok) forgetKey(self.pageId); // the page was re-keyed: the old key is useless
+      return ok;
+    });
+  };
+
+  Unlocker.prototype.addBar = function (rememberUntil) {
+    var bar = document.createElement('div');
+    bar.id = 'otm-bar';
+    bar.className = 'otm-bar';
+    var text = document.createElement('span');
+    text.id = 'otm-bar-text';
+    text.textContent = rememberUntil > 0
+      ? 'Вход запомнен на этом устройстве до ' + formatDate(rememberUntil) + '.'
+      : MSG.opened;
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.id = 'otm-logout';
+    button.textContent = 'Выйти';
+    var self = this;
+    button.addEventListener('click', function () { self.logout(); });
+    bar.appendChild(text);
+    bar.appendChild(button);
+    this.app.parentNode.insertBefore(bar, this.app);
+    this.bar = bar;
+  };
+
+  Unlocker.prototype.showContent = function (html, key, path, inflater, rememberUntil) {
+    var until = rememberUntil === -1 ? rememberKey(this.pageId, key, this.rememberDays) : rememberUntil;
+    this.setBusy(false);
+    this.password.value = '';
+    // The decrypted fragment is the builder's own output; as innerHTML its scripts never run.
+    if (this.lock.parentNode) this.lock.parentNode.removeChild(this.lock);
+    this.app.innerHTML = html;
+    this.addBar(until);
+    var root = document.documentElement;
+    root.setAttribute('data-crypto-path', path);
+    root.setAttribute('data-inflate-path', inflater);
+    this.setState('unlocked');
+    this.app.focus();
+    var self = this;
+    callHook('init', this.app, {
+      pageId: this.pageId,
+      cryptoPath: path,
+      logout: function () { self.logout(); },
+    });
+  };
+
+  Unlocker.prototype.logout = function () {
+    forgetKey(this.pageId);
+    callHook('destroy', this.app);
+    if (this.bar && this.bar.parentNode) this.bar.parentNode.removeChild(this.bar);
+    this.bar = null;
+    this.app.innerHTML = ''; // drop the decrypted content from the document
+    this.app.appendChild(this.lock);
+    var root = document.documentElement;
+    root.removeAttribute('data-crypto-path');
+    root.removeAttribute('data-inflate-path');
+    this.password.value = '';
+    this.password.type = 'password';
+    this.remember.checked = false;
+    if (byId('otm-show')) byId('otm-show').checked = false;
+    this.showError('');
+    this.showForm();
+  };
+
+  Unlocker.prototype.onSubmit = function (event) {
+    event.preventDefault();
+    if (this.busy) return;
+    var password = this.password.value;
+    if (!normalisePassword(password)) {
+      this.showError(MSG.empty);
+      this.password.focus();
+      return;
+    }
+    var self = this;
+    this.unlockWithPassword(password, this.remember.checked).then(function (ok) {
+      if (!ok) {
+        self.password.focus();
+        self.password.select();
+      }
+    }, function () { /* already shown */ });
+  };
+
+  // Handoff from login.js first, then a remembered key, then the form.
+  Unlocker.prototype.start = function () {
+    var self = this;
+    this.form.addEventListener('submit', function (e) { self.onSubmit(e); });
+    bindShowPassword(byId('otm-show'), this.password);
+    var handoff = takeHandoff(this.pageId);
+    var first = handoff
+      ? this.unlockWithPassword(handoff.password, handoff.remember)
+      : Promise.resolve(false);
+    first.then(function (ok) {
+      return ok || self.unlockWithRemembered();
+    }).then(function (ok) {
+      if (!ok) self.showForm();
+    }, function () { /* broken page: message shown, no form */ });
+  };
+
+  function start() {
+    var pageId = metaContent('otm-page-id');
+    var days = parseInt(metaContent('otm-remember-days'), 10);
+    var source = byId('otm-envelope');
+    var env = source ? parseJson(source.textContent) : null;
+    var unlocker;
+    try {
+      unlocker = new Unlocker(env, pageId, days > 0 ? days : 0);
+    } catch (e) {
+      document.documentElement.setAttribute('data-otm-state', 'broken');
+      var error = byId('otm-error');
+      if (error) error.textContent = MSG.broken;
+      return;
+    }
+    unlocker.start();
+  }
+
+  window.OtmUnlock = {
+    normalisePassword: normalisePassword,
+    canonicalHeader: canonicalHeader,
+    associatedData: associatedData,
+    parseEnvelope: parseEnvelope,
+    hasWebCrypto: hasWebCrypto,
+    inflatePath: inflatePath,
+    deriveKey: deriveKey,
+    openEnvelope: openEnvelope,
+    b64encode: b64encode,
+    b64decode: b64decode,
+  };
+
+  // Inline scripts after this one (a page's OtmPage) must be defined before unlocking.
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Rebuild the vendored crypto bundle and its licence file from the exact versions pinned
+# in package-lock.json. Needs Node.js >= 20.19 and npm; run from anywhere:
+#   bash site_builder/vendor_src/build.sh
+# The output is committed, so building the site never needs Node.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+out_dir=../static/vendor
+out="$out_dir/otmetka-crypto.min.js"
+licences="$out_dir/LICENSES.txt"
+mkdir -p "$out_dir"
+
+# --ignore-scripts: esbuild's postinstall only swaps its JS launcher for the native binary.
+npm ci --ignore-scripts --no-audit --no-fund
+
+version_of() { node -p "require('./node_modules/$1/package.json').version"; }
+ciphers=$(version_of @noble/ciphers)
+hashes=$(version_of @noble/hashes)
+fflate=$(version_of fflate)
+
+./node_modules/.bin/esbuild entry.js \
+  --bundle --minify --format=iife --target=es2017 \
+  --inject:./bigint.js --legal-comments=eof --charset=utf8 \
+  --banner:js="/*! otmetka-crypto: @noble/ciphers $ciphers, @noble/hashes $hashes, fflate $fflate (MIT, see LICENSES.txt) */" \
+  --outfile="$out"
+
+{
+  echo "Third-party code bundled into otmetka-crypto.min.js (built by site_builder/vendor_src/build.sh)."
+  for pkg in @noble/ciphers @noble/hashes fflate; do
+    echo
+    echo "================================================================================"
+    echo "$pkg $(version_of "$pkg")"
+    echo "================================================================================"
+    cat "node_modules/$pkg/LICENSE"
+  done
+} >"$licences"
+
+bytes=$(wc -c <"$out")
+gz=$(gzip -9c "$out" | wc -c)
+echo "wrote $out: $bytes bytes minified, $gz bytes gzipped"
