@@ -149,3 +149,59 @@ def status(obj: Context) -> None:
 def schema() -> None:
     """Print the JSON Schema of exchange format v1 (generated from the importer's models)."""
     click.echo(project.schema_text(), nl=False)
+
+
+@main.command()
+@click.option(
+    "--full", is_flag=True, default=None, help="Render every page, not only changed ones."
+)
+@pass_context
+def build(obj: Context, full: bool | None) -> None:
+    """Render, encrypt and write the pages whose content changed."""
+    project.build(obj.config, obj.reporter, full=bool(full))
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default: endpoint.host).")
+@click.option("--port", type=int, default=None, help="Port (default: endpoint.port).")
+@pass_context
+def serve(obj: Context, host: str | None, port: int | None) -> None:
+    """Serve the built site and the API with waitress until Ctrl-C."""
+    from daemon import endpoint
+
+    config = obj.config
+    click.echo(
+        f"serving {config.site.output_dir} on http://{host or config.endpoint.host}:"
+        f"{port or config.endpoint.port}/ (Ctrl-C stops)"
+    )
+    endpoint.serve(config, host, port)
+
+
+@main.group()
+def credentials() -> None:
+    """Issue and rotate logins and passwords for the pages."""
+
+
+@credentials.command("issue")
+@click.option("--class", "class_name", default=None, help="Only this class, e.g. 7Б.")
+@click.option("--all", "everyone", is_flag=True, default=None, help="Everyone in the school.")
+@pass_context
+def credentials_issue(obj: Context, class_name: str | None, everyone: bool | None) -> None:
+    """Create credentials for people who have none; writes a one-time list (owner-only)."""
+    from daemon import credentials as creds
+
+    result = creds.issue_credentials(
+        obj.config, class_name=class_name, everyone=bool(everyone), reporter=obj.reporter
+    )
+    obj.reporter.summary(result.summary())
+
+
+@credentials.command("rotate")
+@click.option("--login", required=True, help="The login to replace (from the slip).")
+@pass_context
+def credentials_rotate(obj: Context, login: str) -> None:
+    """Revoke a login and issue a new login and password for the same person."""
+    from daemon import credentials as creds
+
+    result = creds.rotate_credential(obj.config, login, obj.reporter)
+    obj.reporter.summary(result.summary())

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from daemon import demo, importer, project
+import click
+
+from daemon import credentials, demo, endpoint, importer, project
 from daemon.batch import from_document
 from daemon.config import Config
 from daemon.errors import OtmetkaError
 from daemon.progress import Reporter
+from db import credentials as stored
 from db import journal, migrations
 
 DEMO_SCHOOL_ID = "demo-school"
@@ -46,4 +49,23 @@ def run_demo(
     with reporter.bar("import", len(raw.changes)) as advance:
         result = importer.import_batch(raw, project.mark_rules(config), progress=advance)
     reporter.summary(f"{result.summary()} in {time.monotonic() - started:.1f} s")
+    issued = credentials.issue_credentials(
+        config, class_name=None, everyone=True, reporter=reporter
+    )
+    reporter.summary(issued.summary())
+    project.build(config, reporter, full=True)
+    _show_demo_logins(issued, config)
+    if serve:
+        click.echo(f"serving the demo school on {config.school.lan_url} (Ctrl-C stops)")
+        endpoint.serve(config)
     return result
+
+
+def _show_demo_logins(issued: credentials.IssueResult, config: Config) -> None:
+    """Print three logins to try; the passwords exist only in this output and the list."""
+    labels = stored.labels_of(stored.demo_people().values())
+    click.echo(f"\nopen {config.school.lan_url} and log in as:")
+    for role, key in stored.demo_people().items():
+        login, password = issued.secrets[key]
+        name, class_name = labels[key]
+        click.echo(f"  {role} ({name}, {class_name}): login {login}  password {password}")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from daemon.marks import MarkRules
 from daemon.progress import Reporter
 from db import migrate, open_database
 from db import status as db_status
+from site_builder import keys
+from site_builder.build import BuildOptions, BuildResult, build_site
 
 
 def mark_rules(config: Config) -> MarkRules:
@@ -33,13 +33,6 @@ def open_project(config: Config) -> None:
     migrate()
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def init_project(config: Config) -> list[str]:
     """Create the folders, the site secret and the database; returns what was created."""
     created = []
@@ -49,7 +42,7 @@ def init_project(config: Config) -> list[str]:
             created.append(f"folder {folder}")
     secret_file = config.site.secret_file
     if not secret_file.exists():
-        _write_private(secret_file, secrets.token_hex(32) + "\n")
+        keys.load_or_create_secret(secret_file)
         created.append(f"site secret {secret_file} (owner-only; back it up, never publish it)")
     open_project(config)
     created.append(f"database {config.database.url} (schema up to date)")
@@ -98,3 +91,24 @@ def status(config: Config) -> StatusReport:
 
 def today_in(config: Config) -> dt.date:
     return dt.datetime.now(config.school.zone()).date()
+
+
+def build_options(
+    config: Config, *, full: bool = False, today: dt.date | None = None
+) -> BuildOptions:
+    return BuildOptions(
+        output_dir=config.site.output_dir,
+        secret_file=config.site.secret_file,
+        title=config.site.title,
+        remember_days=config.site.remember_days,
+        today=today or today_in(config),
+        full=full,
+    )
+
+
+def build(config: Config, reporter: Reporter, *, full: bool = False) -> BuildResult:
+    """Render, encrypt and write the pages that changed (all with `full`)."""
+    open_project(config)
+    result = build_site(build_options(config, full=full), bar=reporter.bar)
+    reporter.summary(result.summary())
+    return result

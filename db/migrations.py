@@ -16,7 +16,7 @@ from db.connection import database, is_sqlite
 
 
 def _initial_layout(db: peewee.Database) -> None:
-    db.create_tables(models.ALL_TABLES, safe=False)
+    db.create_tables([t for t in models.ALL_TABLES if t is not models.Setting], safe=False)
 
 
 def _mark_lookup_indexes(db: peewee.Database) -> None:
@@ -25,9 +25,14 @@ def _mark_lookup_indexes(db: peewee.Database) -> None:
     db.execute_sql("CREATE INDEX mark_work_id ON mark (work_id)")
 
 
+def _settings_table(db: peewee.Database) -> None:
+    db.create_tables([models.Setting], safe=False)
+
+
 MIGRATIONS: list[Callable[[peewee.Database], None]] = [
     _initial_layout,
     _mark_lookup_indexes,
+    _settings_table,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

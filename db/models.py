@@ -360,6 +360,13 @@ class DirtyPerson(BaseModel):
         primary_key = pw.CompositeKey("person_kind", "person_id")
 
 
+class Setting(BaseModel):
+    """Small named facts the daemon keeps between runs (e.g. the week the site was built for)."""
+
+    key = pw.CharField(primary_key=True)
+    value = pw.TextField()
+
+
 LOCAL_TABLES: list[type[BaseModel]] = [
     Credential,
     Event,
@@ -370,6 +377,7 @@ LOCAL_TABLES: list[type[BaseModel]] = [
     SyncState,
     ImportLog,
     DirtyPerson,
+    Setting,
 ]
 
 ALL_TABLES: list[type[BaseModel]] = [*JOURNAL_TABLES.values(), *LOCAL_TABLES]

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from servers import wait_until_listening
 
 from site_builder import crypto
 from site_builder.shell import render_login_page, render_shell
@@ -132,18 +131,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _wait_until_listening(port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 @pytest.fixture(scope="session")
 def http_port(site: SampleSite) -> Iterator[int]:
     """Serves the sample site on 127.0.0.1 (any port) for the whole session."""
@@ -153,7 +140,7 @@ def http_port(site: SampleSite) -> Iterator[int]:
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     port = int(server.server_address[1])
-    _wait_until_listening(port)
+    wait_until_listening(port)
     try:
         yield port
     finally:

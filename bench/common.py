@@ -1,0 +1,46 @@
+"""Shared helpers for the benchmarks: a machine line and appending to RESULTS.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import resource
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"{memory_gb:.0f} GiB, Python {platform.python_version()}"
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def record(title: str, command: str, lines: list[str]) -> None:
+    """Append one dated result block to bench/RESULTS.md and echo it."""
+    block = [
+        f"## {title}: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {machine()}",
+        f"- command: `{command}`",
+        *[f"- {line}" for line in lines],
+        "",
+    ]
+    text = "\n".join(block) + "\n"
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmark results\n\nNewest last. Each block says when, where, "
+            "how it was run and what it measured.\n\n",
+            encoding="utf-8",
+        )
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write(text)
