@@ -1,0 +1,105 @@
+"""The real thing: the builder's site for the small school, served by `otmetka serve`'s app
+under waitress, opened in chromium at 127.0.0.1 (WebCrypto), at a LAN host name (no
+WebCrypto: the vendored fallback), and from file://."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from page_factories import page_school
+from playwright.sync_api import Browser, Page
+from servers import waitress_server
+
+from daemon import credentials as creds
+from daemon.config import Config, config_from_dict
+from daemon.endpoint import create_app
+from daemon.importer import import_document
+from daemon.marks import MarkRules
+from daemon.progress import Reporter
+from db import close_database, migrate, open_database
+from site_builder import build
+
+from .conftest import ARTIFACTS, LAN_HOST, VIEWPORT
+
+TODAY = dt.date(2026, 9, 16)
+
+
+def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
+    config = config_from_dict({"site": {"kdf_iterations": 100_000}}, base_dir=folder, env={})
+    open_database(config.database.url)
+    try:
+        migrate()
+        import_document(page_school(), "school.json", MarkRules())
+        issued = creds.issue_credentials(
+            config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
+        )
+        options = build.BuildOptions(
+            output_dir=config.site.output_dir,
+            secret_file=config.site.secret_file,
+            title="Электронный дневник",
+            remember_days=30,
+            today=TODAY,
+        )
+        build.build_site(options)
+    finally:
+        close_database()
+    assert issued.list_path is not None
+    with issued.list_path.open(encoding="utf-8-sig") as handle:
+        return config, {row["name"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, dict, int]]:
+    config, logins = _build_school(tmp_path_factory.mktemp("school"))
+    with waitress_server(create_app(config)) as port:
+        yield config, logins, port
+
+
+def _base(where: str, config: Config, port: int) -> str:
+    if where == "lan":
+        return f"http://{LAN_HOST}:{port}/"
+    if where == "file":
+        return config.site.output_dir.as_uri() + "/"
+    return f"http://127.0.0.1:{port}/"
+
+
+def _log_in(page: Page, base: str, row: dict[str, str], password: str | None = None) -> None:
+    page.goto(base + "index.html")
+    page.wait_for_selector("#otm-login-form", state="visible")
+    page.fill("#otm-login", row["login"])
+    page.fill("#otm-password", password or row["password"].lower().replace("-", " "))
+    page.click("#otm-submit")
+
+
+@pytest.mark.parametrize(
+    ("where", "expected_path"), [("local", "webcrypto"), ("lan", "noble"), ("file", "webcrypto")]
+)
+def test_guardian_opens_both_children(
+    where: str, expected_path: str, built: tuple, browser: Browser, lan_browser: Browser
+) -> None:
+    config, logins, port = built
+    chromium = lan_browser if where == "lan" else browser
+    context = chromium.new_context(viewport=VIEWPORT, locale="ru-RU")
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        _log_in(page, _base(where, config, port), logins["Иванова Мария"], "WRONG-0000-0000-0000")
+        page.wait_for_function("() => document.getElementById('otm-error').textContent")
+        assert "Неверный пароль" in page.inner_text("#otm-error")
+        _log_in(page, _base(where, config, port), logins["Иванова Мария"])
+        page.wait_for_selector("html[data-otm-state=unlocked]")
+        assert page.evaluate("document.documentElement.dataset.cryptoPath") == expected_path
+        text = page.inner_text("#otm-app")
+        assert "Иванова-Крылова" in text and "Иванов Артём" in text.replace("\n", " ")
+        assert "4-" in text and "Математика" in text
+        assert page.locator("#otm-app strong", has_text="№ 12").count() >= 1
+        if where == "lan":
+            assert page.evaluate("window.isSecureContext") is False
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "guardian-page-360.png"), full_page=False)
+    finally:
+        context.close()
