@@ -69,9 +69,9 @@ def _one_new_mark() -> dict:
 
 def _page_sizes(config: Config) -> dict[str, list[int]]:
     sizes: dict[str, list[int]] = {}
-    for cred in models.Credential.select().where(models.Credential.state == "active"):
-        path = config.site.output_dir / "p" / f"{cred.page_id}.html"
-        sizes.setdefault(cred.person_kind, []).append(path.stat().st_size)
+    for page in models.BuildManifest.select():
+        path = config.site.output_dir / "p" / f"{page.page_id}.html"
+        sizes.setdefault(page.person_kind, []).append(path.stat().st_size)
     return sizes
 
 
@@ -84,18 +84,9 @@ def _unlock_seconds(config: Config, login: str, password: str) -> dict[str, floa
     from daemon.endpoint import create_app
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from servers import waitress_server
+    from servers import CHROMIUM_ARGS, waitress_server
 
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--host-resolver-rules=MAP school.lan 127.0.0.1",
-    ]
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP school.lan 127.0.0.1"]
     results: dict[str, float] = {}
     with waitress_server(create_app(config)) as port, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)

@@ -18,6 +18,7 @@ from daemon.marks import MarkRules
 from daemon.progress import Reporter
 from db import migrate, open_database
 from db import status as db_status
+from db.migrations import SchemaTooNew
 from site_builder import keys
 from site_builder.build import BuildOptions, BuildResult, build_site
 
@@ -30,7 +31,10 @@ def mark_rules(config: Config) -> MarkRules:
 def open_project(config: Config) -> None:
     """Connect to the configured database and bring its schema up to date."""
     open_database(config.database.url, config.database.busy_timeout_ms)
-    migrate()
+    try:
+        migrate()
+    except SchemaTooNew as error:
+        raise OtmetkaError(f"{config.database.url}: {error}") from None
 
 
 def init_project(config: Config) -> list[str]:

@@ -16,7 +16,19 @@ from db.connection import database, is_sqlite
 
 
 def _initial_layout(db: peewee.Database) -> None:
-    db.create_tables([t for t in models.ALL_TABLES if t is not models.Setting], safe=False)
+    # Spelled out, not ALL_TABLES: a table added later must come with its own migration.
+    local = [
+        models.Credential,
+        models.Event,
+        models.AuditEntry,
+        models.OutboxItem,
+        models.BuildManifest,
+        models.LocalChange,
+        models.SyncState,
+        models.ImportLog,
+        models.DirtyPerson,
+    ]
+    db.create_tables([*models.JOURNAL_TABLES.values(), *local], safe=False)
 
 
 def _mark_lookup_indexes(db: peewee.Database) -> None:
@@ -29,6 +41,7 @@ def _settings_table(db: peewee.Database) -> None:
     db.create_tables([models.Setting], safe=False)
 
 
+# Append only. Each step runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[peewee.Database], None]] = [
     _initial_layout,
     _mark_lookup_indexes,

@@ -12,6 +12,18 @@ from typing import Any
 
 import waitress
 
+# Debian's chromium as the tests and benchmarks start it: as root, and with no traffic to
+# anything but loopback (background networking would try Google's hosts).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def wait_until_listening(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ from daemon.config import Config
 from daemon.importer import import_document
 from daemon.marks import MarkRules
 from daemon.progress import Reporter
+from daemon.project import build_options
 from db import models
 from site_builder import build, crypto
 
@@ -35,16 +36,8 @@ def _issue(config: Config) -> dict[str, dict[str, str]]:
         return {row["name"]: row for row in csv.DictReader(handle)}
 
 
-def _build(config: Config, **kwargs: object) -> build.BuildResult:
-    options = build.BuildOptions(
-        output_dir=config.site.output_dir,
-        secret_file=config.site.secret_file,
-        title="Электронный дневник",
-        remember_days=30,
-        today=TODAY,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return build.build_site(options)
+def _build(config: Config) -> build.BuildResult:
+    return build.build_site(build_options(config, today=TODAY))
 
 
 def _open_page(config: Config, row: dict[str, str]) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 
 import pytest
 from factories import change, envelope, small_school, write_json
+from pydantic import BaseModel
 
 from daemon.batch import BatchError, read_file
+from daemon.exchange import ENTITY_MODELS
 from daemon.importer import import_batch, import_document, import_file
 from daemon.marks import MarkRules
 from db import journal, models
@@ -183,3 +186,22 @@ def test_jsonl_file(memory_db: None, tmp_path: Path, rules: MarkRules) -> None:
     result = import_file(path, rules)
     assert result.counts["mark"]["upserted"] == 3
     assert len(read_file(path).changes) == len(document["changes"])
+
+
+def _flat_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        nested = [
+            a
+            for a in typing.get_args(info.annotation) or (info.annotation,)
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        names |= _flat_fields(nested[0], f"{prefix}{name}_") if nested else {prefix + name}
+    return names
+
+
+def test_every_exchange_field_has_a_column() -> None:
+    assert set(ENTITY_MODELS) == set(models.JOURNAL_TABLES)
+    for entity, model in ENTITY_MODELS.items():
+        columns = set(journal.column_names(entity))
+        assert _flat_fields(model) <= columns, f"{entity}: {_flat_fields(model) - columns}"

@@ -17,22 +17,13 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from servers import wait_until_listening
+from servers import CHROMIUM_ARGS, wait_until_listening
 
 from site_builder import crypto
 from site_builder.shell import render_login_page, render_shell
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAN_HOST = "school.lan"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # the tests run as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 360, "height": 740}
 PUBLIC_SALT = "test-school-public-salt"
 FAST_ITERATIONS = 2000

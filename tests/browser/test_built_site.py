@@ -20,6 +20,7 @@ from daemon.endpoint import create_app
 from daemon.importer import import_document
 from daemon.marks import MarkRules
 from daemon.progress import Reporter
+from daemon.project import build_options
 from db import close_database, migrate, open_database
 from site_builder import build
 
@@ -37,14 +38,7 @@ def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
         issued = creds.issue_credentials(
             config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
         )
-        options = build.BuildOptions(
-            output_dir=config.site.output_dir,
-            secret_file=config.site.secret_file,
-            title="Электронный дневник",
-            remember_days=30,
-            today=TODAY,
-        )
-        build.build_site(options)
+        build.build_site(build_options(config, today=TODAY))
     finally:
         close_database()
     assert issued.list_path is not None
