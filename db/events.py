@@ -15,9 +15,9 @@ def consent_states() -> dict[str, str]:
     query = (
         e.select(e.guardian_id, e.payload)
         .where(e.kind == "consent", e.invalid == False, e.guardian_id.is_null(False))  # noqa: E712
-        .order_by(e.guardian_id, e.occurred_at, e.id)
+        .order_by(e.guardian_id, e.occurred_at, e.received_at)
     )
     states: dict[str, str] = {}
     for row in query:
-        states[row.guardian_id] = json.loads(row.payload).get("decision", "unknown")
+        states[str(row.guardian_id)] = json.loads(row.payload).get("decision", "unknown")
     return states
