@@ -38,10 +38,18 @@ def _timed_build(config: Config, full: bool = False) -> tuple[float, int]:
 
 
 def _one_new_mark() -> dict:
-    student = models.Student.select().where(models.Student.class_unit_id == "cls-7a").first()
-    lesson = models.Lesson.select().where(models.Lesson.status == "held").first()
+    """A mark in this week's lesson of a student, so their page really changes."""
+    m, lessons = models.Membership, models.Lesson
+    member = m.select().order_by(m.student_id).first()
+    lesson = (
+        lessons.select()
+        .where(lessons.group_id == member.group_id, lessons.date <= AS_OF)
+        .where(lessons.status == "held")
+        .order_by(lessons.date.desc())
+        .first()
+    )
     data = {
-        "student_id": student.id,
+        "student_id": member.student_id,
         "subject_id": lesson.subject_id,
         "date": lesson.date.isoformat(),
         "lesson_id": lesson.id,
