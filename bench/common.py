@@ -14,9 +14,10 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
-        f"{memory_gb:.0f} GiB, Python {platform.python_version()}"
+        f"{memory_gb:.0f} GiB, Python {platform.python_version()}; load average {load:.1f}"
     )
 
 

@@ -451,7 +451,9 @@
     root.setAttribute('data-crypto-path', path);
     root.setAttribute('data-inflate-path', inflater);
     this.setState('unlocked');
-    this.app.focus();
+    // Focus for screen readers, but keep the «Выйти» bar in view on a small screen.
+    this.app.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
     var self = this;
     callHook('init', this.app, {
       pageId: this.pageId,

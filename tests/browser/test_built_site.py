@@ -91,6 +91,8 @@ def test_guardian_opens_both_children(
         assert "Иванова-Крылова" in text and "Иванов Артём" in text.replace("\n", " ")
         assert "4-" in text and "Математика" in text
         assert page.locator("#otm-app strong", has_text="№ 12").count() >= 1
+        box = page.locator("#otm-logout").bounding_box()
+        assert box is not None and box["y"] >= 0, "«Выйти» must be in view after unlocking"
         if where == "lan":
             assert page.evaluate("window.isSecureContext") is False
             ARTIFACTS.mkdir(exist_ok=True)
