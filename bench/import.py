@@ -1,21 +1,34 @@
 """Import benchmark: the demo school through the importer vs a raw sqlite3 executemany.
 
-    .venv/bin/python bench/import.py [--students 2000]
+    .venv/bin/python bench/import.py [--students 2000] [--as-of 2027-05-28] [--jsonl | --http]
 
-Generates the demo school, writes it as an exchange file, imports it into a fresh SQLite
-file with `daemon.importer.import_file` (reading, validation, references, upserts, dirty
-set, one transaction), then inserts the very same rows into another fresh database with a
-plain `sqlite3` executemany per table. The ratio of the two wall times is the figure.
+Generates the demo school as of a day (the default is late November; 2027-05-28 is the
+end of the school year, a full year of marks) and writes it as an exchange file (.json, or
+JSON Lines with --jsonl), one change at a time. A child process of its own imports it into
+a fresh SQLite file with `daemon.importer.import_file` (reading, validation, references,
+upserts, dirty set, one transaction), so the peak memory reported is the importer's alone.
+Then the very same rows go into another fresh database with a plain `sqlite3` executemany
+per table. The ratio of the two wall times is the figure.
+
+With --http no file is written: the fake upstream (daemon.fake_upstream) serves the same
+school on loopback from this process, and the child pulls it page by page through the HTTP
+source (daemon.sources.http), each page one batch, as `otmetka sync` does from a real one.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import multiprocessing
 import sqlite3
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
+from multiprocessing.pool import Pool
 from pathlib import Path
+from typing import Any
 
 from common import peak_rss_mb, record
 
@@ -31,8 +44,60 @@ def _tables() -> list[str]:
     return [model._meta.table_name for model in models.JOURNAL_TABLES.values()]
 
 
-def _raw_baseline(imported: Path, folder: Path) -> tuple[float, int]:
-    """Copy every journal row into an empty schema with executemany; returns (seconds, rows)."""
+def _counted(changes: Iterator[dict[str, Any]], counts: Counter[str]) -> Iterator[dict[str, Any]]:
+    for change in changes:
+        counts[change["type"]] += 1
+        yield change
+
+
+def _write_exchange(path: Path, students: int, as_of: dt.date) -> Counter[str]:
+    """The demo school as a .json or .jsonl file, never whole in memory; counts by type."""
+    counts: Counter[str] = Counter()
+    header = demo.document_header(students, 1, as_of)
+    changes = _counted(demo.iter_changes(students, 1, as_of), counts)
+    if path.suffix == ".json":
+        demo.write_exchange_file({**header, "changes": changes}, path)
+        return counts
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with path.open("w", encoding="utf-8") as out:
+        out.write(encode(header) + "\n")
+        for change in changes:
+            out.write(encode(change) + "\n")
+    return counts
+
+
+def _import_in_child(exchange_file: Path, database: Path) -> dict[str, float]:
+    """Runs in a fresh process: import the file, report time and the process's peak RSS."""
+    open_database(f"sqlite:///{database}")
+    migrate()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = import_file(exchange_file, MarkRules())
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    close_database()
+    return {"seconds": seconds, "cpu": cpu, "dirty": result.dirty_people, "rss": peak_rss_mb()}
+
+
+def _pull_in_child(url: str, token: str, limit: int, database: Path) -> dict[str, float]:
+    """Runs in a fresh process: pull every page from the upstream at `url`."""
+    from daemon.sources.http import HttpParams, pull
+
+    open_database(f"sqlite:///{database}")
+    migrate()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = pull(HttpParams(url=url, token=token, limit=limit), rules=MarkRules())
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    close_database()
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "pages": result.pages,
+        "dirty": -1,
+        "rss": peak_rss_mb(),
+    }
+
+
+def _raw_baseline(imported: Path, folder: Path) -> tuple[float, float, int]:
+    """Copy every journal row into an empty schema with executemany: (seconds, CPU, rows)."""
     target = folder / "raw.sqlite3"
     open_database(f"sqlite:///{target}")
     migrate()
@@ -43,54 +108,123 @@ def _raw_baseline(imported: Path, folder: Path) -> tuple[float, int]:
     connection = sqlite3.connect(target, isolation_level=None)
     connection.execute("PRAGMA journal_mode=wal")
     connection.execute("PRAGMA synchronous=full")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     connection.execute("BEGIN IMMEDIATE")
     for table, rows in rows_by_table.items():
         if rows:
             marks = ", ".join("?" for _ in rows[0])
             connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
     connection.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
-    return elapsed, sum(len(rows) for rows in rows_by_table.values())
+    return elapsed, cpu, sum(len(rows) for rows in rows_by_table.values())
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=AS_OF,
+        help=f"the day the demo school is generated for (default {AS_OF}; 2027-05-28 is a "
+        "full school year)",
+    )
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--jsonl", action="store_true", help="write and import JSON Lines")
+    how.add_argument("--http", action="store_true", help="pull from the fake upstream instead")
+    parser.add_argument(
+        "--page-limit", type=int, default=5000, help="changes per page with --http (default 5000)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    return parser.parse_args()
+
+
+def _command(args: argparse.Namespace) -> str:
+    command = f"python bench/import.py --students {args.students} --as-of {args.as_of}"
+    if args.http:
+        return command + f" --http --page-limit {args.page_limit}"
+    return command + (" --jsonl" if args.jsonl else "")
+
+
+def _through_file(
+    args: argparse.Namespace, pool: Pool, folder: Path, database: Path
+) -> dict[str, Any]:
+    exchange_file = folder / ("demo.jsonl" if args.jsonl else "demo.json")
+    started = time.perf_counter()
+    counts = _write_exchange(exchange_file, args.students, args.as_of)
+    generated = time.perf_counter() - started
+    size_mb = exchange_file.stat().st_size / 2**20
+    child = pool.apply(_import_in_child, (exchange_file, database))
+    source = (
+        f"exchange file: {exchange_file.suffix}, {size_mb:,.0f} MB; generated and written in "
+        f"{generated:.1f} s"
+    )
+    return {
+        **child,
+        "counts": counts,
+        "source": source,
+        "what": "importer (read, validate, references, upsert, dirty set)",
+    }
+
+
+def _through_http(args: argparse.Namespace, pool: Pool, database: Path) -> dict[str, Any]:
+    from daemon.fake_upstream import FakeUpstream
+
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    header = demo.document_header(args.students, 1, args.as_of)
+    changes = _counted(demo.iter_changes(args.students, 1, args.as_of), counts)
+    with FakeUpstream(header, changes) as upstream:
+        generated = time.perf_counter() - started
+        work = (upstream.url, upstream.token, args.page_limit, database)
+        child = pool.apply(_pull_in_child, work)
+    source = (
+        f"HTTP source from the fake upstream on loopback: {child['pages']:.0f} pages of "
+        f"{args.page_limit}; school generated in {generated:.1f} s"
+    )
+    return {
+        **child,
+        "counts": counts,
+        "source": source,
+        "what": "pull (HTTP, JSON, "
+        "validate, references, upsert, dirty set, one transaction per page)",
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=2000)
-    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as name:
+    args = _arguments()
+    # The worker starts before this process holds anything big: Linux keeps a peak RSS
+    # across exec, so a child forked from a fat parent would report the parent's size.
+    with (
+        multiprocessing.get_context("spawn").Pool(1) as pool,
+        tempfile.TemporaryDirectory() as name,
+    ):
         folder = Path(name)
-        started = time.perf_counter()
-        document = demo.generate_school(students=args.students, seed=1, as_of=AS_OF)
-        exchange_file = folder / "demo.json"
-        demo.write_exchange_file(document, exchange_file)
-        generated = time.perf_counter() - started
-        changes = len(document["changes"])
-        del document
         database = folder / "otmetka.sqlite3"
-        open_database(f"sqlite:///{database}")
-        migrate()
-        started = time.perf_counter()
-        result = import_file(exchange_file, MarkRules())
-        imported = time.perf_counter() - started
-        close_database()
-        raw_seconds, raw_rows = _raw_baseline(database, folder)
+        if args.http:
+            run = _through_http(args, pool, database)
+        else:
+            run = _through_file(args, pool, folder, database)
+        raw_seconds, raw_cpu, raw_rows = _raw_baseline(database, folder)
+    counts, imported = run["counts"], run["seconds"]
+    changes = sum(counts.values())
+    dirty = f"pages to rebuild recorded: {run['dirty']:,.0f}; " if run["dirty"] >= 0 else ""
     lines = [
-        f"students: {args.students}; changes in the file: {changes:,}; journal rows: {raw_rows:,}",
-        f"generate + write exchange file: {generated:.1f} s",
-        f"importer (read, validate, references, upsert, dirty set): {imported:.1f} s "
-        f"= {changes / imported:,.0f} records/s",
-        f"raw sqlite3 executemany of the same rows: {raw_seconds:.2f} s",
-        f"ratio importer / raw: {imported / raw_seconds:.1f}",
-        f"pages to rebuild recorded: {result.dirty_people:,}; peak RSS {peak_rss_mb():.0f} MB",
+        f"students: {args.students}, as of {args.as_of}; changes: {changes:,} "
+        f"(marks {counts['mark']:,}); journal rows: {raw_rows:,}",
+        run["source"],
+        f"{run['what']}: {imported:.1f} s = {changes / imported:,.0f} records/s "
+        f"(CPU {run['cpu']:.1f} s)",
+        f"raw sqlite3 executemany of the same rows: {raw_seconds:.2f} s (CPU {raw_cpu:.2f} s)",
+        f"ratio importer / raw: {imported / raw_seconds:.1f} (of CPU time: "
+        f"{run['cpu'] / raw_cpu:.1f}, less affected by other work on the machine)",
+        f"{dirty}peak RSS of the importing process {run['rss']:,.0f} MB",
     ]
-    command = f"python bench/import.py --students {args.students}"
     if args.no_record:
         print("\n".join(lines))
     else:
-        record("Import", command, lines)
+        record("Import", _command(args), lines)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,15 @@ TimeZoneName = Annotated[str, AfterValidator(_check_tz)]
 Email = Annotated[str, AfterValidator(_check_email)]
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_resolve_db_url)]
+
+
+def _resolve_optional_path(value: str, info: ValidationInfo) -> str:
+    """A path that may be left empty (meaning "none"); otherwise anchored like any path."""
+    value = value.strip()
+    return str(_under(_base_dir(info), Path(value))) if value else ""
+
+
+OptionalPath = Annotated[str, AfterValidator(_resolve_optional_path)]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -313,6 +322,18 @@ class SourceSection(Section):
     )
     timeout_s: Float = Field(30.0, gt=0, description="Timeout of one upstream request (seconds).")
     retries: Int = Field(5, ge=0, le=20, description="Retries of a failed request, with backoff.")
+    backoff_s: Float = Field(
+        2.0, gt=0, le=600, description="Wait before the first retry; doubles on each retry (s)."
+    )
+    backoff_max_s: Float = Field(
+        120.0, gt=0, description="Longest wait between two retries of one request (seconds)."
+    )
+    push_batch: Int = Field(
+        100, ge=1, le=1000, description="Events sent upstream in one POST by the outbox."
+    )
+    inbox_settle_s: Float = Field(
+        3.0, ge=0, le=600, description="A dropped file is imported once unchanged this long (s)."
+    )
 
     @model_validator(mode="after")
     def _url_for_http(self) -> SourceSection:
@@ -334,9 +355,19 @@ class EndpointSection(Section):
         30, ge=1, description="API requests per credential per minute; more gets 429."
     )
     rate_per_address_per_minute: Int = Field(
-        3000, ge=1, description="API requests per client address per minute (NAT shares one)."
+        12000,
+        ge=1,
+        description="API requests per client address per minute: a school's NAT shares one.",
     )
-    threads: Int = Field(8, ge=1, le=256, description="Worker threads of the web server.")
+    threads: Int = Field(
+        16, ge=1, le=256, description="Worker threads of the web server (acts wait in them)."
+    )
+    public_url: HttpUrl = Field(
+        "", description="Site address pages post acts to (empty: school.lan_url)."
+    )
+    write_wait_s: Float = Field(
+        60.0, gt=0, le=600, description="How long an act waits for a busy database before 503 (s)."
+    )
 
 
 class MailSection(Section):
@@ -365,6 +396,10 @@ class MailSection(Section):
     attach_page: bool = Field(
         False, description="Attach the encrypted personal page to the digest."
     )
+    ca_file: OptionalPath = Field(
+        "", description="PEM file of CAs trusted for the SMTP server (empty: the system's)."
+    )
+    timeout_s: Float = Field(30.0, gt=0, description="Timeout of one SMTP connection (seconds).")
 
 
 class ScheduleSection(Section):
@@ -377,7 +412,16 @@ class ScheduleSection(Section):
     backup_time: HHMM = Field("02:30", description="Local time (HH:MM) of the nightly backup.")
     backup_keep: Int = Field(14, ge=1, description="Nightly backups kept; older are deleted.")
     max_pull_age_minutes: Int = Field(
-        180, ge=1, description="Status warns when the last good pull is older than this."
+        180, ge=1, description="Status fails if the daemon runs and the last good pull is older."
+    )
+    deadline_check_minutes: Int = Field(
+        10, ge=1, description="Check legal deadlines (breach reports) every N minutes."
+    )
+    outbox_retry_max_minutes: Int = Field(
+        360, ge=1, description="Longest wait before retrying an unsent outbox item (minutes)."
+    )
+    inbox_scan_seconds: Int = Field(
+        60, ge=1, description="Rescan inbox_dir this often even without file events (s)."
     )
 
 

@@ -1,7 +1,9 @@
 """Issuing and rotating credentials: a login and a password per page.
 
 The password exists only while it is written to the one-time list (owner-only CSV under
-var/); the database keeps the salt, the derived key (so rebuilds skip the KDF) and the hash
+var/) and to the slips PDF beside it (eight slips a sheet, to cut and hand out; the
+printed slips are recorded, so a class teacher can see who has not been given theirs);
+the database keeps the salt, the derived key (so rebuilds skip the KDF) and the hash
 of the endpoint token. Deriving costs ~0.1 s per person at 600,000 iterations, so a whole
 school is derived in a process pool with a progress bar.
 """
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.config import Config
 from daemon.errors import OtmetkaError
@@ -22,9 +25,14 @@ from daemon.progress import Reporter
 from daemon.project import open_project
 from db import credentials as stored
 from db import journal, write_transaction
+from db import printing as printed
+from db import queries as q
 from db.models import Credential
 from site_builder import crypto, keys
 from site_builder.render import people_with_pages
+
+if TYPE_CHECKING:
+    from site_builder.pdf.slips import SlipAddresses
 
 PageKey = tuple[str, str]
 ROLE_NAMES = {"guardian": "родитель", "student": "ученик", "teacher": "учитель"}
@@ -45,13 +53,15 @@ class IssueResult:
     list_path: Path | None
     # In memory only, for `otmetka demo` to show a few: key -> (login, password).
     secrets: dict[PageKey, tuple[str, str]] = field(default_factory=dict, repr=False)
+    slips_path: Path | None = None  # the slips PDF (owner-only), beside the list
 
     def summary(self) -> str:
         if not self.issued:
             return "everyone already has credentials; nothing issued"
         return (
-            f"issued {self.issued} credentials; one-time list of logins and passwords: "
-            f"{self.list_path} (owner-only: print the slips, then delete it)"
+            f"issued {self.issued} credentials; slips to print: {self.slips_path}; "
+            f"one-time list of logins and passwords: {self.list_path} "
+            "(both owner-only: print the slips, then delete both)"
         )
 
 
@@ -66,6 +76,12 @@ def _targets(class_name: str | None, everyone: bool) -> set[PageKey]:
     if class_id is None:
         raise OtmetkaError(f"no class named «{class_name}»; `otmetka status` lists the classes")
     return people & stored.people_of_class(class_id)
+
+
+def people_in_scope(class_name: str | None, everyone: bool) -> set[PageKey]:
+    """Who should have a page among a class's people (or everyone's): students, their
+    guardians and the class teacher."""
+    return _targets(class_name, everyone)
 
 
 def _fresh_login(taken: set[str]) -> str:
@@ -112,6 +128,37 @@ def _write_one_time_list(config: Config, new: list[NewCredential], at: dt.dateti
     return path
 
 
+def _slips_pdf(config: Config, new: list[NewCredential], qr_password: bool) -> bytes:
+    """The slips of the new credentials, ordered like the one-time list (class, name)."""
+    from site_builder.pdf import slips  # WeasyPrint loads slowly; only issuing needs it
+
+    labels = stored.labels_of(item.key for item in new)
+    items = [
+        slips.Slip(labels[i.key][0], i.key[0], labels[i.key][1], i.login, i.password) for i in new
+    ]
+    items.sort(key=lambda slip: (slip.class_name, slip.name, slip.login))
+    return slips.slips_pdf(items, slip_addresses(config), qr_password=qr_password).data
+
+
+def slip_addresses(config: Config) -> SlipAddresses:
+    from site_builder.pdf.slips import SlipAddresses
+
+    school = q.school()
+    name = school.name if school and school.name else config.school.name
+    return SlipAddresses(name, config.school.lan_url, config.school.mirror_url)
+
+
+def write_slips(config: Config, pdf: bytes, at: dt.datetime, prefix: str = "issued") -> Path:
+    """An owner-only slips PDF under var/credentials/, named like the one-time list."""
+    folder = config.paths.var_dir / "credentials"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{prefix}-{at:%Y%m%d-%H%M%S-%f}.pdf"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pdf)
+    return path
+
+
 def _store(
     new: list[NewCredential],
     salt_text: str,
@@ -136,6 +183,61 @@ def _store(
             )
         for kind in ("guardian", "student", "teacher"):
             journal.mark_dirty(kind, [i.key[1] for i in new if i.key[0] == kind])
+        printed.record_slips([printed.SlipRow(i.login, i.key, True) for i in new], at)
+
+
+@dataclass
+class PreparedIssue:
+    """New logins with their keys derived, not stored yet: the slow part, done outside any
+    transaction so a caller (a breach report) can store them inside its own."""
+
+    new: list[NewCredential]
+    iterations: int
+    salt_text: str
+    slips: bytes = b""  # the slips PDF, rendered here since it is slow too
+
+
+def prepare_issue(
+    config: Config, people: Iterable[PageKey], reporter: Reporter, *, qr_password: bool = False
+) -> PreparedIssue:
+    """`qr_password` puts the password into the slips' QR codes too (login only by default)."""
+    taken: set[str] = set()
+    new = [
+        NewCredential(key, _fresh_login(taken), crypto.generate_password(), crypto.new_salt())
+        for key in sorted(people)
+    ]
+    iterations = config.site.kdf_iterations
+    if new:
+        with reporter.bar("deriving page keys", len(new)) as advance:
+            _derive_all(new, iterations, os.cpu_count() or 1, advance)
+    salt_text = keys.public_salt(keys.load_or_create_secret(config.site.secret_file))
+    slips = _slips_pdf(config, new, qr_password) if new else b""
+    return PreparedIssue(new, iterations, salt_text, slips)
+
+
+def commit_issue(
+    config: Config,
+    prepared: PreparedIssue,
+    at: dt.datetime,
+    revoking: list[Credential] | None = None,
+) -> IssueResult:
+    """Write the one-time list and the slips, then store the credentials (in the caller's
+    transaction if there is one); if storing fails, both files are deleted again."""
+    new = prepared.new
+    if not new:
+        return IssueResult(0, None)
+    path = _write_one_time_list(config, new, at)
+    slips_path = None
+    try:
+        slips_path = write_slips(config, prepared.slips, at)
+        _store(new, prepared.salt_text, prepared.iterations, at, revoking or [])
+    except BaseException:
+        path.unlink(missing_ok=True)
+        if slips_path is not None:
+            slips_path.unlink(missing_ok=True)
+        raise
+    secrets = {item.key: (item.login, item.password) for item in new}
+    return IssueResult(len(new), path, secrets, slips_path)
 
 
 def _issue_for(
@@ -144,21 +246,8 @@ def _issue_for(
     reporter: Reporter,
     revoking: list[Credential] | None = None,
 ) -> IssueResult:
-    taken: set[str] = set()
-    new = [
-        NewCredential(key, _fresh_login(taken), crypto.generate_password(), crypto.new_salt())
-        for key in sorted(people)
-    ]
-    if not new:
-        return IssueResult(0, None)
-    iterations = config.site.kdf_iterations
-    with reporter.bar("deriving page keys", len(new)) as advance:
-        _derive_all(new, iterations, os.cpu_count() or 1, advance)
-    at = dt.datetime.now(dt.UTC)
-    salt_text = keys.public_salt(keys.load_or_create_secret(config.site.secret_file))
-    path = _write_one_time_list(config, new, at)
-    _store(new, salt_text, iterations, at, revoking or [])
-    return IssueResult(len(new), path, {item.key: (item.login, item.password) for item in new})
+    prepared = prepare_issue(config, people, reporter)
+    return commit_issue(config, prepared, dt.datetime.now(dt.UTC), revoking)
 
 
 def issue_credentials(

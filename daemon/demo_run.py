@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +12,10 @@ from daemon import credentials, demo, endpoint, importer, project
 from daemon.batch import from_document
 from daemon.config import Config
 from daemon.errors import OtmetkaError
+from daemon.fake_upstream import FakeUpstream
 from daemon.progress import Reporter
+from daemon.sources.http import HttpParams, PullResult
+from daemon.sources.http import pull as http_pull
 from db import credentials as stored
 from db import journal, migrations
 
@@ -36,8 +40,12 @@ def run_demo(
     export_path: Path | None,
     serve: bool,
     reporter: Reporter,
-) -> importer.ImportResult:
-    """Generate the demo school, import it through the importer, report what it holds."""
+    upstream: bool = False,
+) -> importer.ImportResult | PullResult:
+    """Generate the demo school, import it through the importer, report what it holds.
+
+    With `upstream`, a fake upstream on loopback serves the school and the HTTP source pulls
+    it page by page, as a school's server would."""
     project.open_project(config)
     _reset_for_demo()
     started = time.monotonic()
@@ -45,9 +53,13 @@ def run_demo(
     if export_path is not None:
         demo.write_exchange_file(document, export_path)
         reporter.summary(f"exchange file written to {export_path}")
-    raw = from_document(document, f"demo school (seed {seed}, {students} students)")
-    with reporter.bar("import", len(raw.changes)) as advance:
-        result = importer.import_batch(raw, project.mark_rules(config), progress=advance)
+    result: importer.ImportResult | PullResult
+    if upstream:
+        result = _pull_from_fake_upstream(config, document, reporter)
+    else:
+        raw = from_document(document, f"demo school (seed {seed}, {students} students)")
+        with reporter.bar("import", len(raw.changes)) as advance:
+            result = importer.import_batch(raw, project.mark_rules(config), progress=advance)
     reporter.summary(f"{result.summary()} in {time.monotonic() - started:.1f} s")
     issued = credentials.issue_credentials(
         config, class_name=None, everyone=True, reporter=reporter
@@ -59,6 +71,15 @@ def run_demo(
         click.echo(f"serving the demo school on {config.school.lan_url} (Ctrl-C stops)")
         endpoint.serve(config)
     return result
+
+
+def _pull_from_fake_upstream(
+    config: Config, document: dict[str, Any], reporter: Reporter
+) -> PullResult:
+    with FakeUpstream(document, document["changes"]) as fake:
+        reporter.summary(f"fake upstream serving the demo school on {fake.url}")
+        params = HttpParams(fake.url, fake.token, limit=config.source.page_limit)
+        return http_pull(params, rules=project.mark_rules(config), bar=reporter.bar)
 
 
 def _show_demo_logins(issued: credentials.IssueResult, config: Config) -> None:

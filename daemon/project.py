@@ -16,7 +16,7 @@ from daemon.config import Config
 from daemon.errors import OtmetkaError
 from daemon.marks import MarkRules
 from daemon.progress import Reporter
-from db import migrate, open_database
+from db import database, migrate, open_database
 from db import status as db_status
 from db.migrations import SchemaTooNew
 from site_builder import keys
@@ -29,8 +29,19 @@ def mark_rules(config: Config) -> MarkRules:
 
 
 def open_project(config: Config) -> None:
-    """Connect to the configured database and bring its schema up to date."""
+    """Connect to the configured database and bring its schema up to date.
+
+    A no-op when this very database is open already: the daemon's jobs run next to the
+    endpoint's threads, and swapping the connection under them would break their writes.
+    """
+    current, wanted = database.obj, config.database_path()
+    is_open = current is not None and not database.is_closed() and wanted is not None
+    if is_open and getattr(current, "database", None) == str(wanted):
+        return
     open_database(config.database.url, config.database.busy_timeout_ms)
+    from daemon.backup import secure_private_paths
+
+    secure_private_paths(config)  # owner-only whatever the umask (docs/security.md)
     try:
         migrate()
     except SchemaTooNew as error:
@@ -77,7 +88,11 @@ class StatusReport:
     healthy: bool
 
 
-def status(config: Config) -> StatusReport:
+def status(config: Config, *, expect_daemon: bool = False) -> StatusReport:
+    """Exit status: unhealthy when the daemon is expected (pid file or `expect_daemon`) but
+    down, or its last good pull is older than schedule.max_pull_age_minutes."""
+    from daemon import daemon_status, lists
+
     open_project(config)
     facts: dict[str, Any] = db_status.summary()
     lines = [f"database: {config.database.url}", f"schema version: {facts['schema_version']}"]
@@ -89,8 +104,14 @@ def status(config: Config) -> StatusReport:
     )
     lines.append("people: " + ", ".join(f"{k} {v}" for k, v in facts["people"].items()))
     lines.append(f"pages waiting for a rebuild: {facts['dirty']}")
-    lines.append(f"outbox backlog: {facts['outbox_backlog']}")
-    return StatusReport(lines, healthy=True)
+    breaches = facts["open_breaches"]
+    lines.append(
+        f"breach reports open: {breaches['open']}, overdue: {breaches['overdue']}"
+        + (" (see `otmetka breach list`)" if breaches["open"] else "")
+    )
+    lines += lists.status_lines()  # teachers' corrections waiting for upstream, conflicts
+    daemon_lines, healthy = daemon_status.health(config, expect_daemon=expect_daemon)
+    return StatusReport(lines + daemon_lines, healthy=healthy)
 
 
 def today_in(config: Config) -> dt.date:
@@ -107,7 +128,14 @@ def build_options(
         remember_days=config.site.remember_days,
         today=today or today_in(config),
         full=full,
+        api_url=api_url(config),
     )
+
+
+def api_url(config: Config) -> str:
+    """Where pages post acts: endpoint.public_url, else the site's LAN address, + /api/v1/."""
+    base = config.endpoint.public_url or config.school.lan_url
+    return base.rstrip("/") + "/api/v1/" if base else ""
 
 
 def build(config: Config, reporter: Reporter, *, full: bool = False) -> BuildResult:

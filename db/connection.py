@@ -7,6 +7,7 @@ keys, a busy timeout and full fsync, because the events written here are legal r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,13 +34,36 @@ def open_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            owner_only(Path(path))
         db: peewee.Database = peewee.SqliteDatabase(path, pragmas=sqlite_pragmas(busy_timeout_ms))
     else:
         db = connect_url(url)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     return db
+
+
+OWNER_ONLY = 0o600
+
+
+def owner_only(path: Path) -> None:
+    """Create the database file owner-only before SQLite does (it would follow the umask),
+    and tighten one made earlier. SQLite gives its -wal and -shm files the database file's
+    mode, so they follow; those left from an earlier run are tightened here too."""
+    try:
+        path.parent.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    else:
+        os.chmod(path.parent, 0o700)  # made for the database alone (mkdir obeys the umask)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.stat().st_mode & 0o777 != OWNER_ONLY:
+                os.chmod(each, OWNER_ONLY)
+        except (FileNotFoundError, PermissionError):  # gone, or not ours: SQLite will say
+            continue
 
 
 def close_database() -> None:

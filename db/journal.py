@@ -1,8 +1,8 @@
 """Writes and lookups of journal tables, used by the importer.
 
-Upserts go through the DB-API `executemany` with one prepared statement per table: an
-import of a year of marks is millions of rows, and building a peewee query per row would
-cost more than the database work itself.
+Upserts go through the DB-API `executemany` with one prepared statement per table and rows
+already in column order: an import of a year of marks is a million rows, and building a
+peewee query (or even a dict) per row would cost more than the database work itself.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import peewee
 from db import models
 from db.connection import database
 
-_BATCH = 5000
-
 
 def table_for(entity: str) -> type[models.JournalModel]:
     return models.JOURNAL_TABLES[entity]
@@ -31,6 +29,14 @@ def column_names(entity: str) -> list[str]:
 def _default_of(field: peewee.Field) -> Any:
     default = field.default
     return default() if callable(default) else default
+
+
+def column_default(entity: str, column: str) -> Any:
+    """What a column holds when upstream does not send it, as stored."""
+    for field in table_for(entity)._meta.sorted_fields:
+        if field.column_name == column:
+            return _to_db(_default_of(field))
+    raise KeyError(f"{entity} has no column {column!r}")
 
 
 def _to_db(value: Any) -> Any:
@@ -56,22 +62,13 @@ def _upsert_sql(entity: str) -> str:
     )
 
 
-def upsert_rows(entity: str, rows: Sequence[dict[str, Any]]) -> None:
+def upsert_rows(entity: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert or update rows keyed by upstream id; an older `updated_at` never wins.
 
-    Every row gets all columns: missing keys take the model default, and `deleted_at` is
-    cleared, so an upsert after a tombstone brings the row back.
+    Each row has every column, in `column_names(entity)` order, as stored (the importer
+    builds them so); `deleted_at` is None, so an upsert after a tombstone brings the row back.
     """
-    fields = table_for(entity)._meta.sorted_fields
-    defaults = {f.column_name: _default_of(f) for f in fields}
-    defaults["deleted_at"] = None
-    names = [f.column_name for f in fields]
-    sql = _upsert_sql(entity)
-    cursor = database.cursor()
-    for start in range(0, len(rows), _BATCH):
-        chunk = rows[start : start + _BATCH]
-        params = [tuple(_to_db(row.get(n, defaults[n])) for n in names) for row in chunk]
-        cursor.executemany(sql, params)
+    database.cursor().executemany(_upsert_sql(entity), rows)
 
 
 def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:
@@ -83,48 +80,56 @@ def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:
         f"WHERE id = {p} AND updated_at <= {p}"
     )
     cursor = database.cursor()
-    hit = 0
-    for row_id, at in ids_with_times:
-        cursor.execute(sql, (at, at, row_id, at))
-        hit += cursor.rowcount
-    return hit
+    cursor.executemany(sql, [(at, at, row_id, at) for row_id, at in ids_with_times])
+    return int(cursor.rowcount)
+
+
+# Ids per IN (...) query: under the 999 parameters older SQLite builds allow.
+_IN_CHUNK = 900
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    wanted = list(set(values))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        yield wanted[start : start + _IN_CHUNK]
+
+
+def _ids_where(sql: str, values: Iterable[str]) -> set[str]:
+    """First column of `sql` (ending in `IN`) for every chunk of `values`.
+
+    Plain SQL, not a peewee query: peewee renders an IN list value by value in Python, and
+    a page of a pull looks up thousands of ids."""
+    found: set[str] = set()
+    for chunk in _chunks(values):
+        marks = ", ".join(database.param for _ in chunk)
+        cursor = database.execute_sql(f"{sql} ({marks})", chunk)
+        found.update(row[0] for row in cursor.fetchall())
+    return found
 
 
 def existing_ids(entity: str, ids: Iterable[str]) -> set[str]:
     """Which of `ids` exist (and are not tombstoned) in the entity's table."""
-    table = table_for(entity)
-    wanted = list(set(ids))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        query = table.select(table.id).where(table.id.in_(chunk), table.deleted_at.is_null())
-        found.update(row.id for row in query)
-    return found
+    table = table_for(entity)._meta.table_name
+    return _ids_where(f'SELECT id FROM "{table}" WHERE deleted_at IS NULL AND id IN', ids)
 
 
 def rows_by_id(entity: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     table = table_for(entity)
-    wanted = list(set(ids))
     result: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), 500):
-        query = table.select().where(table.id.in_(wanted[start : start + 500])).dicts()
+    for chunk in _chunks(ids):
+        query = table.select().where(table.id.in_(chunk)).dicts()
         result.update({row["id"]: row for row in query})  # type: ignore[index, misc]
     return result
 
 
 def group_members(group_ids: Iterable[str]) -> set[str]:
-    wanted = list(set(group_ids))
-    members: set[str] = set()
-    m = models.Membership
-    for start in range(0, len(wanted), 500):
-        query = m.select(m.student_id).where(m.group_id.in_(wanted[start : start + 500]))
-        members.update(row.student_id for row in query)
-    return members
+    table = models.Membership._meta.table_name
+    return _ids_where(f'SELECT student_id FROM "{table}" WHERE group_id IN', group_ids)
 
 
 def students_of_classes(class_ids: Iterable[str]) -> set[str]:
-    s = models.Student
-    return {row.id for row in s.select(s.id).where(s.class_unit_id.in_(list(set(class_ids))))}
+    table = models.Student._meta.table_name
+    return _ids_where(f'SELECT id FROM "{table}" WHERE class_unit_id IN', class_ids)
 
 
 def mark_dirty(person_kind: str, person_ids: Iterable[str]) -> None:

@@ -41,11 +41,35 @@ def _settings_table(db: peewee.Database) -> None:
     db.create_tables([models.Setting], safe=False)
 
 
+def _guardian_mail_table(db: peewee.Database) -> None:
+    db.create_tables([models.GuardianMail], safe=False)
+
+
+def _printing_tables(db: peewee.Database) -> None:
+    db.create_tables([models.ExtractIssue, models.ExtractBatch, models.CredentialSlip], safe=False)
+
+
+def _breach_reports_table(db: peewee.Database) -> None:
+    db.create_tables([models.BreachReport], safe=False)
+
+
+def _local_change_base_and_analytics_reports(db: peewee.Database) -> None:
+    # The first step builds local_change from the live model, so a fresh database has the
+    # column already; only older ones get it here.
+    if "base_updated_at" not in {c.name for c in db.get_columns("local_change")}:
+        db.execute_sql('ALTER TABLE "local_change" ADD COLUMN "base_updated_at" VARCHAR(255)')
+    db.create_tables([models.AnalyticsReport], safe=False)
+
+
 # Append only. Each step runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[peewee.Database], None]] = [
     _initial_layout,
     _mark_lookup_indexes,
     _settings_table,
+    _guardian_mail_table,
+    _printing_tables,
+    _breach_reports_table,
+    _local_change_base_and_analytics_reports,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -324,7 +324,12 @@ class LocalChange(BaseModel):
     new_value = pw.TextField(null=True)
     created_at = pw.DateTimeField()
     author = pw.CharField(default="")
-    state = pw.CharField(default="pending", help_text="pending / pushed / conflict")
+    state = pw.CharField(
+        default="pending", help_text="pending / confirmed / conflict / superseded (db.lists)"
+    )
+    base_updated_at = pw.CharField(
+        null=True, help_text="upstream updated_at of what the change was made on (db.lists)"
+    )
 
     class Meta:
         indexes = ((("entity", "entity_id", "field"), False),)
@@ -367,7 +372,95 @@ class Setting(BaseModel):
     value = pw.TextField()
 
 
+class GuardianMail(BaseModel):
+    """What mail a guardian has had: the introduction letter and the weekly digest."""
+
+    guardian_id = pw.CharField(primary_key=True)
+    intro_version = pw.IntegerField(default=0, help_text="last introduction letter queued")
+    intro_at = pw.DateTimeField(null=True)
+    digest_at = pw.DateTimeField(null=True, help_text="when the last digest was queued")
+    digest_seen = pw.TextField(
+        default="[]", help_text="JSON: journal items already reported, within the look-back"
+    )
+
+
+class ExtractIssue(BaseModel):
+    """A printed extract: whose, for whom, which content, and the code on its tear-off slip."""
+
+    id = pw.AutoField()
+    code = pw.CharField(unique=True, help_text="short code staff type into `otmetka ack register`")
+    student_id = pw.CharField(index=True)
+    class_unit_id = pw.CharField()
+    guardian_ids = pw.TextField(default="[]", help_text="JSON: the guardians it is addressed to")
+    period_id = pw.CharField(null=True)
+    week_start = pw.DateField(help_text="Monday of the week the extract shows")
+    as_of = pw.DateField(help_text="the date the data is given for")
+    content_hash = pw.CharField(index=True)
+    issued_at = pw.DateTimeField(help_text="first printed")
+    printed_at = pw.DateTimeField(help_text="last printed")
+    prints = pw.IntegerField(default=1)
+
+
+class ExtractBatch(BaseModel):
+    """One class PDF of extracts; the latest one is linked from the class teacher's page."""
+
+    id = pw.AutoField()
+    class_unit_id = pw.CharField(index=True)
+    path = pw.TextField()
+    pdf_sha256 = pw.CharField()
+    extracts = pw.IntegerField()
+    pages = pw.IntegerField()
+    paper_only = pw.BooleanField(default=False)
+    period_id = pw.CharField(null=True)
+    created_at = pw.DateTimeField()
+
+
+class CredentialSlip(BaseModel):
+    """A printed credential slip: which login, for whom, when, and whether with a password."""
+
+    id = pw.AutoField()
+    login = pw.CharField(index=True)
+    person_kind = pw.CharField()
+    person_id = pw.CharField()
+    with_password = pw.BooleanField()
+    printed_at = pw.DateTimeField()
+
+    class Meta:
+        indexes = ((("person_kind", "person_id"), False),)
+
+
+class BreachReport(BaseModel):
+    """A report that a login leaked: what was done at once, and the deadline it started."""
+
+    id = pw.AutoField()
+    event = pw.ForeignKeyField(Event, unique=True, backref="breach_reports")
+    credential = pw.ForeignKeyField(Credential, backref="breach_reports")
+    received_at = pw.DateTimeField(help_text="the moment the report was received (UTC)")
+    deadline = pw.DateTimeField(index=True, help_text="end of the next working day (UTC)")
+    state = pw.CharField(default="open", help_text="open / closed")
+    new_login = pw.CharField(default="", help_text="the login issued in place of the leaked one")
+    notified = pw.TextField(default="[]", help_text="JSON: addresses the notice was queued for")
+    closed_at = pw.DateTimeField(null=True)
+    closed_note = pw.TextField(default="")
+
+
+class AnalyticsReport(BaseModel):
+    """An analytics PDF (`otmetka report`): the latest one of a class is linked from the class
+    teacher's page, the latest school one from the deputy head's."""
+
+    id = pw.AutoField()
+    scope = pw.CharField(index=True, help_text="class id, or 'school'")
+    path = pw.TextField()
+    pdf_sha256 = pw.CharField()
+    pages = pw.IntegerField()
+    created_at = pw.DateTimeField()
+
+
 LOCAL_TABLES: list[type[BaseModel]] = [
+    AnalyticsReport,
+    ExtractIssue,
+    ExtractBatch,
+    CredentialSlip,
     Credential,
     Event,
     AuditEntry,
@@ -378,6 +471,8 @@ LOCAL_TABLES: list[type[BaseModel]] = [
     ImportLog,
     DirtyPerson,
     Setting,
+    GuardianMail,
+    BreachReport,
 ]
 
 ALL_TABLES: list[type[BaseModel]] = [*JOURNAL_TABLES.values(), *LOCAL_TABLES]

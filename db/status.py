@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from db import models
@@ -33,4 +34,12 @@ def summary() -> dict[str, Any]:
         },
         "dirty": models.DirtyPerson.select().count(),
         "outbox_backlog": outbox.select().where(outbox.done_at.is_null()).count(),
+        "open_breaches": _open_breaches(),
     }
+
+
+def _open_breaches() -> dict[str, int]:
+    b = models.BreachReport
+    open_reports = b.select().where(b.state == "open")
+    overdue = open_reports.where(b.deadline < dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    return {"open": open_reports.count(), "overdue": overdue.count()}

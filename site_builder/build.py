@@ -8,8 +8,10 @@ os.replace), so a reader never sees half a page and a crash leaves the previous 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -17,13 +19,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+from daemon.errors import OtmetkaError
 from db import credentials as stored
+from db import events, write_transaction
 from db import site as site_state
-from db import write_transaction
 from db.models import Credential
-from site_builder import crypto, keys, render, shell
+from site_builder import crypto, keys, render, report_files, shell
+from site_builder.pdf import files as extract_files
 
 log = logging.getLogger("otmetka.build")
 
@@ -31,8 +38,24 @@ PageKey = tuple[str, str]
 ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 PAGES_DIR = "p"
 _WEEK_KEY = "build.week"
-# Bumped when the shell, the unlock script or the envelope change, so every page is redone.
-_SHELL_VERSION = shell.shell_version()
+PAGE_SCRIPT = "page.js"
+PAGE_DATA_ID = "otm-page-data"
+
+
+def _page_script() -> str:
+    """static/page.js: binds the act buttons and forms of a decrypted page (see its header)."""
+    return (resources.files("site_builder") / "static" / PAGE_SCRIPT).read_text(encoding="utf-8")
+
+
+def _shell_version() -> str:
+    digest = hashlib.sha256(shell.shell_version().encode())
+    digest.update(_page_script().encode())
+    digest.update(render.page_css().encode())
+    return digest.hexdigest()[:12]
+
+
+# Bumped when the shell, the scripts, the styles or the envelope change: every page is redone.
+_SHELL_VERSION = _shell_version()
 
 
 @dataclass
@@ -43,6 +66,9 @@ class BuildOptions:
     remember_days: int
     today: dt.date
     full: bool = False
+    # Absolute base URL of the acts API (".../api/v1/"), written into every page: a page
+    # opened from file:// or a mirror still posts to the school. Empty: acts cannot be sent.
+    api_url: str = ""
 
 
 @dataclass
@@ -98,6 +124,8 @@ class Plan:
     wanted: set[PageKey]
     dirty_read: set[tuple[str, str]]
     everyone: set[PageKey]
+    children: dict[str, list[str]] = field(default_factory=dict)  # guardian -> children
+    consents: dict[str, str] = field(default_factory=dict)  # guardian -> consent state
 
 
 def _week_of(day: dt.date) -> str:
@@ -106,14 +134,17 @@ def _week_of(day: dt.date) -> str:
 
 def collect(options: BuildOptions, pages_dir: Path) -> Plan:
     """Who gets a page, and whose page must be rendered now."""
-    everyone = render.people_with_pages(options.today)
+    roster = render.roster(options.today)
+    everyone = roster.keys()
     credentials = {k: c for k, c in stored.active_by_person().items() if k in everyone}
     dirty = site_state.dirty_rows()
     new_week = site_state.get_setting(_WEEK_KEY) != f"{_week_of(options.today)}/{_SHELL_VERSION}"
     expanded = None if (options.full or new_week) else render.expand_dirty(dirty)
     wanted = set(credentials) if expanded is None else expanded & set(credentials)
     missing = {k for k, c in credentials.items() if not (pages_dir / f"{c.page_id}.html").exists()}
-    return Plan(credentials, wanted | missing, dirty, everyone)
+    plan = Plan(credentials, wanted | missing, dirty, everyone, roster.children)
+    plan.consents = events.consent_states()
+    return plan
 
 
 # --- render, encrypt -------------------------------------------------------------------------
@@ -121,6 +152,48 @@ def collect(options: BuildOptions, pages_dir: Path) -> Plan:
 
 def content_hash(fragment: str) -> str:
     return hashlib.sha256(f"{_SHELL_VERSION}\n{fragment}".encode()).hexdigest()
+
+
+def page_data(
+    key: PageKey, credential: Credential, fragment: str, plan: Plan, options: BuildOptions
+) -> dict[str, Any]:
+    """What static/page.js needs to post acts: inert JSON inside the encrypted fragment.
+
+    ``page_version`` is the SHA-256 of the fragment without this block: an acknowledgement
+    names the exact content the parent saw.
+    """
+    monday = options.today - dt.timedelta(days=options.today.weekday())
+    data: dict[str, Any] = {
+        "v": 1,
+        "api": options.api_url,
+        "token": keys.endpoint_token(bytes(credential.derived_key)),
+        "role": key[0],
+        "page_version": hashlib.sha256(fragment.encode("utf-8")).hexdigest(),
+        "shown": {
+            "as_of": options.today.isoformat(),
+            "week_start": monday.isoformat(),
+            "week_end": (monday + dt.timedelta(days=5)).isoformat(),
+        },
+    }
+    if key[0] == render.GUARDIAN:
+        data["guardian_id"] = key[1]
+        data["children"] = plan.children.get(key[1], [])
+        data["consent"] = plan.consents.get(key[1], "unknown")
+        data["consent_version"] = render.CONSENT_TEXT_VERSION
+    return data
+
+
+def with_page_data(fragment: str, data: dict[str, Any]) -> str:
+    block = shell.envelope_json(data)  # JSON with <, >, & escaped: cannot end the element
+    return f'{fragment}<script type="application/json" id="{PAGE_DATA_ID}">{block}</script>\n'
+
+
+def connect_source(api_url: str) -> str:
+    """CSP connect-src: the API's origin only; a page posts nowhere else."""
+    parts = urlsplit(api_url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return "'none'"
 
 
 def encrypt(fragment: str, credential: Credential, options: BuildOptions) -> bytes:
@@ -137,24 +210,43 @@ def encrypt(fragment: str, credential: Credential, options: BuildOptions) -> byt
         title=options.title,
         remember_days=options.remember_days,
         css=render.page_css(),
+        scripts=[_page_script(), *extract_files.page_scripts(fragment)],
+        connect_src=extract_files.connect_src(connect_source(options.api_url), fragment),
     )
     return html.encode("utf-8")
 
 
 def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[PageKey, str]]:
-    if plan.wanted:
-        yield from render.render_pages(options.today, plan.wanted)
+    """Full pages, except for guardians without consent: they get the consent form only."""
+    waiting = {
+        k for k in plan.wanted if k[0] == render.GUARDIAN and plan.consents.get(k[1]) != "granted"
+    }
+    full = plan.wanted - waiting
+    if full:
+        yield from render.render_pages(options.today, full)
+    if waiting:
+        yield from render.render_consent_pages(options.today, waiting)
 
 
 # --- manifest, cleanup -----------------------------------------------------------------------
 
 
-def _remove_stale(pages_dir: Path, plan: Plan) -> int:
-    """Delete pages of people who left, lost their page, or whose login was rotated."""
+def _remove_stale(pages_dir: Path, plan: Plan, title: str) -> int:
+    """Delete pages of people who left, lost their page, or whose login was rotated.
+
+    Pages of logins reported leaked stay, as «доступ заблокирован» (see `block_page`).
+    """
     live = {c.page_id for c in plan.credentials.values()}
-    stale_files = [p for p in pages_dir.glob("*.html") if p.stem not in live]
+    blocked = events.blocked_page_ids()
+    stale_files = [
+        p
+        for p in pages_dir.glob("*.html")  # pathlib's glob matches dotfiles: skip temp files
+        if p.stem not in live and p.stem not in blocked and not p.name.startswith(".")
+    ]
     for path in stale_files:
         path.unlink(missing_ok=True)
+    for page_id in blocked:
+        block_page(pages_dir.parent, page_id, title)  # repairs one a crash left unwritten
     stale_ids = set(site_state.manifest()) - live
     site_state.forget_pages(stale_ids)
     return len(stale_files)
@@ -176,11 +268,46 @@ def build_site(options: BuildOptions, bar: ProgressBar = _no_bar) -> BuildResult
     """Run the pipeline once; returns what it did. `bar(label, total)` may draw progress."""
     pages_dir = options.output_dir / PAGES_DIR
     pages_dir.mkdir(parents=True, exist_ok=True)
+    _tidy_output(options.output_dir)
     plan = collect(options, pages_dir)
-    with bar("build", len(plan.wanted)) as advance:
-        result = _render_and_write(plan, options, pages_dir, advance)
-    _finish(options, plan, result, pages_dir)
+    try:
+        with bar("build", len(plan.wanted)) as advance:
+            result = _render_and_write(plan, options, pages_dir, advance)
+        _finish(options, plan, result, pages_dir)
+    except OSError as error:
+        raise _write_failed(error, options.output_dir) from error
+    _tidy_output(options.output_dir)
     return result
+
+
+# A temp file older than this was left by a build that died (SIGKILL, power cut); younger
+# ones may belong to a page being written right now by the endpoint (`build_pages`).
+STALE_TEMP_S = 15 * 60
+
+
+def _tidy_output(output_dir: Path) -> None:
+    """Folders of the site world-readable whatever the umask (files are made 0644 by
+    `write_atomic`), and temp files a killed build left behind removed. A web server never
+    serves them either: `otmetka serve` refuses dotfiles."""
+    stale_before = dt.datetime.now().timestamp() - STALE_TEMP_S
+    for folder in [output_dir, *(p for p in output_dir.iterdir() if p.is_dir())]:
+        if folder.stat().st_mode & 0o777 != 0o755:
+            os.chmod(folder, 0o755)
+        for temp in folder.glob(".tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if temp.stat().st_mtime < stale_before:
+                    temp.unlink()
+
+
+def _write_failed(error: OSError, output_dir: Path) -> Exception:
+    """A full disk or a file-size limit mid-build, as one line an operator can act on."""
+    where = error.filename or output_dir
+    why = error.strerror or str(error)
+    return OtmetkaError(
+        f"build stopped: cannot write {where} ({why}). Every page in {output_dir} is still a "
+        "complete one (the previous version, or the new one where it was written in full); "
+        "free disk space (or raise the limit) and run `otmetka build` again"
+    )
 
 
 def _render_and_write(
@@ -195,6 +322,7 @@ def _render_and_write(
         for key, fragment in _rendered(plan, options):
             result.rendered += 1
             credential = plan.credentials[key]
+            fragment = with_page_data(fragment, page_data(key, credential, fragment, plan, options))
             digest = content_hash(fragment)
             target = pages_dir / f"{credential.page_id}.html"
             entry = known.get(credential.page_id)
@@ -222,10 +350,60 @@ def _settle(pending: list[Future[None]], keep: int) -> list[Future[None]]:
 
 
 def _finish(options: BuildOptions, plan: Plan, result: BuildResult, pages_dir: Path) -> None:
-    result.removed = _remove_stale(pages_dir, plan)
+    result.removed = _remove_stale(pages_dir, plan, options.title)
     _write_index(options)
+    extract_files.publish(options.output_dir, plan.credentials)  # class teachers' PDFs
+    report_files.publish(options.output_dir, plan.credentials)  # analytics PDFs (staff)
     with write_transaction():
         site_state.record_pages(result.built, dt.datetime.now(dt.UTC))
         site_state.clear_dirty(plan.dirty_read)
         site_state.put_setting(_WEEK_KEY, f"{_week_of(options.today)}/{_SHELL_VERSION}")
     log.info("%s", result.summary())
+
+
+# --- pages changed by an act ----------------------------------------------------------------
+
+
+def build_pages(options: BuildOptions, keys: set[PageKey]) -> BuildResult:
+    """Render and write these pages now (a parent just consented), leaving the dirty set,
+    stale pages and the week marker to the next full run of `build_site`."""
+    pages_dir = options.output_dir / PAGES_DIR
+    pages_dir.mkdir(parents=True, exist_ok=True)
+    roster = render.roster(options.today)
+    wanted = keys & roster.keys()
+    credentials = {k: c for k, c in stored.active_by_person().items() if k in wanted}
+    plan = Plan(credentials, set(credentials), set(), roster.keys(), roster.children)
+    plan.consents = events.consent_states()
+    result = _render_and_write(plan, options, pages_dir, lambda _n: None)
+    with write_transaction():
+        site_state.record_pages(result.built, dt.datetime.now(dt.UTC))
+    return result
+
+
+BLOCKED_MARK = b'<meta name="otm-blocked" content="1">'
+
+
+def block_page(output_dir: Path, page_id: str, title: str) -> bool:
+    """Replace a page by «доступ заблокирован» (no personal data); True if written now."""
+    target = output_dir / PAGES_DIR / f"{page_id}.html"
+    if target.exists() and BLOCKED_MARK in target.read_bytes():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, render.blocked_page(title).encode("utf-8"))
+    return True
+
+
+def remove_page(output_dir: Path, page_id: str) -> bool:
+    """Delete a page at once (consent refused or withdrawn); True if there was one."""
+    target = output_dir / PAGES_DIR / f"{page_id}.html"
+    existed = target.exists()
+    target.unlink(missing_ok=True)
+    return existed
+
+
+def page_data_of(html_fragment: str) -> dict[str, Any]:
+    """The page data block of a decrypted fragment (for tests and tools)."""
+    marker = f'<script type="application/json" id="{PAGE_DATA_ID}">'
+    text = html_fragment.split(marker, 1)[1].split("</script>", 1)[0]
+    data: dict[str, Any] = json.loads(text)
+    return data

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import waitress
+from waitress import wasyncore
 
 # Debian's chromium as the tests and benchmarks start it: as root, and with no traffic to
 # anything but loopback (background networking would try Google's hosts).
@@ -23,6 +24,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for a server the test starts later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_until_listening(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
@@ -38,15 +46,28 @@ def wait_until_listening(port: int, host: str = "127.0.0.1", timeout: float = 5.
 
 
 @contextmanager
-def waitress_server(app: Any) -> Iterator[int]:
-    """Serve a WSGI app with waitress on 127.0.0.1 and a free port; yields the port."""
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    port = int(server.effective_port)  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+def waitress_server(app: Any, port: int = 0, threads: int = 8) -> Iterator[int]:
+    """waitress on 127.0.0.1:`port` (0: any free one); yields the port.
+
+    The loop runs in short rounds and is stopped before the sockets close, so no select()
+    ever sees a closed descriptor (closing under a running loop errors at teardown).
+    """
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=threads)
+    actual = int(server.effective_port)  # type: ignore[union-attr]
+    stop = threading.Event()
+    sockets = server._map  # type: ignore[union-attr]
+
+    def loop() -> None:
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=sockets, count=1)
+
+    thread = threading.Thread(target=loop, name="waitress", daemon=True)
     thread.start()
-    wait_until_listening(port)
+    wait_until_listening(actual)
     try:
-        yield port
+        yield actual
     finally:
-        server.close()
+        stop.set()
         thread.join(timeout=5)
+        server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        wasyncore.close_all(sockets)  # the listening socket, the trigger, open connections

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from factories import change, envelope, small_school
 
+from daemon import acts
 from daemon import credentials as creds
 from daemon.config import Config
 from daemon.importer import import_document
@@ -30,10 +31,14 @@ def school(file_db: Path, rules: MarkRules) -> None:
 
 
 def _issue(config: Config) -> dict[str, dict[str, str]]:
+    """Logins for everyone; Иванова Мария has consented on paper, so her page shows data."""
     result = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert result.list_path is not None
     with result.list_path.open(encoding="utf-8-sig") as handle:
-        return {row["name"]: row for row in csv.DictReader(handle)}
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    login = rows["Иванова Мария"]["login"]
+    acts.register_consent(config, login=login, decision="granted", paper=True)
+    return rows
 
 
 def _build(config: Config) -> build.BuildResult:

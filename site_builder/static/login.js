@@ -12,7 +12,10 @@
  * sessionStorage "otm:handoff:<page id>" = {"password":…,"remember":bool}, which
  * unlock.js deletes as soon as it reads it; then the browser goes to p/<page id>.html
  * (relative, so it works from file:// and any mirror). Without sessionStorage the page
- * simply asks for the password again. The password never goes into a URL.
+ * simply asks for the password again. The password never goes into a URL it sends.
+ * Prefill: index.html#login=<login> (the QR code of a credential slip) fills in the login;
+ * #login=…&password=… (slips printed with --qr-password) the password too. The fragment is
+ * never sent to a server, and it is removed from the address bar and history at once.
  * For tests: window.OtmLogin = {normaliseLogin, normalisePassword, pageIdFor}.
  */
 (function () {
@@ -128,6 +131,23 @@
     });
   }
 
+  // The login (and password) from the address fragment; returns the field to focus.
+  function prefill() {
+    var hash = location.hash.replace(/^#/, '');
+    if (!hash || typeof URLSearchParams !== 'function') return 'otm-login';
+    var params = new URLSearchParams(hash);
+    var login = params.get('login');
+    var password = params.get('password');
+    try {
+      history.replaceState(null, '', location.pathname + location.search);
+    } catch (e) { /* some file:// pages refuse: the fragment only stays in this tab */ }
+    if (!login) return 'otm-login';
+    byId('otm-login').value = login;
+    if (!password) return 'otm-password';
+    byId('otm-password').value = password;
+    return 'otm-submit';
+  }
+
   function start() {
     var form = byId('otm-login-form');
     form.addEventListener('submit', onSubmit);
@@ -135,8 +155,9 @@
     show.addEventListener('change', function () {
       byId('otm-password').type = show.checked ? 'text' : 'password'; // long codes are easier seen
     });
+    var focus = prefill();
     form.hidden = false;
-    byId('otm-login').focus();
+    byId(focus).focus();
   }
 
   window.OtmLogin = {

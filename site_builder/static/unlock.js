@@ -20,6 +20,12 @@
  * Hook: scripts of the decrypted fragment never run. A trusted script inlined after this one
  *   may define window.OtmPage = {init(root, info), destroy(root)}; init is called after the
  *   content is inserted (info = {pageId, cryptoPath, logout}), destroy before «Выйти».
+ * Events on document, for scripts that must not take the OtmPage hook: "otm:unlocked"
+ *   after init (detail = {pageId, cryptoPath}) and "otm:locked" before destroy.
+ * Files: OtmUnlock.openFile(envelope, fileId) decrypts another envelope v1 sealed with this
+ *   page's key and fileId as its id (static/download.js: the class teacher's extracts PDF);
+ *   it resolves to the bytes, and rejects while the page is locked. The key never leaves
+ *   this script.
  * For tests: window.OtmUnlock exposes the crypto steps (see the end of this file).
  */
 (function () {
@@ -185,16 +191,37 @@
     return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
   }
 
-  // Decrypts and inflates: resolves to the HTML fragment (a string).
-  function openEnvelope(env, key, pageId, path, inflater) {
+  // Decrypts and inflates: resolves to the plaintext bytes.
+  function openEnvelopeBytes(env, key, pageId, path, inflater) {
     return Promise.resolve().then(function () {
       var parts = parseEnvelope(env);
       return gcmOpen(key, parts.iv, parts.ct, associatedData(pageId, env), path);
     }).then(function (compressed) {
       return inflateRaw(compressed, inflater || inflatePath());
-    }).then(function (plain) {
+    });
+  }
+
+  // Decrypts and inflates: resolves to the HTML fragment (a string).
+  function openEnvelope(env, key, pageId, path, inflater) {
+    return openEnvelopeBytes(env, key, pageId, path, inflater).then(function (plain) {
       return new TextDecoder('utf-8').decode(plain);
     });
+  }
+
+  // The key of the page while it is open, for OtmUnlock.openFile; null while locked.
+  var opened = null;
+
+  function openFile(env, fileId) {
+    if (!opened) return Promise.reject(new Error('the page is locked'));
+    return openEnvelopeBytes(env, opened.key, fileId, opened.path, opened.inflater);
+  }
+
+  function announce(name, detail) {
+    try {
+      document.dispatchEvent(new CustomEvent(name, { detail: detail }));
+    } catch (e) {
+      if (window.console) console.error(e);
+    }
   }
 
   // ---- storage (any access may throw: private mode, disabled storage, file://) -------
@@ -455,15 +482,19 @@
     this.app.focus({ preventScroll: true });
     window.scrollTo(0, 0);
     var self = this;
+    opened = { key: key, path: path, inflater: inflater };
     callHook('init', this.app, {
       pageId: this.pageId,
       cryptoPath: path,
       logout: function () { self.logout(); },
     });
+    announce('otm:unlocked', { pageId: this.pageId, cryptoPath: path });
   };
 
   Unlocker.prototype.logout = function () {
     forgetKey(this.pageId);
+    announce('otm:locked', { pageId: this.pageId });
+    opened = null;
     callHook('destroy', this.app);
     if (this.bar && this.bar.parentNode) this.bar.parentNode.removeChild(this.bar);
     this.bar = null;
@@ -540,6 +571,7 @@
     inflatePath: inflatePath,
     deriveKey: deriveKey,
     openEnvelope: openEnvelope,
+    openFile: openFile,
     b64encode: b64encode,
     b64decode: b64decode,
   };

@@ -14,6 +14,7 @@ from page_factories import page_school
 from playwright.sync_api import Browser, Page
 from servers import waitress_server
 
+from daemon import acts
 from daemon import credentials as creds
 from daemon.config import Config, config_from_dict
 from daemon.endpoint import create_app
@@ -38,12 +39,16 @@ def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
         issued = creds.issue_credentials(
             config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
         )
+        assert issued.list_path is not None
+        with issued.list_path.open(encoding="utf-8-sig") as handle:
+            logins = {row["name"]: row for row in csv.DictReader(handle)}
+        # Her page shows the children only once she has consented (on paper here).
+        mother = logins["Иванова Мария"]["login"]
+        acts.register_consent(config, login=mother, decision="granted", paper=True)
         build.build_site(build_options(config, today=TODAY))
     finally:
         close_database()
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        return config, {row["name"]: row for row in csv.DictReader(handle)}
+    return config, logins
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,82 @@
+"""Analytics benchmark on the demo school: the whole school's analytics (what the deputy
+head's page costs), a class report and the school report as PDF, and lists round-trip.
+
+    .venv/bin/python bench/report.py [--students 2000]
+
+No targets: these run on demand (`otmetka report`), or once in DEPUTY_REFRESH for the
+deputy's page; the figures say what an operator waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from common import peak_rss_mb, record
+
+from daemon import demo, lists, reports
+from daemon.config import config_from_dict
+from daemon.importer import import_document
+from daemon.project import mark_rules, open_project
+from db import queries as q
+from site_builder import render
+
+AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
+
+
+def _deputy_render() -> float:
+    """Render the deputy head's page alone: every class loaded and analysed."""
+    roster = render.roster(AS_OF)
+    wanted = {("teacher", tid) for tid in roster.deputies}
+    started = time.perf_counter()
+    pages = list(render.render_pages(AS_OF, wanted))
+    assert pages, "the demo school has a deputy head"
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        config = config_from_dict({}, base_dir=Path(name), env={})
+        open_project(config)
+        document = demo.generate_school(students=args.students, seed=1, as_of=AS_OF)
+        import_document(document, "demo", mark_rules(config))
+        del document
+        classes = q.class_units()
+        deputy = _deputy_render()
+        started = time.perf_counter()
+        one = reports.report_class(config, class_name=classes[-1].name, out=None, today=AS_OF)
+        one_class = time.perf_counter() - started
+        started = time.perf_counter()
+        school = reports.report_school(config, out=None, today=AS_OF)
+        whole = time.perf_counter() - started
+        started = time.perf_counter()
+        exported = lists.export_list(config, class_name=classes[-1].name, out=None)
+        export_s = time.perf_counter() - started
+        started = time.perf_counter()
+        lists.import_list(config, exported.path)
+        import_s = time.perf_counter() - started
+    lines = [
+        f"students: {args.students}, classes: {len(classes)}",
+        f"deputy head's page alone (every class loaded and analysed): {deputy:.1f} s",
+        f"report class {classes[-1].name}: {one_class:.1f} s, {one.pages} pages",
+        f"report school: {whole:.1f} s, {school.pages} pages in the school PDF, "
+        f"{len(school.files) - 1} class PDFs",
+        f"lists export of {exported.students} students: {export_s:.2f} s; "
+        f"import of the unchanged file: {import_s:.2f} s",
+        f"peak RSS {peak_rss_mb():.0f} MB",
+    ]
+    if args.no_record:
+        print("\n".join(lines))
+    else:
+        record("Analytics", f"python bench/report.py --students {args.students}", lines)
+
+
+if __name__ == "__main__":
+    main()
