@@ -604,23 +604,67 @@ def _run_paper(ctx: ActContext, act: Act, handler: Callable[[ActContext, Act], O
     return outcome
 
 
-def register_ack(config: Config, *, login: str, paper: bool | None, date: str | None) -> Registered:
-    """A signed paper extract: the guardian acknowledged what it showed on `date`."""
+def _guardian_from_code(code: str, login: str | None) -> tuple[str, dict[str, Any]]:
+    """The guardian who signed a paper extract's tear-off slip, from its short code."""
+    from db import printing
+
+    extract = printing.extract_by_code(code)
+    if extract is None:
+        raise OtmetkaError(
+            f"no printed extract has the code «{code}»; check the code on the tear-off slip "
+            "(letters and digits; case, spaces and dashes do not matter)"
+        )
+    guardians = list(extract.guardian_ids)
+    if login is not None:
+        _credential, guardian_id = _guardian_login(login, "acknowledgements are a parent's")
+        if guardian_id not in guardians:
+            raise OtmetkaError(f"login «{login}» is not a parent on the extract «{code}»")
+        guardians = [guardian_id]
+    if len(guardians) != 1:
+        raise OtmetkaError(
+            f"the extract «{code}» has {len(guardians)} parents; add --login of the one who signed"
+        )
+    facts = {
+        "code": extract.code,
+        "content_hash": extract.content_hash,
+        "children": list(extract.student_ids),
+    }
+    return guardians[0], facts
+
+
+def register_ack(
+    config: Config,
+    *,
+    login: str | None,
+    paper: bool | None,
+    date: str | None,
+    code: str | None = None,
+) -> Registered:
+    """A signed paper extract: the guardian acknowledged what it showed on `date`.
+
+    With `code` (from the tear-off slip) the act names that very extract: its children and
+    the content hash of what was printed; without it, the login says who signed.
+    """
     _need_paper(paper)
     ctx = _staff_context(config)
-    credential, guardian_id = _guardian_login(login, "acknowledgements are a parent's")
+    if code is not None:
+        guardian_id, facts = _guardian_from_code(code, login)
+        who = f"extract {facts['code']}"
+    elif login is not None:
+        credential, guardian_id = _guardian_login(login, "acknowledgements are a parent's")
+        facts, who = {"login": credential.login}, f"login {credential.login} ({_about(credential)})"
+    else:
+        raise OtmetkaError("say who signed: --code from the tear-off slip, or --login")
     day = parse_day(date, ctx.today)
-    digest = hashlib.sha256(f"{guardian_id}|{day.isoformat()}".encode()).hexdigest()[:24]
+    key = facts.get("code") or guardian_id
+    digest = hashlib.sha256(f"{key}|{guardian_id}|{day.isoformat()}".encode()).hexdigest()[:24]
     event_id = f"paper-ack-{digest}"  # registering the same slip twice is a replay
-    body = {"event_id": event_id, "login": credential.login, "date": day.isoformat()}
+    body = {"event_id": event_id, "date": day.isoformat(), **facts}
     act = Act(ACK, event_id, body, _local_midnight(day, ctx.zone), PAPER)
     outcome = _run_paper(ctx, act, lambda c, a: acknowledge(c, a, None, guardian_id))
     children = len(outcome.body.get("children", []))
     what = "already registered" if outcome.replay else "registered"
-    text = (
-        f"{what}: paper acknowledgement of {day:%Y-%m-%d} by login {credential.login} "
-        f"({_about(credential)}; children: {children})"
-    )
+    text = f"{what}: paper acknowledgement of {day:%Y-%m-%d} by {who}; children: {children}"
     return Registered(text, outcome, event_id)
 
 

@@ -393,15 +393,18 @@ def ack() -> None:
 
 
 @ack.command("register")
-@click.option("--login", required=True, help="The parent's login (from the slip).")
+@click.option("--code", default=None, help="The short code on the extract's tear-off slip.")
+@click.option("--login", default=None, help="The parent's login (needed without --code).")
 @click.option("--paper", is_flag=True, default=None, help="It is signed on a paper extract.")
 @click.option("--date", default=None, help="Date of the signature, YYYY-MM-DD (default today).")
 @pass_context
-def ack_register(obj: Context, login: str, paper: bool | None, date: str | None) -> None:
+def ack_register(
+    obj: Context, code: str | None, login: str | None, paper: bool | None, date: str | None
+) -> None:
     """Record that a parent acknowledged a paper extract (registering it twice is harmless)."""
     from daemon import acts
 
-    result = acts.register_ack(obj.config, login=login, paper=paper, date=date)
+    result = acts.register_ack(obj.config, login=login, paper=paper, date=date, code=code)
     obj.reporter.summary(result.summary())
 
 

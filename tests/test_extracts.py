@@ -498,3 +498,24 @@ def test_printing_marks_the_class_teacher_page_for_a_rebuild(school: None, confi
     assert ("teacher", "t-1") in {
         (row.person_kind, row.person_id) for row in models.DirtyPerson.select()
     }
+
+
+def test_staff_register_a_signed_slip_by_its_code(school: None, config: Config) -> None:
+    """The tear-off slip's code names the extract: the act records its children and hash."""
+    from daemon import acts
+    from daemon.errors import OtmetkaError
+
+    _print(config)
+    alena = printed.extracts_of_class("cls-7b")["s-1"]
+    first = acts.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    again = acts.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    assert first.event_id == again.event_id and "already registered" in again.summary()
+    event = models.Event.get(models.Event.event_id == first.event_id)
+    body = json.loads(event.payload)
+    assert (event.channel, event.guardian_id) == ("paper", "g-1")
+    assert body["code"] == alena.code and body["content_hash"] == alena.content_hash
+    assert body["children"] == ["s-1"]
+    with pytest.raises(OtmetkaError, match="no printed extract has the code"):
+        acts.register_ack(config, login=None, paper=True, date=None, code="ZZZZ-ZZZZ")
+    with pytest.raises(OtmetkaError, match="--code from the tear-off slip, or --login"):
+        acts.register_ack(config, login=None, paper=True, date=None)
