@@ -81,6 +81,12 @@ class Problems:
 # --- records -----------------------------------------------------------------------------
 
 
+def _loads(data: bytes) -> Any:
+    """JSON from bytes already checked to be UTF-8. `json.loads(bytes)` would guess the
+    encoding from the first bytes and take a record starting with a NUL byte for UTF-16."""
+    return json.loads(data.decode("utf-8", errors="replace"))
+
+
 class Records:
     """The change records of a batch, in order: parsed values, or `bytes` holding the JSON
     text of exactly one change (validated straight from the text)."""
@@ -99,7 +105,7 @@ class Records:
         standard library (the reference for what JSON we accept); BatchError if it is not
         JSON. Called right after `item` was yielded."""
         try:
-            return json.loads(item)
+            return _loads(item)
         except json.JSONDecodeError as error:
             raise BatchError(
                 self.origin,
@@ -235,8 +241,7 @@ class _JsonLines(Records):
         if first is None:
             raise BatchError(self.origin, [f"{self.origin}: the file is empty"])
         try:
-            # Decode first: json.loads(bytes) guesses UTF-16 from a leading NUL byte.
-            header = json.loads(first.decode("utf-8", errors="replace"))
+            header = _loads(first)
         except json.JSONDecodeError as error:
             raise _jsonl_problem(self.origin, self.line, "the envelope line", error.msg) from None
         return header if isinstance(header, dict) else {}
@@ -251,7 +256,7 @@ class _JsonLines(Records):
 
     def reparse(self, index: int, item: bytes) -> Any:
         try:
-            return json.loads(item.decode("utf-8", errors="replace"))
+            return _loads(item)
         except json.JSONDecodeError as error:
             raise _jsonl_problem(self.origin, self.line, f"record {index}", error.msg) from None
 
@@ -645,9 +650,9 @@ def _parsed(item: Any) -> Any:
     if not isinstance(item, bytes):
         return item
     try:
-        return json.loads(item)
+        return _loads(item)
     except ValueError:  # pydantic's parser took it, the standard library does not
-        return orjson.loads(item)
+        return None  # named as record <index> (id '?')
 
 
 def _validate(raw: RawBatch, index: int, item: Any, problems: Problems) -> Any:

@@ -165,10 +165,13 @@ def snapshot(class_row: q.ClassRow, today: dt.date) -> Snapshot:
     snap = Snapshot(data, names, membership_day(today, data.year_start))
     for group in data.groups:
         snap.group_names.setdefault(group.subject_id or "", {})[group.id] = group.name
+    memberships: dict[str, list[q.MembershipRow]] = defaultdict(list)
+    for row in data.memberships:
+        memberships[row.student_id].append(row)
     for student in data.students:
         values = {f: stored.text(getattr(student, f)) for f in stored.STUDENT_FIELDS}
+        mine = memberships[student.id]
         for subject_id, groups in snap.group_names.items():
-            mine = [row for row in data.memberships if row.student_id == student.id]
             values[stored.GROUP_FIELD + subject_id] = stored.group_ids_on(mine, groups, snap.day)
         snap.students[student.id] = values
     for guardian in data.guardians:

@@ -434,3 +434,18 @@ def test_garbage_collector_is_left_as_it_was(
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("pad", ["", " "])
+def test_record_starting_with_a_nul_byte_is_refused_cleanly(
+    memory_db: None, pad: str, tmp_path: Path, rules: MarkRules
+) -> None:
+    """json.loads(bytes) would take a leading NUL for UTF-16 and fail to decode (either
+    length parity of the line hits one of the two ways that goes wrong)."""
+    import_document(small_school(), "base.json", rules)
+    lines = _jsonl(envelope([_mark("mk-n1"), _mark("mk-n2")], mode="delta")).splitlines()
+    lines[2] = "\x00" + pad + lines[2]
+    path = tmp_path / "nul.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    message = _expect_rejection(path, rules)
+    assert "nul.jsonl: line 3 (record 1): malformed JSON" in message
