@@ -23,7 +23,6 @@ from pathlib import Path
 
 from db import analytics
 from db import queries as q
-from db import site as site_state
 from db.models import Credential
 from site_builder import crypto
 from site_builder.pdf import files as extract_files
@@ -112,8 +111,6 @@ def for_reader(report: ReportFile, teacher_id: str) -> ReportFile:
 def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
     """Write each reader's encrypted copy of the latest reports; delete copies nobody
     links any more. Returns how many files were written."""
-    from site_builder.build import write_atomic
-
     folder = output_dir / FILES_DIR
     files = report_files({c.id: c.name for c in q.class_units()})
     wanted: dict[str, tuple[ReportFile, Credential]] = {}
@@ -122,20 +119,4 @@ def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
             for credential in readers:
                 mine = for_reader(files[scope], str(credential.person_id))
                 wanted[mine.file_id] = (mine, credential)
-    done = json.loads(site_state.get_setting(_PUBLISHED) or "{}")
-    written = 0
-    for fid, (found, credential) in wanted.items():
-        target = folder / f"{fid}.bin"
-        if done.get(fid) == credential.page_id and target.exists():
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, _sealed(found.path.read_bytes(), credential, fid))
-        written += 1
-    if folder.is_dir():
-        for stale in folder.glob("*.bin"):
-            if stale.stem not in wanted:
-                stale.unlink()
-    now = {fid: credential.page_id for fid, (_found, credential) in wanted.items()}
-    if now != done:
-        site_state.put_setting(_PUBLISHED, json.dumps(now, sort_keys=True))
-    return written
+    return extract_files.sync_sealed_files(folder, wanted, _PUBLISHED, _sealed)

@@ -20,10 +20,11 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from db import printing as printed
 from db import queries as q
@@ -135,18 +136,28 @@ def _wanted(credentials: Mapping[PageKey, Credential]) -> dict[str, tuple[ClassF
 def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
     """Write each class teacher's encrypted copy of the class's latest extracts; delete
     copies nobody links any more. Returns how many files were written."""
+    return sync_sealed_files(output_dir / FILES_DIR, _wanted(credentials), _PUBLISHED, _encrypted)
+
+
+def sync_sealed_files(
+    folder: Path,
+    wanted: Mapping[str, tuple[Any, Credential]],
+    setting_key: str,
+    seal: Callable[[bytes, Credential, str], bytes],
+) -> int:
+    """Make `folder` hold exactly the sealed files in `wanted` (file id -> (file with a
+    `.path`, reader's credential)); a file is rewritten only when it is missing or its
+    reader's page changed. Returns how many files were written."""
     from site_builder.build import write_atomic
 
-    folder = output_dir / FILES_DIR
-    wanted = _wanted(credentials)
-    done = json.loads(site_state.get_setting(_PUBLISHED) or "{}")
+    done = json.loads(site_state.get_setting(setting_key) or "{}")
     written = 0
     for fid, (found, credential) in wanted.items():
         target = folder / f"{fid}.bin"
         if done.get(fid) == credential.page_id and target.exists():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, _encrypted(found.path.read_bytes(), credential, fid))
+        write_atomic(target, seal(found.path.read_bytes(), credential, fid))
         written += 1
     if folder.is_dir():
         for stale in folder.glob("*.bin"):
@@ -154,5 +165,5 @@ def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
                 stale.unlink()
     now = {fid: credential.page_id for fid, (_found, credential) in wanted.items()}
     if now != done:  # most builds change nothing here, and then write nothing
-        site_state.put_setting(_PUBLISHED, json.dumps(now, sort_keys=True))
+        site_state.put_setting(setting_key, json.dumps(now, sort_keys=True))
     return written
