@@ -17,13 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import peak_rss_mb, record
+from common import demo_project, peak_rss_mb, record
 
-from daemon import credentials, demo
-from daemon.config import Config, config_from_dict
+from daemon import credentials
+from daemon.config import Config
 from daemon.importer import import_document
 from daemon.progress import Reporter
-from daemon.project import build_options, mark_rules, open_project
+from daemon.project import build_options, mark_rules
 from db import models
 from site_builder.build import build_site
 
@@ -126,11 +126,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
-        config = config_from_dict({}, base_dir=Path(name), env={})
-        open_project(config)
-        document = demo.generate_school(students=args.students, seed=1, as_of=AS_OF)
-        import_document(document, "demo", mark_rules(config))
-        del document
+        config = demo_project(Path(name), args.students, AS_OF)
         started = time.perf_counter()
         issued = credentials.issue_credentials(
             config, class_name=None, everyone=True, reporter=Reporter()

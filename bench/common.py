@@ -7,6 +7,10 @@ import os
 import platform
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.config import Config
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -45,3 +49,17 @@ def record(title: str, command: str, lines: list[str]) -> None:
         )
     with RESULTS.open("a", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def demo_project(folder: Path, students: int, as_of: dt.date) -> Config:
+    """A fresh project in `folder` holding the demo school, imported through the importer."""
+    from daemon import demo
+    from daemon.config import config_from_dict
+    from daemon.importer import import_document
+    from daemon.project import mark_rules, open_project
+
+    config = config_from_dict({}, base_dir=folder, env={})
+    open_project(config)
+    document = demo.generate_school(students=students, seed=1, as_of=as_of)
+    import_document(document, "demo", mark_rules(config))
+    return config

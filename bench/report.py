@@ -15,12 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import peak_rss_mb, record
+from common import demo_project, peak_rss_mb, record
 
-from daemon import demo, lists, reports
-from daemon.config import config_from_dict
-from daemon.importer import import_document
-from daemon.project import mark_rules, open_project
+from daemon import lists, reports
 from db import queries as q
 from site_builder import render
 
@@ -43,11 +40,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
-        config = config_from_dict({}, base_dir=Path(name), env={})
-        open_project(config)
-        document = demo.generate_school(students=args.students, seed=1, as_of=AS_OF)
-        import_document(document, "demo", mark_rules(config))
-        del document
+        config = demo_project(Path(name), args.students, AS_OF)
         classes = q.class_units()
         deputy = _deputy_render()
         started = time.perf_counter()
