@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 import re
 import unicodedata
@@ -133,6 +134,9 @@ class RawBatch:
     header: dict[str, Any]
     changes: Records | list[Any]
     digest: str
+    # Envelope keys its reader took out (the page keys of the HTTP source), not the
+    # exchange format's; ignored where they turn up again after the records.
+    taken: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if isinstance(self.changes, list):
@@ -499,12 +503,20 @@ def read_file(path: Path, *, chunk_size: int = _CHUNK) -> RawBatch:
 
     The file stays open for the life of the batch, so a caller may unlink or move it (an
     unpacked archive member, an inbox file) before the records are read."""
-    origin = path.name
-    handle = path.open("rb")
+    return _read_stream(path.open("rb"), path.name, path.suffix == ".jsonl", chunk_size)
+
+
+def read_bytes(data: bytes, origin: str, *, chunk_size: int = _CHUNK) -> RawBatch:
+    """A .json document already in memory as bytes (a page from the HTTP source), read
+    exactly like a file: validated straight from its text, never built into dicts first."""
+    return _read_stream(io.BytesIO(data), origin, False, chunk_size)
+
+
+def _read_stream(handle: IO[bytes], origin: str, jsonl: bool, chunk_size: int) -> RawBatch:
     try:
         scan = _scan(handle, origin, chunk_size)
         records: _JsonLines | _JsonDocument
-        if path.suffix == ".jsonl":
+        if jsonl:
             records = _JsonLines(handle, origin, scan)
             header = records.header()
         else:
@@ -519,6 +531,7 @@ def read_file(path: Path, *, chunk_size: int = _CHUNK) -> RawBatch:
 def late_header_problems(raw: RawBatch) -> list[str]:
     """Problems with envelope keys that only turned up after the records."""
     late = getattr(raw.changes, "late_header", {})
+    late = {key: value for key, value in late.items() if key not in raw.taken}
     if not late:
         return []
     return header_problems(raw.origin, {**raw.header, **late})

@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 log = logging.getLogger("otmetka.fake_upstream")
 
 CHANGES_PATH = "/exchange/v1/changes"
@@ -47,6 +49,7 @@ FAULT_KINDS = {
     "html_login": "answer 200 text/html with a login page (a captive portal)",
     "wrong_type": "answer the right JSON as text/plain",
     "truncated": "announce the whole body, send half of it, close the connection",
+    "short_json": "send half of the JSON as a whole body (a proxy that dropped the rest)",
     "unauthorized": "answer 401, as if the token were wrong",
     "redirect": "answer 302 to /_fake/login, as a captive portal does",
 }
@@ -80,7 +83,9 @@ class FakeUpstream:
         token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        page_keys_last: bool = False,
     ) -> None:
+        self.page_keys_last = page_keys_last  # as an upstream may order them
         self.header = {key: value for key, value in header.items() if key != "changes"}
         self.token = token or secrets.token_urlsafe(24)
         self.changes: list[dict[str, Any]] = list(changes)
@@ -172,15 +177,16 @@ class FakeUpstream:
             start = min(start, total)
             end = min(start + limit, total)
             changes = self.changes[start:end]
-        return {
-            **self.header,
-            "mode": "delta",
-            "cursor": cursor or "",
-            "changes": changes,
+        envelope = {**self.header, "mode": "delta", "cursor": cursor or ""}
+        page = {
             "next_cursor": self.cursor_after(end),
             "has_more": end < total,
             "remaining": total - end,
         }
+        if self.page_keys_last:
+            return {**envelope, "changes": changes, **page}
+        # The page keys before the records: a client reads them without a second walk.
+        return {**envelope, **page, "changes": changes}
 
     def _offset(self, cursor: str | None) -> int | None:
         if cursor is None or cursor == "":
@@ -321,6 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
             data = _encode(answer)
             if fault.kind == "wrong_type":
                 self._send(status, "text/plain", data)
+            elif fault.kind == "short_json":
+                self._send(status, "application/json", data[: len(data) // 2])
             else:  # truncated
                 self._send(status, "application/json", data[: len(data) // 2], len(data))
 
@@ -334,7 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _encode(answer: Any) -> bytes:
-    return json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    # orjson: a real upstream answers from another machine; this one shares the CPUs with
+    # the puller in tests and bench/, so it should not make the puller wait for long.
+    return orjson.dumps(answer)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -202,7 +202,8 @@ def _references(entity: str) -> list[_Reference]:
 
 
 def _reference_lines(number: int, ref: _Reference) -> list[str]:
-    """Source checking one reference field: `s<n>` holds the target ids upserted so far."""
+    """Source checking one reference field: `s<n>` holds the target ids upserted so far in
+    the batch, `k<n>` those known to be in the database already."""
     lines = [f"v = d[{ref.top!r}]"]
     if ref.sub:
         lines.append(f"v = None if v is None else v.{ref.sub}")
@@ -210,21 +211,23 @@ def _reference_lines(number: int, ref: _Reference) -> list[str]:
         return [
             *lines,
             "for w in v:",
-            f"    if w not in s{number}: later((index, cid, R{number}, w))",
+            f"    if w not in s{number} and w not in k{number}: later((index, cid, R{number}, w))",
         ]
     guard = "v is not None and " if ref.optional or ref.sub else ""
-    return [*lines, f"if {guard}v not in s{number}: later((index, cid, R{number}, v))"]
+    unseen = f"v not in s{number} and v not in k{number}"
+    return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, v))"]
 
 
 CheckerFactory = Callable[..., Callable[[Mapping[str, Any], int, str], None]]
 
 
 def reference_checker(entity: str) -> CheckerFactory:
-    """`make(ids of each target..., later)` -> `check(data, index, change id)`, which passes
-    every reference not (yet) among the batch's ids to `later`. Generated like the rows."""
+    """`make(batch ids, known ids of each target..., later)` -> `check(data, index, change
+    id)`, which passes every reference to an id neither among the batch's ids so far nor
+    known to be stored to `later`. Generated like the rows."""
     references = _references(entity)
     body = [line for n, ref in enumerate(references) for line in _reference_lines(n, ref)]
-    targets = "".join(f"s{n}, " for n in range(len(references)))
+    targets = "".join(f"s{n}, k{n}, " for n in range(len(references)))
     source = "\n".join(
         [
             f"def make({targets}later):",
@@ -301,6 +304,33 @@ def _generated() -> tuple[dict[str, RowMaker], dict[str, CheckerFactory]]:
 
 
 Pending = tuple[int, str, _Reference, str]  # record index, change id, reference, target id
+_TARGETS = {target for fields in exchange.REFERENCES.values() for target in fields.values()}
+
+
+class KnownIds:
+    """Ids of referenced entities known to be stored, kept by a caller that imports batch
+    after batch (the pages of one pull): a reference to one of them needs no lookup. Most of
+    a year's marks refer to lessons and students sent pages earlier, and looking those up
+    again for every page cost a sixth of a pull. Learnt only from committed batches; a
+    tombstone from another writer in between is not seen, which at worst lets a mark in
+    that refers to a lesson deleted meanwhile, as if the mark had come first."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set[str]] = {target: set() for target in _TARGETS}
+        self._staged: list[tuple[str, set[str], set[str]]] = []
+
+    def stage(self, entity: str, present: set[str], gone: set[str]) -> None:
+        if entity in self.ids:
+            self._staged.append((entity, present, gone))
+
+    def commit(self) -> None:
+        for entity, present, gone in self._staged:
+            self.ids[entity] |= present
+            self.ids[entity] -= gone
+        self._staged = []
+
+    def discard(self) -> None:
+        self._staged = []
 
 
 class _Entity:
@@ -319,8 +349,12 @@ class _Entity:
         self.linked = affected.linked_sets(name)
         self.check = lambda data, index, change_id: None
 
-    def bind_references(self, entities: dict[str, _Entity], later: list[Pending]) -> None:
-        targets = [entities[ref.target].upserted for ref in self.references]
+    def bind_references(
+        self, entities: dict[str, _Entity], known: KnownIds, later: list[Pending]
+    ) -> None:
+        targets = []
+        for ref in self.references:
+            targets += [entities[ref.target].upserted, known.ids[ref.target]]
         self.check = _generated()[1][self.name](*targets, later.append)
 
     def note_affected(self, affected: _Affected, row_id: str, data: Mapping[str, Any]) -> None:
@@ -342,21 +376,24 @@ class _Entity:
 class _Run:
     """Applying one batch inside its transaction."""
 
-    def __init__(self, origin: str, tz: ZoneInfo, problems: Problems) -> None:
-        self.origin, self.tz, self.problems = origin, tz, problems
+    def __init__(self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds) -> None:
+        self.origin, self.tz, self.problems, self.known = origin, tz, problems, known
         self.affected = _Affected()
         self.entities = {name: _Entity(name, self.affected) for name in exchange.ENTITY_MODELS}
         self.pending: list[Pending] = []
         for entity in self.entities.values():
-            entity.bind_references(self.entities, self.pending)
-        self.stamps: dict[dt.datetime, str] = {}
+            entity.bind_references(self.entities, known, self.pending)
+        self.stamps: dict[float | dt.datetime, str] = {}
 
     def _utc(self, moment: dt.datetime) -> str:
-        text = self.stamps.get(moment)
+        # An aware moment is looked up by its POSIX time: hashing and comparing aware
+        # datetimes asks their tzinfo for the offset each time, a second of a year's import.
+        key = moment.timestamp() if moment.tzinfo else moment
+        text = self.stamps.get(key)
         if text is None:
             if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
                 self.stamps.clear()
-            text = self.stamps[moment] = _utc_text(moment, self.tz)
+            text = self.stamps[key] = _utc_text(moment, self.tz)
         return text
 
     def take(self, index: int, change: Any, mark: MarkValue | None) -> None:
@@ -412,6 +449,8 @@ class _Run:
                 wanted[target].add(target_id)
                 open_uses.append(use)
         known = {name: journal.existing_ids(name, ids) for name, ids in wanted.items()}
+        for name, ids in known.items():
+            self.known.stage(name, ids, set())
         return [
             f"{self.origin}: record {index} (id '{change_id}', type '{ref.entity}'): field "
             f"'{ref.label}': refers to {ref.target} '{target_id}', which is neither in this "
@@ -428,6 +467,12 @@ class _Run:
         self.problems.extend(self._unknown_references())
         if self.problems:
             raise self.problems.error()
+
+    def learn(self) -> None:
+        """What this batch leaves stored, for the batches after it (once it commits)."""
+        for name in self.known.ids:
+            entity = self.entities[name]
+            self.known.stage(name, set(entity.upserted), set(entity.deleted))
 
     def tombstones(self) -> None:
         for entity in self.entities.values():
@@ -481,10 +526,13 @@ def _apply(
     problems: Problems,
     source: str,
     progress: Progress | None,
+    known: KnownIds | None,
 ) -> ImportResult:
-    run = _Run(raw.origin, ZoneInfo(header.tz), problems)
+    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds())
     _stream(raw, run, rules, progress)
     run.settle()
+    if known is not None:
+        run.learn()
     run.tombstones()
     result = ImportResult(raw.origin, header.mode, header.cursor, counts=run.counts())
     result.dirty_people = _record_dirty(run.affected)
@@ -519,21 +567,34 @@ def _collector_paused() -> Iterator[None]:
 
 
 def import_batch(
-    raw: RawBatch, rules: MarkRules, *, source: str = "file", progress: Progress | None = None
+    raw: RawBatch,
+    rules: MarkRules,
+    *,
+    source: str = "file",
+    progress: Progress | None = None,
+    known: KnownIds | None = None,
 ) -> ImportResult:
     """Validate and apply one batch, all or nothing. Raises BatchError with every problem.
 
     Rows are written as their records pass, inside the batch's one transaction; a problem
     anywhere (a bad record, an unknown reference, a file cut off near its end) rolls all of
-    it back, so a rejected batch leaves the database exactly as it was.
+    it back, so a rejected batch leaves the database exactly as it was. `known` carries the
+    ids stored by earlier batches of the same caller (see KnownIds).
     """
     header = batches.check_header(raw)
     if journal.batch_seen(raw.digest):
         return ImportResult(raw.origin, header.mode, header.cursor, already_imported=True)
     problems = Problems(raw.origin)
     problems.extend(_check_school(raw.origin, header))
-    with _collector_paused(), write_transaction():
-        result = _apply(raw, header, rules, problems, source, progress)
+    try:
+        with _collector_paused(), write_transaction():
+            result = _apply(raw, header, rules, problems, source, progress, known)
+    except BaseException:
+        if known is not None:
+            known.discard()
+        raise
+    if known is not None:
+        known.commit()
     log.info("%s", result.summary())
     return result
 
@@ -556,4 +617,11 @@ def import_document(
     return import_batch(raw, rules, source=source, progress=progress)
 
 
-__all__ = ["BatchError", "ImportResult", "import_batch", "import_document", "import_file"]
+__all__ = [
+    "BatchError",
+    "ImportResult",
+    "KnownIds",
+    "import_batch",
+    "import_document",
+    "import_file",
+]

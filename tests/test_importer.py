@@ -5,14 +5,15 @@ from __future__ import annotations
 import copy
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import change, envelope, small_school, write_json
 from pydantic import BaseModel
 
-from daemon.batch import BatchError, read_file
+from daemon.batch import BatchError, from_document, read_file
 from daemon.exchange import ENTITY_MODELS
-from daemon.importer import import_batch, import_document, import_file
+from daemon.importer import KnownIds, import_batch, import_document, import_file
 from daemon.marks import MarkRules
 from db import journal, models
 
@@ -205,3 +206,47 @@ def test_every_exchange_field_has_a_column() -> None:
     for entity, model in ENTITY_MODELS.items():
         columns = set(journal.column_names(entity))
         assert _flat_fields(model) <= columns, f"{entity}: {_flat_fields(model) - columns}"
+
+
+# --- ids known across the batches of one caller (the pages of a pull) -----------------------
+
+
+def _mark_on(lesson_id: str, mark_id: str = "mk-9") -> dict[str, Any]:
+    data = {"student_id": "s-1", "subject_id": "math", "date": "2026-09-07", "raw": "5"}
+    return change("mark", mark_id, {**data, "lesson_id": lesson_id}, updated_at=LATER)
+
+
+LATER = "2026-09-20T08:00:00+03:00"
+
+
+def test_known_ids_follow_a_deletion_in_an_earlier_batch(memory_db: None, rules: MarkRules) -> None:
+    known = KnownIds()
+    import_batch(from_document(small_school(), "p1"), rules, known=known)
+    assert "l-1" in known.ids["lesson"]
+    gone = envelope([change("lesson", "l-1", op="delete", updated_at=LATER)], mode="delta")
+    import_batch(from_document(gone, "p2"), rules, known=known)
+    assert "l-1" not in known.ids["lesson"]
+    late_mark = envelope([_mark_on("l-1")], mode="delta", cursor="c3")
+    with pytest.raises(BatchError, match="refers to lesson 'l-1', which is neither"):
+        import_batch(from_document(late_mark, "p3"), rules, known=known)
+
+
+def test_known_ids_learn_nothing_from_a_batch_rolled_back(
+    memory_db: None, rules: MarkRules
+) -> None:
+    known = KnownIds()
+    import_batch(from_document(small_school(), "p1"), rules, known=known)
+    lesson = {"slot": 1, "group_id": "g-math", "subject_id": "math", "teacher_id": "t-2"}
+    new_lesson = change("lesson", "l-new", {**lesson, "date": "2026-09-21"}, updated_at=LATER)
+    broken = envelope([new_lesson, _mark_on("l-none", "mk-8")], mode="delta", cursor="c2")
+    with pytest.raises(BatchError, match="l-none"):
+        import_batch(from_document(broken, "p2"), rules, known=known)
+    art = change("subject", "art", {"name": "ИЗО"}, updated_at=LATER)
+    import_batch(
+        from_document(envelope([art], mode="delta", cursor="c2"), "p2b"), rules, known=known
+    )
+    assert "art" in known.ids["subject"] and "l-new" not in known.ids["lesson"]
+    refers = envelope([_mark_on("l-new")], mode="delta", cursor="c3")
+    with pytest.raises(BatchError, match="refers to lesson 'l-new'"):
+        import_batch(from_document(refers, "p3"), rules, known=known)
+    assert models.Lesson.get_or_none(models.Lesson.id == "l-new") is None

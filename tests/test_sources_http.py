@@ -56,6 +56,16 @@ def test_pull_in_pages_equals_one_clean_import(
     assert pulled == clean_import(small_school(), tmp_path / "clean.sqlite3")
 
 
+def test_page_keys_after_the_records_are_read_too(file_db: Path, tmp_path: Path) -> None:
+    document = small_school()
+    with FakeUpstream(document, document["changes"], token=TOKEN, page_keys_last=True) as up:
+        result = pull(_params(up))
+    assert (result.pages, result.records, result.cursor) == (7, 33, "c33")
+    pulled = journal_dump()
+    close_database()
+    assert pulled == clean_import(small_school(), tmp_path / "clean.sqlite3")
+
+
 def test_pull_resumes_from_the_committed_cursor(upstream: FakeUpstream, file_db: Path) -> None:
     first = pull(_params(upstream), max_pages=2)
     assert first.cursor == "c10" and journal.cursor_of("http") == "c10"
@@ -88,6 +98,7 @@ def test_delta_then_nothing_new(upstream: FakeUpstream, file_db: Path) -> None:
         ("html_login", {}),
         ("wrong_type", {}),
         ("truncated", {}),
+        ("short_json", {}),
         ("redirect", {}),
         ("delay", {"seconds": 1.0}),  # longer than the client's timeout below
     ],
@@ -114,6 +125,7 @@ def test_a_bad_answer_is_retried_and_the_data_is_whole(
         ("html_login", "HTML page instead of JSON"),
         ("wrong_type", "content type 'text/plain'"),
         ("truncated", "cut off"),
+        ("short_json", "the JSON is cut off or malformed"),
         ("redirect", "a redirect to"),
     ],
 )

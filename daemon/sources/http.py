@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from daemon import importer
-from daemon.batch import from_document
+from daemon.batch import BatchError, RawBatch, read_bytes
 from daemon.config import Config
 from daemon.errors import OtmetkaError
 from daemon.marks import MarkRules
@@ -121,7 +121,7 @@ def _shorten(body: bytes) -> str:
     return text + ("…" if len(body) > _SHOWN_BODY else "")
 
 
-def _json_answer(content_type: str, body: bytes) -> Any:
+def _refuse_non_json(content_type: str, body: bytes) -> None:
     if "html" in content_type or body.lstrip()[:1] == b"<":
         raise _Transient(
             "answered with an HTML page instead of JSON (a login page of a proxy or captive "
@@ -129,6 +129,10 @@ def _json_answer(content_type: str, body: bytes) -> Any:
         )
     if content_type != "application/json":
         raise _Transient(f"answered with content type {content_type!r}, not application/json")
+
+
+def _json_answer(content_type: str, body: bytes) -> Any:
+    _refuse_non_json(content_type, body)
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -136,6 +140,37 @@ def _json_answer(content_type: str, body: bytes) -> Any:
 
 
 Check = Callable[[Any], None]
+Decode = Callable[[str, bytes], Any]
+
+
+@dataclass
+class Page:
+    """One page of changes whose bytes were checked; its records are validated on import.
+
+    `batch.header["cursor"]` is the page's `next_cursor`, so the importer stores where the
+    next page starts in the same transaction as this page's data."""
+
+    batch: RawBatch
+    next_cursor: str
+    has_more: bool
+    remaining: int | None
+    size: int
+
+
+def _page_answer(origin: str) -> Decode:
+    """Turns the bytes of an answer into a Page without building its records as dicts: the
+    importer validates each record straight from its JSON text, as it does for a file."""
+
+    def decode(content_type: str, body: bytes) -> Page:
+        _refuse_non_json(content_type, body)
+        try:
+            batch = read_bytes(body, origin)
+        except BatchError as error:
+            problem = error.problems[0]
+            raise _Transient(f"the answer is not valid JSON of a page ({problem})") from None
+        return _page(batch)
+
+    return decode
 
 
 class UpstreamClient:
@@ -148,14 +183,15 @@ class UpstreamClient:
 
     def changes(
         self, cursor: str | None, limit: int | None = None, *, attempts: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Page:
         query = {"limit": str(limit or self.params.limit)}
         if cursor is not None:
             query = {"cursor": cursor, **query}
         path = f"{CHANGES_PATH}?{urlencode(query)}"
-        return self.request("GET", path, check=check_page, attempts=attempts)  # type: ignore[no-any-return]
+        decode = _page_answer(_origin(cursor))
+        return self.request("GET", path, decode=decode, attempts=attempts)  # type: ignore[no-any-return]
 
-    def prefetch(self, cursor: str) -> dict[str, Any] | None:
+    def prefetch(self, cursor: str) -> Page | None:
         """One quiet try at the next page while the current one is imported; None on any
         trouble, and the page is then fetched again the normal way, with retries."""
         try:
@@ -175,6 +211,7 @@ class UpstreamClient:
         *,
         body: Any = None,
         check: Check | None = None,
+        decode: Decode = _json_answer,
         attempts: int | None = None,
     ) -> Any:
         url = self.params.url.rstrip("/") + path
@@ -182,7 +219,7 @@ class UpstreamClient:
         last: _Transient | None = None
         for attempt in range(attempts):
             try:
-                answer = self._once(method, url, body)
+                answer = decode(*self._once(method, url, body))
                 if check is not None:
                     check(answer)
                 return answer
@@ -203,7 +240,8 @@ class UpstreamClient:
         ceiling = min(self.params.backoff_s * 2**attempt, self.params.backoff_max_s)
         return ceiling * random.uniform(0.5, 1.0)
 
-    def _once(self, method: str, url: str, body: Any) -> Any:
+    def _once(self, method: str, url: str, body: Any) -> tuple[str, bytes]:
+        """(content type, body) of one request; _Transient for the line's troubles."""
         headers = {
             "Authorization": f"Bearer {self.params.token}",
             "Accept": "application/json",
@@ -220,7 +258,7 @@ class UpstreamClient:
         ):
             content_type = response.headers.get_content_type()
             raw = response.read()
-        return _json_answer(content_type, raw)
+        return content_type, raw
 
     @contextlib.contextmanager
     def _failures_explained(self, url: str) -> Iterator[None]:
@@ -259,19 +297,24 @@ class UpstreamClient:
         )
 
 
-def check_page(page: Any) -> None:
-    """A page of changes must carry the envelope, `changes`, `next_cursor` and `has_more`."""
-    if not isinstance(page, dict):
-        raise _Transient("the answer is not a JSON object (a page of changes)")
+def _page(batch: RawBatch) -> Page:
+    """The page keys checked and taken out of the envelope (`changes` being a list was
+    checked by the reader)."""
+    header = batch.header
+    next_cursor, has_more = header.get("next_cursor"), header.get("has_more")
     problems = []
-    if not isinstance(page.get("changes"), list):
-        problems.append("'changes' is not a list")
-    if not isinstance(page.get("next_cursor"), str) or not page["next_cursor"]:
+    if not isinstance(next_cursor, str) or not next_cursor:
         problems.append("'next_cursor' is not a non-empty string")
-    if not isinstance(page.get("has_more"), bool):
+    if not isinstance(has_more, bool):
         problems.append("'has_more' is not true or false")
     if problems:
         raise _Transient("the page is malformed: " + "; ".join(problems))
+    remaining = header.get("remaining")
+    batch.header = {key: value for key, value in header.items() if key not in _PAGE_KEYS}
+    batch.header["cursor"] = next_cursor
+    batch.taken = frozenset(_PAGE_KEYS)
+    known = remaining if isinstance(remaining, int) and remaining >= 0 else None
+    return Page(batch, str(next_cursor), bool(has_more), known, len(batch.records))
 
 
 def _check_results(answer: Any) -> None:
@@ -319,14 +362,6 @@ class PullResult:
         )
 
 
-def _page_document(page: dict[str, Any]) -> dict[str, Any]:
-    """The page as an exchange document whose cursor is where the next page starts, so the
-    importer stores `next_cursor` in the same transaction as the page's data."""
-    document = {key: value for key, value in page.items() if key not in _PAGE_KEYS}
-    document["cursor"] = page["next_cursor"]
-    return document
-
-
 def _origin(cursor: str | None) -> str:
     return f"upstream page after cursor {cursor}" if cursor else "upstream first page"
 
@@ -339,10 +374,9 @@ class _Progress:
         self.bar = bar
         self.stack = contextlib.ExitStack()
 
-    def first_page(self, page: dict[str, Any]) -> None:
-        remaining = page.get("remaining")
-        if self.bar is not None and isinstance(remaining, int) and remaining >= 0:
-            total = len(page["changes"]) + remaining
+    def first_page(self, page: Page) -> None:
+        if self.bar is not None and page.remaining is not None:
+            total = page.size + page.remaining
             advance = self.stack.enter_context(self.bar("pull", total))
             self.progress = advance if self.progress is None else _both(advance, self.progress)
 
@@ -362,9 +396,9 @@ class _Pages:
     def __init__(self, client: UpstreamClient) -> None:
         self.client = client
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-        self.ahead: tuple[str, Future[dict[str, Any] | None]] | None = None
+        self.ahead: tuple[str, Future[Page | None]] | None = None
 
-    def get(self, cursor: str | None) -> dict[str, Any]:
+    def get(self, cursor: str | None) -> Page:
         if self.ahead is not None and self.ahead[0] == cursor:
             page = self.ahead[1].result()
             self.ahead = None
@@ -389,27 +423,30 @@ def _pull_pages(
 ) -> None:
     cursor = result.cursor
     pages = _Pages(client)
+    known = importer.KnownIds()
     try:
         while max_pages is None or result.pages < max_pages:
             if client.stop.is_set():
                 result.stopped = True
                 return
             page = pages.get(cursor)
-            if not page["changes"] and page["next_cursor"] == cursor:
+            if not page.size and page.next_cursor == cursor:
                 return  # nothing new since the stored cursor
-            if page["next_cursor"] == cursor and page["has_more"]:
+            if page.next_cursor == cursor and page.has_more:
                 raise UpstreamError(
                     f"upstream says there is more after cursor {cursor} but does not move "
                     "the cursor; report this to upstream"
                 )
-            if page["has_more"] and (max_pages is None or result.pages + 1 < max_pages):
-                pages.fetch_ahead(page["next_cursor"])
+            if page.has_more and (max_pages is None or result.pages + 1 < max_pages):
+                pages.fetch_ahead(page.next_cursor)
             if result.pages == 0:
                 shown.first_page(page)
-            raw = from_document(_page_document(page), _origin(cursor))
-            result.add(importer.import_batch(raw, rules, source=SOURCE, progress=shown.progress))
-            cursor = result.cursor = page["next_cursor"]
-            if not page["has_more"]:
+            imported = importer.import_batch(
+                page.batch, rules, source=SOURCE, progress=shown.progress, known=known
+            )
+            result.add(imported)
+            cursor = result.cursor = page.next_cursor
+            if not page.has_more:
                 return
     finally:
         pages.close()
