@@ -225,6 +225,8 @@ def _record(
         person = (GUARDIAN, guardian_id)
     payload = _push_payload(event, ctx.config, person)
     events.queue_outbox("push_event", act.event_id, payload, ctx.now)
+    if guardian_id:
+        events.mark_dirty(GUARDIAN, guardian_id)  # the class teacher's table shows the act
     return event, Outcome(201, body)
 
 
@@ -314,7 +316,6 @@ def consent(ctx: ActContext, act: Act, credential: Credential | None, guardian_i
     outcome = _record(ctx, act, credential, guardian_id, {"consent_state": state})[1]
     login = credential or events.active_credential(GUARDIAN, guardian_id)
     if state == "granted":
-        events.mark_dirty(GUARDIAN, guardian_id)
         _rebuild_after(ctx, guardian_id)
     elif login is not None and login.state == "active":
         _revoke(ctx, login, f"consent {state}")

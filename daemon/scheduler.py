@@ -36,6 +36,7 @@ from daemon.project import open_project
 from daemon.sources import http
 from daemon.sources.inbox import Inbox, InboxWatcher
 from db import close_database
+from db import site as site_state
 
 log = logging.getLogger("otmetka.scheduler")
 
@@ -161,6 +162,7 @@ class Daemon:
             self.sched.every(s.pull_minutes).minutes.do(self.run_job, "pull", self.pull)
         self.sched.every(s.outbox_minutes).minutes.do(self.run_job, "outbox", self.flush_outbox)
         self.sched.every(1).minutes.do(self.run_job, "backup", self.backup_if_due)
+        self.sched.every(1).minutes.do(self.run_job, "pages", self.pages_waiting)
         self.sched.every(s.deadline_check_minutes).minutes.do(
             self.run_job, "deadlines", lambda: run_deadline_checks(self.config)
         )
@@ -240,6 +242,12 @@ class Daemon:
         outcomes = self.inbox.tick()
         self.build_wanted |= any(outcome.changed for outcome in outcomes)
         return "; ".join(outcome.message for outcome in outcomes) or None
+
+    def pages_waiting(self) -> None:
+        """Acts recorded by the endpoint mark pages to redo (a class teacher's control table
+        shows who consented and acknowledged); no pull has to change anything for those."""
+        open_project(self.config)
+        self.build_wanted |= site_state.any_dirty()
 
     def build(self) -> str:
         self.build_wanted = False  # a failed build waits for the next change, not 1 s

@@ -363,19 +363,29 @@ def guardians_with_children(today: dt.date) -> list[tuple[GuardianRow, str]]:
     return [(GuardianRow._make(row[:5]), row[5]) for row in rows]
 
 
-def guardians_of_students(student_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(guardian id, student id) of live links of the given students."""
+def _live_links(column: pw.Field, ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(guardian id, student id) of live guardian links whose `column` is among `ids`."""
     link = m.GuardianLink
-    wanted = sorted(set(student_ids))
+    wanted = sorted(set(ids))
     found: list[tuple[str, str]] = []
     for start in range(0, len(wanted), 500):
         query = (
             link.select(link.guardian_id, link.student_id)
-            .where(_alive(link), link.student_id.in_(wanted[start : start + 500]))
+            .where(_alive(link), column.in_(wanted[start : start + 500]))
             .order_by(link.guardian_id, link.student_id)
         )
         found.extend((row[0], row[1]) for row in database.execute(query).fetchall())
     return found
+
+
+def guardians_of_students(student_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(guardian id, student id) of live links of the given students."""
+    return _live_links(m.GuardianLink.student_id, student_ids)
+
+
+def students_of_guardians(guardian_ids: Iterable[str]) -> set[str]:
+    """Ids of the students the given guardians have a live link to."""
+    return {sid for _, sid in _live_links(m.GuardianLink.guardian_id, guardian_ids)}
 
 
 def class_teachers_of_students(student_ids: Iterable[str]) -> dict[str, str]:

@@ -15,6 +15,10 @@ def dirty_rows() -> set[tuple[str, str]]:
     return {(row.person_kind, row.person_id) for row in d.select()}
 
 
+def any_dirty() -> bool:
+    return models.DirtyPerson.select().exists()
+
+
 def clear_dirty(rows: Iterable[tuple[str, str]]) -> None:
     """Forget only what this build read: rows an import added meanwhile stay for the next."""
     d = models.DirtyPerson

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from db import credentials as stored
 from db import events, write_transaction
 from db import site as site_state
 from db.models import Credential
-from site_builder import crypto, keys, render, report_files, shell
+from site_builder import crypto, keys, render, report_files, shell, static_files
 from site_builder.pdf import files as extract_files
 
 log = logging.getLogger("otmetka.build")
@@ -44,7 +43,7 @@ PAGE_DATA_ID = "otm-page-data"
 
 def _page_script() -> str:
     """static/page.js: binds the act buttons and forms of a decrypted page (see its header)."""
-    return (resources.files("site_builder") / "static" / PAGE_SCRIPT).read_text(encoding="utf-8")
+    return static_files.script(PAGE_SCRIPT)
 
 
 def _shell_version() -> str:

@@ -36,7 +36,7 @@ from markupsafe import Markup
 
 from db import database, events, open_database
 from db import queries as q
-from site_builder import crypto, render
+from site_builder import crypto, render, static_files
 from site_builder import views as v
 
 CODE_LENGTH = 8
@@ -94,13 +94,9 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def _static(name: str) -> str:
-    return (resources.files("site_builder") / "static" / name).read_text(encoding="utf-8")
-
-
 @functools.cache
 def extract_css(paper_size: str, layout: Layout = "student") -> str:
-    css = f"@page {{ size: {paper_size}; }}\n" + _static("print-extract.css")
+    css = f"@page {{ size: {paper_size}; }}\n" + static_files.text("print-extract.css")
     if layout == "class":
         # One document per class: page groups restart the counter, but there is no total
         # per student, so the footer says only «Стр. N».

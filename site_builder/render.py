@@ -17,7 +17,6 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import jinja2
@@ -27,7 +26,7 @@ from markupsafe import Markup, escape
 from db import analytics, events
 from db import printing as printed
 from db import queries as q
-from site_builder import charts, report_files
+from site_builder import charts, report_files, static_files
 from site_builder import views as v
 from site_builder.markdown_render import render_markdown
 from site_builder.pdf import files as extract_files
@@ -161,8 +160,7 @@ def environment() -> jinja2.Environment:
 
 def page_css() -> str:
     """The page styles (static/page.css and the acts' static/acts.css), for the shell."""
-    static = resources.files("site_builder") / "static"
-    return "".join((static / name).read_text(encoding="utf-8") for name in ("page.css", "acts.css"))
+    return static_files.text("page.css") + static_files.text("acts.css")
 
 
 def _render(template: str, **context: Any) -> Markup:
@@ -321,7 +319,9 @@ def people_with_pages(today: dt.date | None = None) -> set[PageKey]:
 def expand_dirty(dirty: set[tuple[str, str]]) -> set[PageKey] | None:
     """From db DirtyPerson rows (kinds student/guardian/teacher/all) to the pages to rebuild:
     a student -> that student, their guardians, their class teacher (and the deputy heads
-    whose page is older than DEPUTY_REFRESH); a guardian -> guardian; a teacher -> None
+    whose page is older than DEPUTY_REFRESH); a guardian -> guardian and the class teachers
+    of their children (whose control table shows the family's consent and acknowledgements
+    — an act marks the guardian dirty); a teacher -> None
     (rebuild everything, names appear on many pages); ("all", "*") -> None.
 
     The result may name people who no longer have a page (a student who left, a family that
@@ -331,9 +331,11 @@ def expand_dirty(dirty: set[tuple[str, str]]) -> set[PageKey] | None:
     if any(kind not in (STUDENT, GUARDIAN) for kind, _ in dirty):
         return None
     students = {pid for kind, pid in dirty if kind == STUDENT}
+    guardians = {pid for kind, pid in dirty if kind == GUARDIAN}
     pages: set[PageKey] = {(kind, pid) for kind, pid in dirty}
     pages |= {(GUARDIAN, gid) for gid, _ in q.guardians_of_students(students)}
-    pages |= {(TEACHER, tid) for tid in q.class_teachers_of_students(students).values()}
+    in_classes = students | q.students_of_guardians(guardians)
+    pages |= {(TEACHER, tid) for tid in q.class_teachers_of_students(in_classes).values()}
     if students:
         # A deputy head's page compares every class: redoing it means analysing the whole
         # school, so a change of marks refreshes it at most once in DEPUTY_REFRESH.

@@ -16,13 +16,12 @@ import datetime as dt
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from markupsafe import Markup
 
 from db import events
 from db import queries as q
-from site_builder import extracts, render
+from site_builder import extracts, render, static_files
 from site_builder import views as v
 
 CSS_FILE = "print-report.css"
@@ -30,7 +29,7 @@ CSS_FILE = "print-report.css"
 
 @functools.cache
 def report_css() -> str:
-    return (resources.files("site_builder") / "static" / CSS_FILE).read_text(encoding="utf-8")
+    return static_files.text(CSS_FILE)
 
 
 @dataclass

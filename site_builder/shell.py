@@ -26,11 +26,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from site_builder import static_files
 from site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
 
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 UNLOCK_SCRIPT = "unlock.js"
 LOGIN_SCRIPT = "login.js"
+_SCRIPTS = (UNLOCK_SCRIPT, LOGIN_SCRIPT)
 
 # Mobile first (usable at 360 px), large tap targets, 16 px inputs so iOS does not zoom.
 BASE_CSS = """
@@ -87,12 +89,6 @@ _STYLE_END = re.compile(r"</style", re.IGNORECASE)
 
 
 @functools.cache
-def _static_text(name: str) -> str:
-    """A file under site_builder/static, read once per process (it is inlined into every page)."""
-    return (resources.files("site_builder") / "static" / name).read_text(encoding="utf-8")
-
-
-@functools.cache
 def _environment() -> jinja2.Environment:
     # autoescape=True: the template names end in .j2, which select_autoescape would miss.
     return jinja2.Environment(
@@ -111,8 +107,8 @@ def shell_version() -> str:
     or the templates re-renders every page.
     """
     digest = hashlib.sha256(BASE_CSS.encode())
-    for name in (VENDOR_BUNDLE, UNLOCK_SCRIPT, LOGIN_SCRIPT):
-        digest.update(_static_text(name).encode())
+    for script in (static_files.text(VENDOR_BUNDLE), *map(static_files.script, _SCRIPTS)):
+        digest.update(script.encode())
     for template in ("shell.html.j2", "login.html.j2"):
         path = resources.files("site_builder") / "templates" / template
         digest.update(path.read_bytes())
@@ -179,7 +175,7 @@ def render_shell(
         raise ValueError("page_id must be lower-case hex")
     if remember_days < 0:
         raise ValueError("remember_days must be >= 0")
-    inline = [_static_text(VENDOR_BUNDLE), _static_text(UNLOCK_SCRIPT), *scripts]
+    inline = [static_files.text(VENDOR_BUNDLE), static_files.script(UNLOCK_SCRIPT), *scripts]
     return (
         _environment()
         .get_template("shell.html.j2")
@@ -197,7 +193,7 @@ def render_shell(
 
 def render_login_page(public_salt: str, *, title: str) -> str:
     """``output/index.html``: login + password -> opens ``p/<page_id>.html`` unlocked."""
-    inline = [_static_text(VENDOR_BUNDLE), _static_text(LOGIN_SCRIPT)]
+    inline = [static_files.text(VENDOR_BUNDLE), static_files.script(LOGIN_SCRIPT)]
     return (
         _environment()
         .get_template("login.html.j2")

@@ -188,7 +188,8 @@ def test_expand_dirty(school: None) -> None:
         ("guardian", "g-1"),
         ("teacher", "t-1"),
     }
-    assert expand_dirty({("guardian", "g-1")}) == {("guardian", "g-1")}
+    # A guardian's act shows in the class teacher's control table.
+    assert expand_dirty({("guardian", "g-1")}) == {("guardian", "g-1"), ("teacher", "t-1")}
     assert expand_dirty({("student", "s-3"), ("guardian", "g-1")}) == {
         ("student", "s-3"),
         ("guardian", "g-2"),  # on paper: render_pages skips it

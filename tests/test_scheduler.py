@@ -25,7 +25,8 @@ from daemon.config import Config, config_from_dict, load_config
 from daemon.errors import OtmetkaError
 from daemon.fake_upstream import FakeUpstream
 from daemon.project import open_project
-from db import close_database, models
+from db import close_database, events, models, write_transaction
+from db import site as site_state
 
 TOKEN = "scheduler-token"
 NIGHT = dt.datetime(2026, 11, 27, 23, 35, tzinfo=dt.UTC)  # 02:35 in Moscow on the 28th
@@ -158,6 +159,22 @@ def test_the_loop_imports_dropped_files_builds_and_survives_a_failing_job(
         assert jobs["build"]["ok"] and "built site" in jobs["build"]["last_result"]
         assert (project.paths.inbox_dir / "done" / "school.json").is_file()
         assert not daemon.build_wanted
+    finally:
+        daemon.close()
+
+
+def test_pages_marked_by_acts_get_built_without_a_pull(project: Config) -> None:
+    daemon = scheduler.Daemon(project, serve=False)
+    daemon.start()
+    try:
+        daemon.pages_waiting()
+        assert not daemon.build_wanted
+        with write_transaction():
+            events.mark_dirty("guardian", "g-1")  # as an act recorded by the endpoint does
+        daemon.pages_waiting()
+        assert daemon.build_wanted
+        daemon.tick()
+        assert not daemon.build_wanted and not site_state.any_dirty()
     finally:
         daemon.close()
 

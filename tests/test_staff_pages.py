@@ -139,7 +139,17 @@ def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: No
         TEACHER,
         DEPUTY,  # built 21 hours ago: redone
     }
-    assert render.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a")}
+    assert render.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a"), TEACHER}
     with write_transaction():
         site_state.record_pages([("page-dep", DEPUTY, "h3")], now)
     assert DEPUTY not in (render.expand_dirty({("student", "s-a")}) or set())
+
+
+def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
+    school: None, config: Config
+) -> None:
+    login = logins(config)
+    with write_transaction():
+        site_state.clear_dirty(site_state.dirty_rows())
+    acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    assert TEACHER in (render.expand_dirty(site_state.dirty_rows()) or set())

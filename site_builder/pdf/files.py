@@ -22,7 +22,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from db import printing as printed
 from db import queries as q
 from db import site as site_state
 from db.models import Credential
-from site_builder import crypto
+from site_builder import crypto, static_files
 
 FILES_DIR = "f"
 DOWNLOAD_SCRIPT = "download.js"
@@ -42,7 +41,7 @@ PageKey = tuple[str, str]
 
 @functools.cache
 def download_script() -> str:
-    return (resources.files("site_builder") / "static" / DOWNLOAD_SCRIPT).read_text("utf-8")
+    return static_files.script(DOWNLOAD_SCRIPT)
 
 
 @functools.cache

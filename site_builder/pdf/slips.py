@@ -14,12 +14,12 @@ import itertools
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 import jinja2
 import segno
 from markupsafe import Markup
 
+from site_builder import static_files
 from site_builder.pdf.engine import RenderedPdf, render_pdf
 
 SLIPS_PER_SHEET = 8
@@ -99,7 +99,7 @@ def _template() -> jinja2.Template:
 
 @functools.cache
 def slips_css() -> str:
-    return (resources.files("site_builder") / "static" / "print-slips.css").read_text("utf-8")
+    return static_files.text("print-slips.css")
 
 
 def slips_html(slips: Sequence[Slip], where: SlipAddresses, *, qr_password: bool = False) -> str:
