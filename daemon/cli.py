@@ -5,16 +5,18 @@ config.yaml."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+import peewee
 
 from daemon import project
 from daemon.config import Config, load_config
-from daemon.errors import OtmetkaError
+from daemon.errors import OtmetkaError, database_error_message
 from daemon.progress import Reporter
 
 
@@ -37,15 +39,33 @@ class Context:
 
 
 class OtmetkaGroup(click.Group):
-    """Turns domain errors into one clear message; tracebacks only with --debug."""
+    """Turns domain errors, and a database that cannot be written (disk full, locked), into
+    one clear message; tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OtmetkaError as error:
-            if isinstance(ctx.obj, Context) and ctx.obj.debug:
+            if _debug(ctx):
                 raise
             raise click.ClickException(str(error)) from None
+        except (sqlite3.Error, peewee.DatabaseError) as error:
+            message = database_error_message(error, _database_name(ctx))
+            if message is None or _debug(ctx):
+                raise
+            raise click.ClickException(message) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    return isinstance(ctx.obj, Context) and ctx.obj.debug
+
+
+def _database_name(ctx: click.Context) -> str:
+    """The database file of the loaded config, for an error message."""
+    config = ctx.obj._config if isinstance(ctx.obj, Context) else None
+    if config is None:
+        return "named in config.yaml"
+    return str(config.database_path() or config.database.url)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -234,6 +254,29 @@ def credentials_rotate(obj: Context, login: str) -> None:
 
     result = creds.rotate_credential(obj.config, login, obj.reporter)
     obj.reporter.summary(result.summary())
+
+
+@main.group()
+def secret() -> None:
+    """The site secret, from which every page address (page id) is derived."""
+
+
+@secret.command("rotate")
+@click.option("--yes", is_flag=True, default=None, help="Do not ask for confirmation.")
+@pass_context
+def secret_rotate(obj: Context, yes: bool | None) -> None:
+    """New site secret, hence a new address for every page; logins and passwords stay.
+    Rebuilds the whole site; old bookmarks and page links stop working. Stop the daemon
+    first."""
+    from daemon import secret as site_secret
+
+    if not yes:
+        click.confirm(
+            "Every page gets a new address: bookmarks, saved links and page links in letters "
+            "stop working (logins and passwords stay). Rotate the site secret?",
+            abort=True,
+        )
+    obj.reporter.summary(site_secret.rotate_secret(obj.config, obj.reporter).summary())
 
 
 @main.group()

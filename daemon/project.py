@@ -46,6 +46,9 @@ def open_project(config: Config) -> None:
         migrate()
     except SchemaTooNew as error:
         raise OtmetkaError(f"{config.database.url}: {error}") from None
+    from daemon.secret import finish_interrupted
+
+    finish_interrupted(config)  # a secret rotation that died between commit and rename
 
 
 def init_project(config: Config) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import peewee as pw
 
@@ -60,6 +60,20 @@ def revoke(credential: models.Credential, at: dt.datetime) -> None:
     credential.state = "revoked"
     credential.revoked_at = at
     credential.save()
+
+
+def readdress_all(page_id_of: Callable[[str], str]) -> tuple[int, int]:
+    """Give every credential, revoked ones too, the page id `page_id_of(login)` (a new site
+    secret); inside the caller's transaction. Returns (credentials, ids changed)."""
+    c = models.Credential
+    rows = list(c.select(c.login, c.page_id))
+    changed = 0
+    for row in rows:
+        new = page_id_of(row.login)
+        if new != row.page_id:
+            c.update(page_id=new).where(c.login == row.login).execute()
+            changed += 1
+    return len(rows), changed
 
 
 def class_id_by_name(name: str) -> str | None:

@@ -22,10 +22,17 @@ def load_or_create_secret(path: Path) -> bytes:
     """The site secret (32 random bytes, hex in an owner-only file), made on first use."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+        write_secret(path, secrets.token_bytes(32))
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def write_secret(path: Path, secret: bytes) -> None:
+    """A new owner-only file (from its first byte) holding `secret` as hex, fsynced."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secret.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def public_salt(secret: bytes) -> str:

@@ -31,6 +31,16 @@ def journal_dump() -> dict[str, list[tuple[Any, ...]]]:
     return {table: rows for table, rows in journal.dump_tables().items() if table in names}
 
 
+def journal_of(database: Path, *, every_table: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+    """`journal_dump` of a database file (opened for it and closed again); with
+    `every_table`, all the tables: import log, cursors, pages to rebuild, outbox too."""
+    open_database(f"sqlite:///{database}")
+    try:
+        return journal.dump_tables() if every_table else journal_dump()
+    finally:
+        close_database()
+
+
 def clean_import(document: dict[str, Any], path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Import the whole document at once into a fresh database file; its journal dump."""
     open_database(f"sqlite:///{path}")
@@ -72,6 +82,11 @@ def query(database: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """Read the database of a running daemon (WAL lets a reader in while it writes)."""
     with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as conn:
         return conn.execute(sql, args).fetchall()
+
+
+def integrity(database: Path) -> str:
+    """SQLite's own check of the file: "ok", or what is broken."""
+    return str(query(database, "PRAGMA integrity_check")[0][0])
 
 
 def stored_cursor(database: Path, source: str = "http") -> str | None:

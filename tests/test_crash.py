@@ -9,13 +9,13 @@ import datetime as dt
 import sqlite3
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sync_support import (
     clean_import,
     daemon_process,
-    journal_dump,
+    integrity,
+    journal_of,
     query,
     stored_cursor,
     wait_for,
@@ -35,20 +35,8 @@ STUDENTS = 300  # about 51,000 changes
 PAGE = 2500
 
 
-def _integrity(database: Path) -> str:
-    return str(query(database, "PRAGMA integrity_check")[0][0])
-
-
 def _offset(cursor: str | None) -> int:
     return int(cursor[1:]) if cursor else 0
-
-
-def _journal_of(database: Path) -> dict[str, list[tuple[Any, ...]]]:
-    open_database(f"sqlite:///{database}")
-    try:
-        return journal_dump()
-    finally:
-        close_database()
 
 
 def _ids_by_type(database: Path) -> Counter[tuple[str, str]]:
@@ -80,7 +68,7 @@ def test_killed_in_the_middle_of_a_pull_resumes_to_a_clean_import(project_dir: P
         assert 4 * PAGE <= _offset(cursor) < len(changes), "the kill came too late"
 
         # After the kill: intact, no page twice, and exactly the pages the cursor covers.
-        assert _integrity(database) == "ok"
+        assert integrity(database) == "ok"
         logged = query(database, "SELECT cursor FROM import_log WHERE source = 'http'")
         assert len(logged) == len(set(logged)) == _offset(cursor) // PAGE
         covered = Counter((c["type"], c["id"]) for c in changes[: _offset(cursor)])
@@ -90,10 +78,10 @@ def test_killed_in_the_middle_of_a_pull_resumes_to_a_clean_import(project_dir: P
         with daemon_process(config_path, ENV):
             wait_for(lambda: stored_cursor(database) == f"c{len(changes)}", 60, "the resume")
             wait_for(lambda: _built(database), 30, "the build after the pull")
-        assert _integrity(database) == "ok"
+        assert integrity(database) == "ok"
         resumed_log = query(database, "SELECT cursor FROM import_log WHERE source = 'http'")
         assert len(resumed_log) == len(set(resumed_log)) == -(-len(changes) // PAGE)
-    resumed = _journal_of(database)
+    resumed = journal_of(database)
     assert resumed == clean_import(document, project_dir / "clean.sqlite3")
 
 
@@ -139,14 +127,14 @@ def test_killed_during_the_outbox_push_upstream_gets_each_event_once(project_dir
             wait_for(lambda: len(upstream.deliveries) >= 60, 60, "three batches upstream")
             process.kill()
             process.wait(timeout=10)
-        assert _integrity(database) == "ok"
+        assert integrity(database) == "ok"
         done = query(database, "SELECT count(*) FROM outbox_item WHERE done_at IS NOT NULL")
         assert done[0][0] < len(upstream.events), "the kill should land before a confirmation"
 
         upstream.clear_faults()
         with daemon_process(config_path, ENV):
             wait_for(lambda: _backlog(database) == 0, 60, "the outbox to drain")
-        assert _integrity(database) == "ok"
+        assert integrity(database) == "ok"
     assert sorted(upstream.events) == keys  # every event, each stored once
     repeats = [key for key, n in Counter(upstream.deliveries).items() if n > 1]
     assert repeats, "the unconfirmed batch is sent again after the restart"

@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,21 +17,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.header import decode_header, make_header
-from email.message import EmailMessage
 from email.policy import compat32
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from page_factories import page_school
+from servers import free_port, parse, smtp_server
 
 from daemon import letters, mailer, outbox
 from daemon.cli import main
@@ -50,48 +46,6 @@ NOW = dt.datetime(2026, 9, 18, 12, 0, tzinfo=dt.UTC)
 # --- a real SMTP server -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Inbox:
-    """The aiosmtpd handler: keeps what it accepted; refuses the addresses in `refuse`."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-        self.refuse: set[str] = set()
-        self.logins: list[tuple[bytes, bytes]] = []
-        self.on_data: Any = None
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        if self.on_data is not None:
-            self.on_data()
-        return "250 2.0.0 queued"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        ok = data.password == b"s3cret-pass"
-        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        return [parse(envelope.content) for envelope in self.envelopes]
-
-
 def decoded(raw: bytes, header: str) -> str:
     """A header decoded as RFC 2047 says: white space between encoded words is dropped.
 
@@ -100,27 +54,6 @@ def decoded(raw: bytes, header: str) -> str:
     """
     legacy = email.message_from_bytes(raw, policy=compat32)
     return str(make_header(decode_header(str(legacy[header]))))
-
-
-def parse(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-@contextmanager
-def smtp_server(port: int | None = None, **options: Any) -> Iterator[tuple[int, Inbox]]:
-    """aiosmtpd on 127.0.0.1; stopped (thread joined) when the block ends."""
-    port = port or free_port()
-    inbox = Inbox()
-    if "authenticator" in options:
-        options["authenticator"] = inbox.authenticate
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
 
 
 def make_config(project_dir: Path, port: int, **mail: Any) -> Config:
