@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian's chromium drives the browser tests (never a downloaded browser); the fonts give
 # screenshots Cyrillic glyphs (PDFs use the fonts shipped in site_builder/fonts); pango is
-# WeasyPrint's; the slip tests raster a PDF (poppler-utils) and read its QR codes (zbar-tools).
-APT_PACKAGES := chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 sqlite3 poppler-utils zbar-tools
+# WeasyPrint's; the slip tests raster a PDF (poppler-utils) and read its QR codes (zbar-tools);
+# the PostgreSQL tests start a throwaway server from Debian's binaries (postgresql).
+APT_PACKAGES := chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 sqlite3 poppler-utils zbar-tools postgresql
 
 .PHONY: demo test install install-test system-packages lint clean
 

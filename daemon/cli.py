@@ -581,6 +581,28 @@ def restore(obj: Context, file: Path) -> None:
     obj.reporter.summary(backup.restore(obj.config, file).summary())
 
 
+@main.group("db")
+def db_group() -> None:
+    """The database itself: move a school to another one (PostgreSQL)."""
+
+
+@db_group.command("copy")
+@click.option(
+    "--to",
+    "to_url",
+    required=True,
+    help="Target URL, e.g. postgresql://user@host/db: empty, its tables made by `otmetka init`.",
+)
+@pass_context
+def db_copy(obj: Context, to_url: str) -> None:
+    """Copy every table of this project's database into an empty one in one transaction,
+    then check the row counts and the audit chain there. Only reads this database; stop
+    the daemon first, or acts recorded meanwhile stay behind."""
+    from daemon import dbcopy
+
+    obj.reporter.summary(dbcopy.copy_database(obj.config, to_url, obj.reporter).summary())
+
+
 @main.group()
 def retention() -> None:
     """Personal data of students who left: purged after retention.purge_after_days."""

@@ -94,8 +94,9 @@ def _json_list(value: list[Any]) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
+def _flag(value: bool | None) -> bool | None:
+    # A bool, not 1/0: SQLite stores it as 1/0 anyway, PostgreSQL refuses an int for a boolean.
+    return None if value is None else bool(value)
 
 
 def _sub(value: Any, name: str) -> Any:

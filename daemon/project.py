@@ -18,6 +18,7 @@ from daemon.marks import MarkRules
 from daemon.progress import Reporter
 from db import database, migrate, open_database
 from db import status as db_status
+from db.connection import opened_url
 from db.migrations import SchemaTooNew
 from site_builder import keys
 from site_builder.build import BuildOptions, BuildResult, build_site
@@ -35,9 +36,12 @@ def open_project(config: Config) -> None:
     endpoint's threads, and swapping the connection under them would break their writes.
     """
     current, wanted = database.obj, config.database_path()
-    is_open = current is not None and not database.is_closed() and wanted is not None
-    if is_open and getattr(current, "database", None) == str(wanted):
+    is_open = current is not None and not database.is_closed()
+    if is_open and wanted is not None and getattr(current, "database", None) == str(wanted):
         return
+    url = config.database.url
+    if is_open and not url.startswith("sqlite") and opened_url() == url:
+        return  # the same PostgreSQL database
     open_database(config.database.url, config.database.busy_timeout_ms)
     from daemon.backup import secure_private_paths
 

@@ -16,6 +16,7 @@ import peewee
 from playhouse.db_url import connect as connect_url
 
 database = peewee.DatabaseProxy()
+_opened_url: str | None = None
 
 
 def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, object]:
@@ -37,10 +38,25 @@ def open_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
             owner_only(Path(path))
         db: peewee.Database = peewee.SqliteDatabase(path, pragmas=sqlite_pragmas(busy_timeout_ms))
     else:
-        db = connect_url(url)
+        db = server_database(url)
     database.initialize(db)
     db.connect(reuse_if_open=True)
+    global _opened_url
+    _opened_url = url
     return db
+
+
+def opened_url() -> str | None:
+    """The URL `open_database` was last given (the proxy's database)."""
+    return _opened_url
+
+
+def server_database(url: str) -> peewee.Database:
+    """A database server (PostgreSQL), not yet bound to the proxy. Every session runs in
+    UTC: times are stored naive UTC, and the server's own zone would shift an aware value
+    on its way into a TIMESTAMP column. Floats are 8-byte DOUBLE PRECISION, as SQLite's
+    REAL is (peewee would make them 4-byte REAL there: 7 digits)."""
+    return connect_url(url, options="-c timezone=UTC", field_types={"FLOAT": "DOUBLE PRECISION"})
 
 
 OWNER_ONLY = 0o600
@@ -87,4 +103,11 @@ def write_transaction() -> Iterator[None]:
             yield
     else:
         with database.atomic():
+            # The same one writer at a time on a server: the audit chain reads its head and
+            # appends after it, which two concurrent writers would both do. Advisory locks
+            # belong to one database, so schools sharing a server do not wait for each other.
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
+
+
+WRITE_LOCK = 0x6F746D6B  # "otmk": the advisory lock key of write transactions on PostgreSQL

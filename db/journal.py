@@ -44,9 +44,7 @@ def _to_db(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, bool):
-        return int(value)
-    return value
+    return value  # a bool stays one: SQLite stores 1/0, PostgreSQL wants a boolean
 
 
 def _upsert_sql(entity: str) -> str:

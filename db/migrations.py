@@ -75,11 +75,13 @@ MIGRATIONS: list[Callable[[peewee.Database], None]] = [
 LATEST_VERSION = len(MIGRATIONS)
 
 
-def schema_version() -> int:
-    if is_sqlite():
-        return int(database.execute_sql("PRAGMA user_version").fetchone()[0])
-    database.execute_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = database.execute_sql("SELECT max(version) FROM schema_version").fetchone()
+def schema_version(db: peewee.Database | None = None) -> int:
+    """The schema version of `db` (default: the open database)."""
+    db = database.obj if db is None else db
+    if isinstance(db, peewee.SqliteDatabase):
+        return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+    db.execute_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute_sql("SELECT max(version) FROM schema_version").fetchone()
     return int(row[0] or 0)
 
 

@@ -1,0 +1,257 @@
+"""`otmetka db copy --to URL`: move a school's database to another one, as a rule from the
+SQLite file to PostgreSQL (docs/operator.md, "Moving to PostgreSQL").
+
+The target must be empty and carry the current schema (`otmetka init` with its URL makes
+it so). Every table is copied in one transaction on the target, parents before children,
+in batches, with the ids as they are, so the events, the audit chain and the credentials
+are the same rows on both sides. Before the commit the row counts are compared and the
+audit chain is verified on the target; any difference rolls the whole copy back.
+
+The source is only read, inside one read transaction (a consistent snapshot), but the
+daemon must still be stopped: acts recorded after the copy would stay behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee as pw
+
+from daemon.config import Config
+from daemon.errors import OtmetkaError
+from daemon.progress import Reporter
+from db import audit, close_database, database, models, open_database, write_transaction
+from db.connection import server_database
+from db.migrations import LATEST_VERSION, schema_version
+
+# Values per INSERT statement: a batch stays under SQLite's and PostgreSQL's parameter limits.
+VALUES_PER_BATCH = 30_000
+SQLITE = "sqlite:///"
+SERVERS = ("postgresql://", "postgres://")
+
+
+@dataclass
+class CopyResult:
+    target: str
+    rows: dict[str, int]  # table -> rows copied, in copy order
+    verification: audit.Verification
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    def summary(self) -> str:
+        filled = ", ".join(f"{table} {count}" for table, count in self.rows.items() if count)
+        empty = len([count for count in self.rows.values() if not count])
+        return (
+            f"copied {self.total} rows into {self.target} ({filled or 'no rows'}; "
+            f"{empty} tables empty); row counts match; {self.verification.summary()}"
+        )
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{parts.username}:***@{host}{port}" if parts.username else f"{host}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def copy_database(config: Config, to_url: str, reporter: Reporter) -> CopyResult:
+    """Copy the project's database into the empty database at `to_url`, then check it."""
+    target = _check_url(to_url, config.database.url)
+    source = _open(config.database.url, config.database.busy_timeout_ms, "the project database")
+    try:
+        _check_source(source, config.database.url)
+        with _snapshot(source):
+            counts = {model: _count(source, model) for model in _ordered()}
+            return _copy_into(to_url, target, source, counts, reporter)
+    finally:
+        source.close()
+
+
+def _copy_into(
+    to_url: str,
+    target: str,
+    source: pw.Database,
+    counts: dict[type[models.BaseModel], int],
+    reporter: Reporter,
+) -> CopyResult:
+    _open_target(to_url, target)
+    try:
+        _check_target(target)
+        with write_transaction(), reporter.bar(f"copy to {target}", sum(counts.values())) as bar:
+            for model in counts:
+                _copy_table(source, model, bar)
+            _advance_sequences()
+            _check_counts(counts, target)
+            verification = _verify(target)
+        return CopyResult(target, {_name(m): n for m, n in counts.items()}, verification)
+    finally:
+        close_database()
+
+
+# --- the two databases ------------------------------------------------------------------------
+
+
+def _check_url(to_url: str, source_url: str) -> str:
+    if not to_url.startswith((*SERVERS, SQLITE)):
+        raise OtmetkaError(
+            f"--to {safe_url(to_url)}: give a database URL, postgresql://user@host/database "
+            "(or sqlite:////absolute/file)"
+        )
+    if to_url == source_url:
+        raise OtmetkaError(f"--to names the project's own database ({safe_url(to_url)})")
+    return safe_url(to_url)
+
+
+def _open(url: str, busy_timeout_ms: int, what: str) -> pw.Database:
+    """A connection of its own, not the one the models use (that one is the target's)."""
+    try:
+        if url.startswith(SQLITE):
+            path = Path(url.removeprefix(SQLITE))
+            if not path.is_file():
+                raise OtmetkaError(f"{what} {path} does not exist; check database.url")
+            db: pw.Database = pw.SqliteDatabase(
+                str(path), pragmas={"busy_timeout": busy_timeout_ms}
+            )
+        else:
+            db = server_database(url)
+        db.connect()
+    except pw.ImproperlyConfigured as error:
+        raise OtmetkaError(f"{error}: install it with `pip install 'otmetka[postgres]'`") from None
+    except pw.OperationalError as error:
+        raise OtmetkaError(f"cannot open {what} {safe_url(url)}: {_first_line(error)}") from None
+    return db
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _check_source(source: pw.Database, url: str) -> None:
+    version = schema_version(source)
+    if version != LATEST_VERSION:
+        raise OtmetkaError(
+            f"the project database {safe_url(url)} has schema version {version}, this otmetka "
+            f"{LATEST_VERSION}: run `otmetka status` once (it migrates), then copy"
+        )
+
+
+@contextmanager
+def _snapshot(source: pw.Database) -> Iterator[None]:
+    """One read transaction over the whole copy: every table as of the same moment."""
+    with source.atomic():
+        if not isinstance(source, pw.SqliteDatabase):  # SQLite's read transaction is one
+            source.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _open_target(to_url: str, target: str) -> None:
+    try:
+        open_database(to_url)
+    except pw.ImproperlyConfigured as error:
+        raise OtmetkaError(f"{error}: install it with `pip install 'otmetka[postgres]'`") from None
+    except pw.OperationalError as error:
+        raise OtmetkaError(f"cannot open the target {target}: {_first_line(error)}") from None
+
+
+def _check_target(target: str) -> None:
+    """The target must have this otmetka's schema and no row in any table."""
+    version = schema_version()
+    if version != LATEST_VERSION:
+        raise OtmetkaError(
+            f"the target {target} has schema version {version}, not {LATEST_VERSION}: create "
+            "its tables first with `otmetka --config NEW.yaml init` (database.url: the target)"
+        )
+    filled = [_name(model) for model in _ordered() if model.select().exists()]
+    if filled:
+        raise OtmetkaError(
+            f"the target {target} is not empty ({', '.join(filled)} hold rows); nothing was "
+            "copied. Copy only into a freshly created database"
+        )
+
+
+# --- copying ----------------------------------------------------------------------------------
+
+
+def _ordered() -> list[type[models.BaseModel]]:
+    """Every table, each after the tables its foreign keys point to."""
+    return list(pw.sort_models(models.ALL_TABLES))  # type: ignore[attr-defined]
+
+
+def _name(model: type[models.BaseModel]) -> str:
+    return str(model._meta.table_name)
+
+
+def _fields(model: type[models.BaseModel]) -> list[pw.Field]:
+    return list(model._meta.sorted_fields)
+
+
+def _count(db: pw.Database, model: type[models.BaseModel]) -> int:
+    row = db.execute(model.select(pw.fn.COUNT(pw.SQL("*")))).fetchone()
+    return int(row[0])
+
+
+def _copy_table(
+    source: pw.Database, model: type[models.BaseModel], bar: Callable[[int], None]
+) -> None:
+    """Read the source table in key order and insert it in batches. The rows pass through
+    the fields' own conversions on the way in (SQLite's 1/0 become booleans, its text
+    times timestamps), so they land as if written by otmetka on the target."""
+    fields = _fields(model)
+    per_batch = max(1, VALUES_PER_BATCH // len(fields))
+    keys = model._meta.get_primary_keys()
+    cursor = source.execute(model.select(*fields).order_by(*keys))
+    while rows := cursor.fetchmany(per_batch):
+        try:
+            model.insert_many(rows, fields=fields).execute()
+        except (pw.IntegrityError, pw.DataError) as error:  # e.g. a date SQLite took as text
+            raise OtmetkaError(
+                f"the target refused a row of {_name(model)}: {_first_line(error)}; the copy "
+                "was rolled back, nothing was written. Correct the row and copy again"
+            ) from None
+        bar(len(rows))
+
+
+def _advance_sequences() -> None:
+    """Rows came with their ids, so PostgreSQL's id sequences never moved: set each to the
+    largest id copied, or the next row written there would clash with a copied one."""
+    if database.obj is None or isinstance(database.obj, pw.SqliteDatabase):
+        return  # SQLite takes the next id after the largest there
+    for model in _ordered():
+        key = model._meta.primary_key
+        if not isinstance(key, pw.AutoField):
+            continue
+        sequence = pw.fn.pg_get_serial_sequence(f'"{_name(model)}"', key.column_name)
+        largest = pw.fn.MAX(key)
+        model.select(
+            pw.fn.setval(sequence, pw.fn.COALESCE(largest, 1), largest.is_null(False))
+        ).scalar()
+
+
+def _check_counts(counts: dict[type[models.BaseModel], int], target: str) -> None:
+    found = {model: model.select().count() for model in counts}
+    differ = [f"{_name(m)} {n} -> {found[m]}" for m, n in counts.items() if found[m] != n]
+    if differ:
+        raise OtmetkaError(
+            f"row counts differ on the target {target} ({', '.join(differ)}); the copy was "
+            "rolled back, nothing was written"
+        )
+
+
+def _verify(target: str) -> audit.Verification:
+    verification = audit.verify()
+    if not verification.ok:
+        raise OtmetkaError(
+            f"on the target {target}: {verification.summary()}; the copy was rolled back. "
+            "Run `otmetka audit verify` on the project database to see whether it is broken there"
+        )
+    return verification
