@@ -290,6 +290,9 @@ class SiteSection(Section):
     remember_days: Int = Field(
         30, ge=0, le=365, description="Days a browser may remember a login (0: never)."
     )
+    build_workers: Int = Field(
+        2, ge=1, le=32, description="Processes rendering classes in a big build (1: none)."
+    )
     title: str = Field("Электронный дневник", description="Title of the login and personal pages.")
 
 

@@ -21,14 +21,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import multiprocessing
 import shutil
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from db import printing as printed
 from db import queries as q
 from site_builder import extracts
 from site_builder.build import write_atomic
+from site_builder.workers import spawn_pool
 
 CACHE_KEEP_DAYS = 35  # a cached extract unused this long is deleted
 
@@ -162,9 +161,7 @@ def _run(
             yield extracts.render_class(job)
             advance(1)
         return
-    # spawn: a worker must not inherit this process's open SQLite connection.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with spawn_pool(workers) as pool:
         for done in pool.map(extracts.render_class, jobs):
             yield done
             advance(1)

@@ -136,6 +136,7 @@ def build_options(
         today=today or today_in(config),
         full=full,
         api_url=api_url(config),
+        workers=config.site.build_workers,
     )
 
 

@@ -39,6 +39,8 @@ PAGES_DIR = "p"
 _WEEK_KEY = "build.week"
 PAGE_SCRIPT = "page.js"
 PAGE_DATA_ID = "otm-page-data"
+# Spawning workers costs about a second: worth it for a full build, not for a few pages.
+PARALLEL_FROM = 300
 
 
 def _page_script() -> str:
@@ -68,6 +70,8 @@ class BuildOptions:
     # Absolute base URL of the acts API (".../api/v1/"), written into every page: a page
     # opened from file:// or a mirror still posts to the school. Empty: acts cannot be sent.
     api_url: str = ""
+    # Processes rendering classes when a build renders at least PARALLEL_FROM pages.
+    workers: int = 1
 
 
 @dataclass
@@ -222,7 +226,8 @@ def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[PageKey, str]
     }
     full = plan.wanted - waiting
     if full:
-        yield from render.render_pages(options.today, full)
+        workers = options.workers if len(full) >= PARALLEL_FROM else 1
+        yield from render.render_pages(options.today, full, workers=workers)
     if waiting:
         yield from render.render_consent_pages(options.today, waiting)
 

@@ -149,7 +149,9 @@ def associated_data(page_id: str, envelope: Mapping[str, Any]) -> bytes:
 
 
 def _deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(level=9, wbits=-15)  # raw deflate: what inflate-raw reads
+    # Raw deflate: what inflate-raw reads. Level 6, not 9: pages come out about 1 % larger
+    # and a full build compresses them nearly twice as fast.
+    compressor = zlib.compressobj(level=6, wbits=-15)
     return compressor.compress(data) + compressor.flush()
 
 

@@ -355,6 +355,18 @@ def _student_name(student: q.StudentRow) -> str:
     return v.full_name(student.last_name, student.first_name, student.middle_name)
 
 
+@dataclass
+class ClassWork:
+    """What one class gives the pages; small enough to come back from a worker process."""
+
+    class_id: str
+    students: list[str]  # the class's students rendered, in order
+    pages: list[tuple[PageKey, str]] = field(default_factory=list)  # students' own pages
+    sections: dict[str, Markup] = field(default_factory=dict)  # those guardians wait for
+    summary: v.ClassSummary | None = None  # for the deputy heads
+    block: Markup | None = None  # for the class teachers
+
+
 class _Build:
     """One run of `render_pages`: what is wanted, and what is still waited for."""
 
@@ -397,11 +409,19 @@ class _Build:
             "nav_label": nav_label,
         }
 
-    def run(self) -> Iterator[tuple[PageKey, str]]:
-        for class_id in self.lookup.classes:
-            students = self.needed(class_id)
-            if students or class_id in self.taught or self.deputies:
-                yield from self.class_pages(class_id, students)
+    def todo(self) -> list[str]:
+        """The classes to render, in school order."""
+        return [
+            class_id
+            for class_id in self.lookup.classes
+            if self.needed(class_id) or class_id in self.taught or self.deputies
+        ]
+
+    def run(self, works: Iterable[ClassWork]) -> Iterator[tuple[PageKey, str]]:
+        """The pages, from each class's work (made here or in worker processes) in the order
+        of `todo()`; the pages that gather several classes come as soon as they can."""
+        for work in works:
+            yield from self.take(work)
         for tid in self.deputies:
             yield (TEACHER, tid), self.teacher_page(tid)
 
@@ -411,9 +431,10 @@ class _Build:
             return students
         return [s for s in students if s.id in self.students or s.id in self.readers]
 
-    def class_pages(
-        self, class_id: str, students: list[q.StudentRow]
-    ) -> Iterator[tuple[PageKey, str]]:
+    def class_work(self, class_id: str) -> ClassWork:
+        """The heavy part of a class: one bundle, each child's section rendered once, its
+        students' pages, and what the staff pages take from it."""
+        students = self.needed(class_id)
         scope = v.ClassScope.build(self.lookup.classes[class_id], self.lookup)
         start, end = scope.load_range
         bundle = q.class_bundle(
@@ -422,21 +443,32 @@ class _Build:
         index = v.ClassIndex(bundle, scope, self.lookup)
         children = [v.child_view(s, index) for s in students]
         sections = [render_child(child, self.lookup.today) for child in children]
+        work = ClassWork(class_id, [s.id for s in students])
         for student, section in zip(students, sections, strict=True):
             if student.id in self.students:
-                yield (STUDENT, student.id), self.student_page(student, scope, section)
+                work.pages.append(
+                    ((STUDENT, student.id), self.student_page(student, scope, section))
+                )
             if student.id in self.readers:
-                self.sections[student.id] = section
+                work.sections[student.id] = section
         if class_id in self.taught or self.deputies:
             staff = self.class_staff(scope, index)
             if self.deputies:
-                self.summaries.append(v.class_summary(*staff, scope.class_row, self.lookup))
+                work.summary = v.class_summary(*staff, scope.class_row, self.lookup)
             if class_id in self.taught:
-                self.class_blocks[class_id] = self.class_block(
-                    scope, index, children, sections, staff
-                )
-        yield from self.guardian_pages([s.id for s in students])
-        yield from self.teacher_pages(class_id)
+                work.block = self.class_block(scope, index, children, sections, staff)
+        return work
+
+    def take(self, work: ClassWork) -> Iterator[tuple[PageKey, str]]:
+        """A class's pages, and the pages of guardians and teachers it was the last for."""
+        yield from work.pages
+        self.sections.update(work.sections)
+        if work.summary is not None:
+            self.summaries.append(work.summary)
+        if work.block is not None:
+            self.class_blocks[work.class_id] = work.block
+        yield from self.guardian_pages(work.students)
+        yield from self.teacher_pages(work.class_id)
 
     def class_staff(
         self, scope: v.ClassScope, index: v.ClassIndex
@@ -750,7 +782,7 @@ def school_charts(summaries: Sequence[v.ClassSummary], prefix: str) -> dict[str,
 
 
 def render_pages(
-    today: dt.date, wanted: set[PageKey] | None = None
+    today: dt.date, wanted: set[PageKey] | None = None, *, workers: int = 1
 ) -> Iterator[tuple[PageKey, str]]:
     """Yield (key, html_fragment) for every page in `wanted` (None: everyone on roll, whatever
     their consent; the builder asks only for guardians who consented, see build.py).
@@ -758,13 +790,26 @@ def render_pages(
     in the student page, the guardians' pages and the class teacher page.
 
     Keys in `wanted` that have no page on `today` (left, paper delivery, unknown) are
-    skipped. Pages come out in no particular order, each exactly once.
+    skipped. Pages come out in no particular order, each exactly once. With `workers` > 1
+    the classes are rendered by that many processes (see site_builder.render_pool).
     """
+    build = _build_for(today, wanted)
+    todo = build.todo()
+    from site_builder import render_pool  # it imports this module
+
+    if workers > 1 and len(todo) > 1 and render_pool.shareable():
+        works = render_pool.class_works(todo, today, wanted, workers)
+    else:
+        works = map(build.class_work, todo)
+    yield from build.run(works)
+
+
+def _build_for(today: dt.date, wanted: set[PageKey] | None) -> _Build:
     ref = q.reference()
     lookup = v.Lookup.build(ref, today)
     roster = load_roster(today, ref.classes, ref.teachers)
     keys = roster.keys() if wanted is None else set(wanted) & roster.keys()
-    yield from _Build(lookup, roster, keys).run()
+    return _Build(lookup, roster, keys)
 
 
 def render_consent_pages(today: dt.date, keys: Iterable[PageKey]) -> Iterator[tuple[PageKey, str]]:

@@ -77,10 +77,11 @@ def test_vector_encrypts_to_same_envelope(vector: dict[str, Any]) -> None:
     compressed = AESGCM(key).decrypt(iv, base64.b64decode(expected["ct"]), aad)
     assert _seal(key, iv, compressed, aad) == expected["ct"]
     assert zlib.decompress(compressed, -15) == plaintext
-    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
-    if deflater.compress(plaintext) + deflater.flush() != compressed:
-        pytest.skip("this zlib build compresses differently; the AES part is checked above")
-    assert made["ct"] == expected["ct"]
+    assert crypto.decrypt_page(made, key, page_id) == plaintext
+    # Byte for byte only where this zlib build deflates as the one that made the vectors.
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    if deflater.compress(plaintext) + deflater.flush() == compressed:
+        assert made["ct"] == expected["ct"]
 
 
 def test_vectors_cover_small_and_default_iterations() -> None:
