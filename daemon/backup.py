@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from daemon.config import Config
 from daemon.errors import OtmetkaError
+from site_builder.build import fsync_dir
 
 log = logging.getLogger("otmetka.backup")
 
@@ -105,14 +106,6 @@ def _private_file(path: Path) -> IO[bytes]:
     """A new file, owner-only from its first byte (not chmod-ed after the umask made it)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     return os.fdopen(descriptor, "wb")
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _sqlite_file(config: Config) -> Path:
@@ -262,7 +255,7 @@ def _write_archive(target: Path, manifest: dict[str, Any], staged: dict[str, Pat
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temporary, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -465,7 +458,7 @@ def _install_database(staged: Path, database: Path) -> None:
         database.with_name(database.name + suffix).unlink(missing_ok=True)
     os.chmod(staged, PRIVATE_FILE)
     os.replace(staged, database)
-    _fsync_dir(database.parent)
+    fsync_dir(database.parent)
 
 
 def _install_secret(staged: Path, secret_file: Path, now: dt.datetime) -> tuple[bool, Path | None]:
@@ -485,7 +478,7 @@ def _install_secret(staged: Path, secret_file: Path, now: dt.datetime) -> tuple[
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, secret_file)
-    _fsync_dir(secret_file.parent)
+    fsync_dir(secret_file.parent)
     return True, aside
 
 

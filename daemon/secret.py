@@ -37,7 +37,7 @@ from db import audit, write_transaction
 from db import credentials as stored
 from db import site as site_state
 from site_builder import crypto, keys
-from site_builder.build import BuildResult, build_site
+from site_builder.build import BuildResult, build_site, fsync_dir
 
 log = logging.getLogger("otmetka.secret")
 
@@ -81,14 +81,6 @@ def _read_secret(path: Path) -> bytes | None:
     return secret if len(secret) == SECRET_BYTES else None
 
 
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 # --- the three steps --------------------------------------------------------------------------
 
 
@@ -96,7 +88,7 @@ def prepare(secret_file: Path) -> bytes:
     """Step 1: a new secret in `<secret_file>.new`; returns it."""
     secret = secrets.token_bytes(SECRET_BYTES)
     keys.write_secret(pending_path(secret_file), secret)
-    _fsync_dir(secret_file.parent)
+    fsync_dir(secret_file.parent)
     return secret
 
 
@@ -127,7 +119,7 @@ def finish(secret_file: Path) -> bool:
         os.replace(pending_path(secret_file), secret_file)
     except FileNotFoundError:  # another process finished it a moment ago
         return False
-    _fsync_dir(secret_file.parent)
+    fsync_dir(secret_file.parent)
     return True
 
 

@@ -110,7 +110,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` survive a power cut."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -341,7 +342,7 @@ def _render_and_write(
             pending = _settle(pending, keep=32)
             advance(1)
         _settle(pending, keep=0)
-    _fsync_dir(pages_dir)
+    fsync_dir(pages_dir)
     result.built = built
     return result
 
