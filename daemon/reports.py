@@ -125,7 +125,7 @@ def report_school(
     result = ReportResult()
     parts = []
     with bar("report", len(school.lookup.classes)) as advance:
-        for report, pdf in reports.school_pdfs(school):
+        for report, pdf in reports.school_pdfs(school, config.printing.workers):
             row = school.lookup.classes[report.class_id]
             path = folder / f"{safe_name(row.name)}.pdf"
             _write_private(path, pdf.data)

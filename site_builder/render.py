@@ -30,6 +30,7 @@ from site_builder import charts, report_files, static_files
 from site_builder import views as v
 from site_builder.markdown_render import render_markdown
 from site_builder.pdf import files as extract_files
+from site_builder.workers import database_url
 
 PageKey = tuple[str, str]  # (kind, person_id); kind in {"guardian", "student", "teacher"}
 DEPUTY_REFRESH = dt.timedelta(hours=20)
@@ -797,7 +798,7 @@ def render_pages(
     todo = build.todo()
     from site_builder import render_pool  # it imports this module
 
-    if workers > 1 and len(todo) > 1 and render_pool.shareable():
+    if workers > 1 and len(todo) > 1 and database_url() is not None:
         works = render_pool.class_works(todo, today, wanted, workers)
     else:
         works = map(build.class_work, todo)

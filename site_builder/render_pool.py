@@ -19,20 +19,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 
 from db import open_database
-from db.connection import opened_url
 from site_builder import render
-from site_builder.workers import spawn_pool
+from site_builder.workers import database_url, spawn_pool
 
 PageKey = tuple[str, str]
 _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages held
 
 _build: render._Build | None = None  # a worker's own view of the school, made once
-
-
-def shareable() -> bool:
-    """Whether worker processes can open the database this process has open."""
-    url = opened_url()
-    return url is not None and ":memory:" not in url
 
 
 def _start(url: str, today: dt.date, wanted: set[PageKey] | None) -> None:
@@ -50,7 +43,7 @@ def class_works(
     todo: list[str], today: dt.date, wanted: set[PageKey] | None, workers: int
 ) -> Iterator[render.ClassWork]:
     """The work of every class in `todo`, in that order, rendered by `workers` processes."""
-    url = opened_url()
+    url = database_url()
     assert url is not None
     pool = spawn_pool(min(workers, len(todo)), _start, (url, today, wanted))
     pending: deque[Future[render.ClassWork]] = deque()

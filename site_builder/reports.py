@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from db import events
+from db import events, open_database
 from db import queries as q
 from site_builder import extracts, render, static_files
 from site_builder import views as v
+from site_builder.workers import database_url, spawn_pool
 
 CSS_FILE = "print-report.css"
 
@@ -118,10 +119,31 @@ def class_pdf(school: School, class_id: str) -> tuple[ClassReport, Pdf]:
     return report, to_pdf([report.html], f"Аналитика {report.class_name}")
 
 
-def school_pdfs(school: School) -> Iterator[tuple[ClassReport, Pdf]]:
-    """Every class's report, class by class, in school order."""
-    for class_id in school.lookup.classes:
-        yield class_pdf(school, class_id)
+def school_pdfs(school: School, workers: int = 1) -> Iterator[tuple[ClassReport, Pdf]]:
+    """Every class's report, class by class, in school order; by `workers` processes
+    (each loads the school once) when there are several classes to do."""
+    class_ids = list(school.lookup.classes)
+    url = database_url()
+    if workers < 2 or len(class_ids) < 2 or url is None:
+        yield from (class_pdf(school, class_id) for class_id in class_ids)
+        return
+    setup = (url, school.lookup.today, school.school_name)
+    with spawn_pool(min(workers, len(class_ids)), _start, setup) as pool:
+        yield from pool.map(_class_pdf, class_ids)
+
+
+_school: School | None = None  # a worker's own, loaded once
+
+
+def _start(url: str, today: dt.date, school_name: str) -> None:
+    global _school
+    open_database(url)
+    _school = School.load(today, school_name)
+
+
+def _class_pdf(class_id: str) -> tuple[ClassReport, Pdf]:
+    assert _school is not None, "the worker was not started"
+    return class_pdf(_school, class_id)
 
 
 def school_pdf(school: School, parts: Sequence[tuple[ClassReport, Pdf]]) -> Pdf:

@@ -16,7 +16,16 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from db.connection import opened_url
+
 _WATCH_S = 0.5
+
+
+def database_url() -> str | None:
+    """The URL workers open to read what this process reads; None for a database they
+    cannot share (in memory): then the work is done in this process."""
+    url = opened_url()
+    return None if url is None or ":memory:" in url else url
 
 
 def _exit_with(parent: int) -> None:

@@ -15,7 +15,8 @@ from analytics_factories import analytics_school
 from daemon import demo
 from daemon.importer import import_document
 from daemon.marks import MarkRules
-from site_builder import render, render_pool
+from site_builder import render
+from site_builder.workers import database_url
 
 TODAY = dt.date(2026, 9, 16)
 DEMO_DAY = dt.date(2026, 11, 27)
@@ -28,7 +29,7 @@ def demo_school(file_db: Path) -> None:
 
 
 def test_pages_rendered_by_workers_equal_the_pages_rendered_here(demo_school: None) -> None:
-    assert render_pool.shareable()
+    assert database_url() is not None
     here = dict(render.render_pages(DEMO_DAY))
     pooled = list(render.render_pages(DEMO_DAY, workers=2))
     assert len(pooled) == len(here)  # each page exactly once
@@ -47,7 +48,7 @@ def test_some_pages_by_workers_equal_the_same_pages_here(demo_school: None) -> N
 
 def test_an_in_memory_database_is_rendered_here(memory_db: None) -> None:
     import_document(analytics_school(), "school.json", MarkRules())
-    assert not render_pool.shareable()
+    assert database_url() is None
     assert dict(render.render_pages(TODAY, workers=2)) == dict(render.render_pages(TODAY))
 
 

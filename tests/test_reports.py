@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from daemon import credentials as creds
-from daemon import reports
+from daemon import demo, reports
 from daemon.cli import main
 from daemon.config import Config
 from daemon.errors import OtmetkaError
@@ -28,6 +28,7 @@ from daemon.progress import Reporter
 from daemon.project import build_options
 from db import analytics, models
 from site_builder import build, crypto, report_files
+from site_builder import reports as site_reports
 
 TODAY = dt.date(2026, 9, 16)
 QUIET = Reporter(quiet=True)
@@ -177,3 +178,14 @@ def test_staff_pages_link_the_latest_reports_encrypted(school: None, config: Con
     assert len(new) == 2 and len(old & new) == 1  # the school report's copy stays
     assert report_files.publish(config.site.output_dir, {}) == 0
     assert not list((config.site.output_dir / "r").glob("*.bin"))  # no reader: nothing kept
+
+
+def test_class_reports_made_by_workers_equal_those_made_here(file_db: Path) -> None:
+    day = dt.date(2026, 11, 27)
+    import_document(demo.generate_school(students=12, seed=1, as_of=day), "demo", MarkRules())
+    school = site_reports.School.load(day)
+    here = list(site_reports.school_pdfs(school))
+    pooled = list(site_reports.school_pdfs(school, workers=2))
+    assert [report for report, _ in pooled] == [report for report, _ in here]
+    assert len(here) == 11  # classes 1-11, in school order
+    assert [pdf.pages for _, pdf in pooled] == [pdf.pages for _, pdf in here]
