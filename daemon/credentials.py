@@ -14,7 +14,6 @@ import csv
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from db import queries as q
 from db.models import Credential
 from site_builder import crypto, keys
 from site_builder.render import people_with_pages
+from site_builder.workers import spawn_pool
 
 if TYPE_CHECKING:
     from site_builder.pdf.slips import SlipAddresses
@@ -106,7 +106,7 @@ def _derive_all(
             item.derived_key = key
             advance(1)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with spawn_pool(workers) as pool:
         for item, key in zip(new, pool.map(_derive_one, jobs, chunksize=8), strict=True):
             item.derived_key = key
             advance(1)
