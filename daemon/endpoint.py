@@ -177,8 +177,9 @@ class DatabaseBusy(Exception):
 
 
 def _locked(error: peewee.OperationalError) -> bool:
+    # SQLite: "database is locked"; PostgreSQL: "canceling statement due to lock timeout".
     text = str(error).lower()
-    return "locked" in text or "busy" in text
+    return "locked" in text or "busy" in text or "lock timeout" in text
 
 
 class ActWriter:

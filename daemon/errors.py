@@ -21,10 +21,13 @@ class OtmetkaError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
 
 
+_PG_LOCK_TIMEOUT = "55P03"  # lock_not_available: waited past lock_timeout
+
+
 def database_error_message(error: BaseException, database: str) -> str | None:
-    """One line for an operator when SQLite could not write `database`; None for an error
+    """One line for an operator when `database` could not be written; None for an error
     that is not one of these (it keeps its traceback)."""
-    names = set(_sqlite_error_names(error))
+    names = set(_error_names(error))
     if "SQLITE_FULL" in names:
         return (
             f"the disk holding the database {database} is full; {_ROLLED_BACK}. "
@@ -36,7 +39,7 @@ def database_error_message(error: BaseException, database: str) -> str | None:
             f"its file-size limit (ulimit -f); {_ROLLED_BACK}. Raise the limit and run the "
             "command again."
         )
-    if any(name.startswith("SQLITE_BUSY") for name in names):
+    if any(name.startswith("SQLITE_BUSY") or name == _PG_LOCK_TIMEOUT for name in names):
         return (
             f"the database {database} is locked: another process kept it busy past "
             "database.busy_timeout_ms (is `otmetka run` running?); the write that waited was "
@@ -45,16 +48,18 @@ def database_error_message(error: BaseException, database: str) -> str | None:
     return None
 
 
-def _sqlite_error_names(error: BaseException | None) -> Iterator[str]:
-    """SQLite's names (SQLITE_FULL, ...) of `error` and of the errors it was raised during:
-    peewee re-raises sqlite3's error as its own, and a COMMIT that failed on a full disk
-    surfaces as peewee's failed ROLLBACK after it (SQLite had already rolled back)."""
+def _error_names(error: BaseException | None) -> Iterator[str]:
+    """SQLite's names (SQLITE_FULL, ...) or PostgreSQL's codes of `error` and of the errors
+    it was raised during: peewee re-raises the driver's error as its own, and a COMMIT that
+    failed on a full disk surfaces as peewee's failed ROLLBACK after it (SQLite had already
+    rolled back)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        name = getattr(error, "sqlite_errorname", None)
-        if isinstance(name, str):
-            yield name
+        for attribute in ("sqlite_errorname", "pgcode"):  # psycopg2 names its errors by code
+            name = getattr(error, attribute, None)
+            if isinstance(name, str):
+                yield name
         error = error.__cause__ or error.__context__
 
 

@@ -38,7 +38,7 @@ def open_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
             owner_only(Path(path))
         db: peewee.Database = peewee.SqliteDatabase(path, pragmas=sqlite_pragmas(busy_timeout_ms))
     else:
-        db = server_database(url)
+        db = server_database(url, busy_timeout_ms)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     global _opened_url
@@ -51,12 +51,14 @@ def opened_url() -> str | None:
     return _opened_url
 
 
-def server_database(url: str) -> peewee.Database:
+def server_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
     """A database server (PostgreSQL), not yet bound to the proxy. Every session runs in
     UTC: times are stored naive UTC, and the server's own zone would shift an aware value
     on its way into a TIMESTAMP column. Floats are 8-byte DOUBLE PRECISION, as SQLite's
-    REAL is (peewee would make them 4-byte REAL there: 7 digits)."""
-    return connect_url(url, options="-c timezone=UTC", field_types={"FLOAT": "DOUBLE PRECISION"})
+    REAL is (peewee would make them 4-byte REAL there: 7 digits). A lock (the writers' one
+    included) is waited for at most `busy_timeout_ms`, as SQLite's busy timeout does."""
+    options = f"-c timezone=UTC -c lock_timeout={int(busy_timeout_ms)}"
+    return connect_url(url, options=options, field_types={"FLOAT": "DOUBLE PRECISION"})
 
 
 OWNER_ONLY = 0o600

@@ -23,7 +23,7 @@ from acts_support import (
     write_config_file,
 )
 from click.testing import CliRunner
-from factories import change, envelope, small_school
+from factories import change, envelope, small_school, write_json
 from pg_support import Cluster, running_cluster
 from sync_support import journal_dump
 
@@ -47,6 +47,7 @@ from db import (
     open_database,
     write_transaction,
 )
+from db.connection import WRITE_LOCK, server_database
 from db.migrations import LATEST_VERSION, schema_version
 from site_builder import build
 
@@ -388,3 +389,22 @@ def test_db_copy_is_one_transaction(project_dir: Path, pg_url: str, runner: CliR
     assert "rolled back, nothing was written" in output
     open_database(pg_url)
     assert not any(_everything().values())
+
+
+def test_a_writer_waits_at_most_the_busy_timeout_then_says_so(
+    project_dir: Path, pg_url: str, runner: CliRunner
+) -> None:
+    write_config_file(project_dir, f"database:\n  url: {pg_url}\n  busy_timeout_ms: 300\n")
+    config = make_config(project_dir, database={"url": pg_url, "busy_timeout_ms": 300})
+    open_project(config)
+    close_database()
+    school = project_dir / "school.json"
+    write_json(school, small_school())
+    holder = server_database(pg_url)  # another process in the middle of its own write
+    with holder.atomic():
+        holder.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        code, output = _cli(runner, config, "sync", "--file", str(school))
+    holder.close()
+    assert code == 1 and "Traceback" not in output
+    assert "is locked: another process kept it busy past database.busy_timeout_ms" in output
+    assert _cli(runner, config, "sync", "--file", str(school))[0] == 0
