@@ -214,8 +214,25 @@ def _acts(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
 
 
 def render_child(child: v.ChildView, today: dt.date) -> Markup:
-    """One student's section: the same markup on every page that shows the student."""
+    """One student's section, rendered once for every page that shows the student; its
+    parts that are the same for the whole class are marked (see `for_family`)."""
     return _render("_child.html.j2", c=child, today=today)
+
+
+_CLASS_WIDE = re.compile(r"<!--otm:class-wide-->.*?<!--/otm:class-wide-->\n?", re.DOTALL)
+_MARKS = re.compile(r"<!--/?otm:class-wide-->\n?")
+
+
+def for_family(section: Markup) -> Markup:
+    """The section as the student and the guardians see it: whole, without the marks."""
+    return Markup(_MARKS.sub("", section))
+
+
+def for_class_teacher(section: Markup) -> Markup:
+    """The section in the class teacher's page, which shows every student of the class:
+    without the timetable, homework, teachers and holidays, the same for all of them (a
+    page of thirty copies would be three times the size)."""
+    return Markup(_CLASS_WIDE.sub("", section))
 
 
 # --- who has a page -----------------------------------------------------------------------
@@ -443,7 +460,8 @@ class _Build:
         )
         index = v.ClassIndex(bundle, scope, self.lookup)
         children = [v.child_view(s, index) for s in students]
-        sections = [render_child(child, self.lookup.today) for child in children]
+        rendered = [render_child(child, self.lookup.today) for child in children]
+        sections = [for_family(section) for section in rendered]
         work = ClassWork(class_id, [s.id for s in students])
         for student, section in zip(students, sections, strict=True):
             if student.id in self.students:
@@ -457,7 +475,8 @@ class _Build:
             if self.deputies:
                 work.summary = v.class_summary(*staff, scope.class_row, self.lookup)
             if class_id in self.taught:
-                work.block = self.class_block(scope, index, children, sections, staff)
+                brief = [for_class_teacher(section) for section in rendered]
+                work.block = self.class_block(scope, index, children, brief, staff)
         return work
 
     def take(self, work: ClassWork) -> Iterator[tuple[PageKey, str]]:

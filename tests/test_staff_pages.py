@@ -153,3 +153,16 @@ def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
         site_state.clear_dirty(site_state.dirty_rows())
     acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
     assert TEACHER in (render.expand_dirty(site_state.dirty_rows()) or set())
+
+
+def test_the_class_teacher_sees_each_student_without_the_class_wide_parts(school: None) -> None:
+    rendered = pages(TEACHER, ("student", "s-a"))
+    teacher, student = rendered[TEACHER], rendered[("student", "s-a")]
+    for part in ("<h3>Расписание", "<h3>Домашние задания", "<h3>Учителя", "<h3>Каникулы"):
+        assert part in student and part not in teacher
+    own = student.split('<section class="child"', 1)[1].split("<details open><summary><h3>Расп", 1)[
+        0
+    ]
+    assert own in teacher  # the student's grades as the student sees them
+    assert "<h3>Посещаемость" in teacher and "<h3>Группы" in teacher
+    assert "otm:class-wide" not in teacher + student
