@@ -30,13 +30,13 @@ import sqlite3
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
 from daemon.config import Config
+from daemon.daemon_status import daemon_stopped
 from daemon.errors import OtmetkaError
 from site_builder.build import fsync_dir
 
@@ -495,20 +495,6 @@ def _rebuild_everything(config: Config) -> None:
         journal.mark_dirty("all", ["*"])
 
 
-@contextlib.contextmanager
-def _daemon_stopped(config: Config) -> Iterator[None]:
-    """Hold the daemon's pid lock: refuses while `otmetka run` runs, and keeps it from
-    starting until the restore is done."""
-    from daemon import daemon_status
-
-    lock = daemon_status.PidLock(daemon_status.pid_path(config))
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def restore(config: Config, path: Path, now: dt.datetime | None = None) -> RestoreResult:
     """Check `path` completely, then put its database (and site secret) in place."""
     from db import close_database
@@ -518,7 +504,7 @@ def restore(config: Config, path: Path, now: dt.datetime | None = None) -> Resto
     private_dir(config.paths.var_dir)
     database.parent.mkdir(parents=True, exist_ok=True)
     with (
-        _daemon_stopped(config),
+        daemon_stopped(config),
         tempfile.TemporaryDirectory(dir=database.parent, prefix=".otmetka-restore-") as work,
     ):
         checked = check_backup(path, Path(work))

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,18 @@ class PidLock:
             self.path.unlink()
         os.close(self._fd)
         self._fd = None
+
+
+@contextlib.contextmanager
+def daemon_stopped(config: Config) -> Iterator[None]:
+    """Hold the daemon's pid lock for a job that must not run beside it (a restore, a
+    secret rotation): refuses while `otmetka run` runs, and keeps it from starting."""
+    lock = PidLock(pid_path(config))
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class StatusFile:

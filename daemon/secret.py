@@ -20,16 +20,15 @@ and deletes the pages at the old ones.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import Config
+from daemon.daemon_status import daemon_stopped
 from daemon.errors import OtmetkaError
 from daemon.progress import Reporter
 from daemon.project import build_options, open_project
@@ -150,20 +149,6 @@ def _discard_uncommitted(secret_file: Path) -> None:
 # --- the command --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _daemon_stopped(config: Config) -> Iterator[None]:
-    """The daemon's pid lock: refuses while `otmetka run` runs (it builds pages and issues
-    logins with the secret it read), and keeps it from starting meanwhile."""
-    from daemon import daemon_status
-
-    lock = daemon_status.PidLock(daemon_status.pid_path(config))
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def _require_secret(secret_file: Path) -> None:
     if not secret_file.is_file():
         raise OtmetkaError(
@@ -196,7 +181,8 @@ def rotate_secret(
     if not secret_file.is_file() and not pending_path(secret_file).is_file():
         _require_secret(secret_file)  # say so before open_project makes a database
     open_project(config)  # finishes a rotation interrupted after its commit, if any
-    with _daemon_stopped(config):
+    # Not beside the daemon: it builds pages and issues logins with the secret it read.
+    with daemon_stopped(config):
         finish(secret_file)
         _require_secret(secret_file)
         _discard_uncommitted(secret_file)
