@@ -154,10 +154,9 @@ def main() -> None:
         f"WebCrypto {unlock['webcrypto']:.1f} s, noble fallback {unlock['noble']:.1f} s",
         f"peak RSS {peak_rss_mb():.0f} MB",
     ]
-    if args.no_record:
-        print("\n".join(lines))
-    else:
-        record("Build", f"python bench/build.py --students {args.students}", lines)
+    record(
+        "Build", f"python bench/build.py --students {args.students}", lines, keep=not args.no_record
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def record(title: str, command: str, lines: list[str]) -> None:
-    """Append one dated result block to bench/RESULTS.md and echo it."""
+def record(title: str, command: str, lines: list[str], *, keep: bool = True) -> None:
+    """Append one dated result block to bench/RESULTS.md and echo it; with `keep` false
+    (a bench's --no-record) only print the figures."""
+    if not keep:
+        print("\n".join(lines))
+        return
     block = [
         f"## {title}: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",

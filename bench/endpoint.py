@@ -252,10 +252,7 @@ def main() -> None:
         f"python bench/endpoint.py --requests {args.requests} --clients {args.clients} "
         f"--students {args.students}" + (f" --threads {args.threads}" if args.threads else "")
     )
-    if args.no_record:
-        print("\n".join(lines))
-    else:
-        record("Endpoint", command, lines)
+    record("Endpoint", command, lines, keep=not args.no_record)
 
 
 def _run(port: int, database: Path, plan: list[dict], args: argparse.Namespace) -> list[str]:

@@ -221,10 +221,7 @@ def main() -> None:
         f"{run['cpu'] / raw_cpu:.1f}, less affected by other work on the machine)",
         f"{dirty}peak RSS of the importing process {run['rss']:,.0f} MB",
     ]
-    if args.no_record:
-        print("\n".join(lines))
-    else:
-        record("Import", _command(args), lines)
+    record("Import", _command(args), lines, keep=not args.no_record)
 
 
 if __name__ == "__main__":

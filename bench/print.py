@@ -85,14 +85,8 @@ def main() -> None:
         _line("one document per class (cold, no per-student page total)", per_class),
         f"peak RSS of the main process {peak_rss_mb():.0f} MB",
     ]
-    if args.no_record:
-        print("\n".join(lines))
-    else:
-        record(
-            "Print",
-            f"python bench/print.py --students {args.students} --workers {args.workers}",
-            lines,
-        )
+    command = f"python bench/print.py --students {args.students} --workers {args.workers}"
+    record("Print", command, lines, keep=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -65,10 +65,12 @@ def main() -> None:
         f"import of the unchanged file: {import_s:.2f} s",
         f"peak RSS {peak_rss_mb():.0f} MB",
     ]
-    if args.no_record:
-        print("\n".join(lines))
-    else:
-        record("Analytics", f"python bench/report.py --students {args.students}", lines)
+    record(
+        "Analytics",
+        f"python bench/report.py --students {args.students}",
+        lines,
+        keep=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

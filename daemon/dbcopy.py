@@ -13,8 +13,7 @@ daemon must still be stopped: acts recorded after the copy would stay behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,12 +23,11 @@ import peewee as pw
 from daemon.config import Config
 from daemon.errors import OtmetkaError
 from daemon.progress import Reporter
-from db import audit, close_database, database, models, open_database, write_transaction
-from db.connection import server_database
+from db import audit, close_database, open_database, write_transaction
+from db import copy as table_copy
+from db.connection import database_for
 from db.migrations import LATEST_VERSION, schema_version
 
-# Values per INSERT statement: a batch stays under SQLite's and PostgreSQL's parameter limits.
-VALUES_PER_BATCH = 30_000
 SQLITE = "sqlite:///"
 SERVERS = ("postgresql://", "postgres://")
 
@@ -70,8 +68,8 @@ def copy_database(config: Config, to_url: str, reporter: Reporter) -> CopyResult
     source = _open(config.database.url, config.database.busy_timeout_ms, "the project database")
     try:
         _check_source(source, config.database.url)
-        with _snapshot(source):
-            counts = {model: _count(source, model) for model in _ordered()}
+        with table_copy.snapshot(source):
+            counts = {model: table_copy.count_rows(source, model) for model in table_copy.tables()}
             return _copy_into(to_url, target, source, counts, reporter)
     finally:
         source.close()
@@ -81,7 +79,7 @@ def _copy_into(
     to_url: str,
     target: str,
     source: pw.Database,
-    counts: dict[type[models.BaseModel], int],
+    counts: dict[table_copy.Model, int],
     reporter: Reporter,
 ) -> CopyResult:
     _open_target(to_url, target)
@@ -90,10 +88,11 @@ def _copy_into(
         with write_transaction(), reporter.bar(f"copy to {target}", sum(counts.values())) as bar:
             for model in counts:
                 _copy_table(source, model, bar)
-            _advance_sequences()
+            table_copy.advance_sequences()
             _check_counts(counts, target)
             verification = _verify(target)
-        return CopyResult(target, {_name(m): n for m, n in counts.items()}, verification)
+        rows = {table_copy.table_name(m): n for m, n in counts.items()}
+        return CopyResult(target, rows, verification)
     finally:
         close_database()
 
@@ -119,11 +118,7 @@ def _open(url: str, busy_timeout_ms: int, what: str) -> pw.Database:
             path = Path(url.removeprefix(SQLITE))
             if not path.is_file():
                 raise OtmetkaError(f"{what} {path} does not exist; check database.url")
-            db: pw.Database = pw.SqliteDatabase(
-                str(path), pragmas={"busy_timeout": busy_timeout_ms}
-            )
-        else:
-            db = server_database(url)
+        db = database_for(url, busy_timeout_ms)
         db.connect()
     except pw.ImproperlyConfigured as error:
         raise OtmetkaError(f"{error}: install it with `pip install 'otmetka[postgres]'`") from None
@@ -145,15 +140,6 @@ def _check_source(source: pw.Database, url: str) -> None:
         )
 
 
-@contextmanager
-def _snapshot(source: pw.Database) -> Iterator[None]:
-    """One read transaction over the whole copy: every table as of the same moment."""
-    with source.atomic():
-        if not isinstance(source, pw.SqliteDatabase):  # SQLite's read transaction is one
-            source.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
-
-
 def _open_target(to_url: str, target: str) -> None:
     try:
         open_database(to_url)
@@ -171,7 +157,7 @@ def _check_target(target: str) -> None:
             f"the target {target} has schema version {version}, not {LATEST_VERSION}: create "
             "its tables first with `otmetka --config NEW.yaml init` (database.url: the target)"
         )
-    filled = [_name(model) for model in _ordered() if model.select().exists()]
+    filled = table_copy.filled_tables()
     if filled:
         raise OtmetkaError(
             f"the target {target} is not empty ({', '.join(filled)} hold rows); nothing was "
@@ -182,64 +168,21 @@ def _check_target(target: str) -> None:
 # --- copying ----------------------------------------------------------------------------------
 
 
-def _ordered() -> list[type[models.BaseModel]]:
-    """Every table, each after the tables its foreign keys point to."""
-    return list(pw.sort_models(models.ALL_TABLES))  # type: ignore[attr-defined]
+def _copy_table(source: pw.Database, model: table_copy.Model, bar: Callable[[int], None]) -> None:
+    try:
+        table_copy.copy_table(source, model, bar)
+    except (pw.IntegrityError, pw.DataError) as error:  # e.g. a date SQLite took as text
+        raise OtmetkaError(
+            f"the target refused a row of {table_copy.table_name(model)}: {_first_line(error)}; "
+            "the copy was rolled back, nothing was written. Correct the row and copy again"
+        ) from None
 
 
-def _name(model: type[models.BaseModel]) -> str:
-    return str(model._meta.table_name)
-
-
-def _fields(model: type[models.BaseModel]) -> list[pw.Field]:
-    return list(model._meta.sorted_fields)
-
-
-def _count(db: pw.Database, model: type[models.BaseModel]) -> int:
-    row = db.execute(model.select(pw.fn.COUNT(pw.SQL("*")))).fetchone()
-    return int(row[0])
-
-
-def _copy_table(
-    source: pw.Database, model: type[models.BaseModel], bar: Callable[[int], None]
-) -> None:
-    """Read the source table in key order and insert it in batches. The rows pass through
-    the fields' own conversions on the way in (SQLite's 1/0 become booleans, its text
-    times timestamps), so they land as if written by otmetka on the target."""
-    fields = _fields(model)
-    per_batch = max(1, VALUES_PER_BATCH // len(fields))
-    keys = model._meta.get_primary_keys()
-    cursor = source.execute(model.select(*fields).order_by(*keys))
-    while rows := cursor.fetchmany(per_batch):
-        try:
-            model.insert_many(rows, fields=fields).execute()
-        except (pw.IntegrityError, pw.DataError) as error:  # e.g. a date SQLite took as text
-            raise OtmetkaError(
-                f"the target refused a row of {_name(model)}: {_first_line(error)}; the copy "
-                "was rolled back, nothing was written. Correct the row and copy again"
-            ) from None
-        bar(len(rows))
-
-
-def _advance_sequences() -> None:
-    """Rows came with their ids, so PostgreSQL's id sequences never moved: set each to the
-    largest id copied, or the next row written there would clash with a copied one."""
-    if database.obj is None or isinstance(database.obj, pw.SqliteDatabase):
-        return  # SQLite takes the next id after the largest there
-    for model in _ordered():
-        key = model._meta.primary_key
-        if not isinstance(key, pw.AutoField):
-            continue
-        sequence = pw.fn.pg_get_serial_sequence(f'"{_name(model)}"', key.column_name)
-        largest = pw.fn.MAX(key)
-        model.select(
-            pw.fn.setval(sequence, pw.fn.COALESCE(largest, 1), largest.is_null(False))
-        ).scalar()
-
-
-def _check_counts(counts: dict[type[models.BaseModel], int], target: str) -> None:
+def _check_counts(counts: dict[table_copy.Model, int], target: str) -> None:
     found = {model: model.select().count() for model in counts}
-    differ = [f"{_name(m)} {n} -> {found[m]}" for m, n in counts.items() if found[m] != n]
+    differ = [
+        f"{table_copy.table_name(m)} {n} -> {found[m]}" for m, n in counts.items() if found[m] != n
+    ]
     if differ:
         raise OtmetkaError(
             f"row counts differ on the target {target} ({', '.join(differ)}); the copy was "

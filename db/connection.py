@@ -30,15 +30,20 @@ def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, object]:
     }
 
 
-def open_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
-    """Connect the proxy to `url` (sqlite:///path, sqlite:///:memory:, postgresql://...)."""
+def database_for(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
+    """A database for `url` (sqlite:///path, sqlite:///:memory:, postgresql://...), not yet
+    connected nor bound to the proxy."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             owner_only(Path(path))
-        db: peewee.Database = peewee.SqliteDatabase(path, pragmas=sqlite_pragmas(busy_timeout_ms))
-    else:
-        db = server_database(url, busy_timeout_ms)
+        return peewee.SqliteDatabase(path, pragmas=sqlite_pragmas(busy_timeout_ms))
+    return server_database(url, busy_timeout_ms)
+
+
+def open_database(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
+    """Connect the proxy to `url`."""
+    db = database_for(url, busy_timeout_ms)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     global _opened_url

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from factories import change, envelope
+from factories import change, envelope, school_year
 
 CLASS_ID = "cls-5a"
 SCHOOL_ID = "sch-5"
@@ -39,23 +39,7 @@ SCHOOL_ID = "sch-5"
 
 def _calendar() -> list[dict[str, Any]]:
     return [
-        change("school", SCHOOL_ID, {"name": "Школа №5"}),
-        change(
-            "academic_year",
-            "y-2026",
-            {"name": "2026/2027", "start": "2026-09-01", "end": "2027-05-31"},
-        ),
-        change(
-            "period",
-            "q1",
-            {
-                "academic_year_id": "y-2026",
-                "kind": "quarter",
-                "name": "1 четверть",
-                "start": "2026-09-01",
-                "end": "2026-10-24",
-            },
-        ),
+        *school_year(SCHOOL_ID, "Школа №5"),
         change("subject", "math", {"name": "Математика"}),
         change("subject", "rus", {"name": "Русский язык"}),
         change("subject", "eng", {"name": "Английский язык"}),

@@ -3,15 +3,16 @@ project folder, and a CLI runner bound to that config."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from daemon.config import Config, config_from_dict
 from daemon.marks import MarkRules
-from db import close_database, migrate, open_database
+from db import close_database, database, migrate, open_database
 
 
 @pytest.fixture
@@ -60,3 +61,19 @@ def rules() -> MarkRules:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def count_statements() -> Iterator[Callable[[], int]]:
+    """How many SQL statements the open database has run since the fixture started."""
+    real = database.obj
+    seen: list[str] = []
+    original = real.execute_sql
+
+    def counting(sql: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(sql)
+        return original(sql, *args, **kwargs)
+
+    real.execute_sql = counting
+    yield lambda: len(seen)
+    del real.execute_sql  # back to the class's method

@@ -106,9 +106,10 @@ def _people() -> list[dict[str, Any]]:
     ]
 
 
-def _calendar() -> list[dict[str, Any]]:
+def school_year(school_id: str, name: str) -> list[dict[str, Any]]:
+    """The school, the year 2026/2027 and its first quarter."""
     return [
-        change("school", "sch-1", {"name": "Школа №1"}),
+        change("school", school_id, {"name": name}),
         change(
             "academic_year",
             "y-2026",
@@ -125,6 +126,12 @@ def _calendar() -> list[dict[str, Any]]:
                 "end": "2026-10-24",
             },
         ),
+    ]
+
+
+def _calendar() -> list[dict[str, Any]]:
+    return [
+        *school_year("sch-1", "Школа №1"),
         change(
             "holiday",
             "h-1",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from factories import change
 
 from daemon.importer import import_document
 from daemon.marks import MarkRules
-from db import analytics, database
+from db import analytics
 from db import queries as q
 
 TODAY = dt.date(2026, 9, 16)
@@ -167,21 +167,6 @@ def test_pieces() -> None:
 
 
 # --- cost ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def count_statements() -> Iterator[Callable[[], int]]:
-    real = database.obj
-    seen: list[str] = []
-    original = real.execute_sql
-
-    def counting(sql: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(sql)
-        return original(sql, *args, **kwargs)
-
-    real.execute_sql = counting
-    yield lambda: len(seen)
-    del real.execute_sql
 
 
 def test_a_class_costs_one_bundle_and_the_analysis_none(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from page_factories import TODAY, hostile_homework, page_school, period_final, t
 
 from daemon.importer import import_document
 from daemon.marks import MarkRules
-from db import database, queries
+from db import queries
 from site_builder import views
 from site_builder.markdown_render import render_markdown
 from site_builder.render import (
@@ -214,21 +214,6 @@ def test_fragment_has_no_scripts_and_one_header(pages: dict[PageKey, str]) -> No
         assert "<script" not in page.lower()
         assert page.startswith('<header class="pg">')
         assert page.count("<h1>") == 1
-
-
-@pytest.fixture
-def count_statements() -> Iterator[Callable[[], int]]:
-    real = database.obj
-    seen: list[str] = []
-    original = real.execute_sql
-
-    def counting(sql: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(sql)
-        return original(sql, *args, **kwargs)
-
-    real.execute_sql = counting
-    yield lambda: len(seen)
-    del real.execute_sql  # back to the class's method
 
 
 @pytest.mark.parametrize("per_class", [2, 25])
