@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factories import small_school
+from factories import change, envelope, small_school
 from servers import waitress_server
 
 from daemon import credentials as creds
@@ -161,3 +161,34 @@ def write_config_file(folder: Path, extra: str = "") -> Path:
     )
     path.write_text(text, encoding="utf-8")
     return path
+
+
+SMALL_SCHOOL_STUDENTS = {
+    "s-1": ("Иванова-Крылова", "Алёна"),
+    "s-2": ("Иванов", "Артём"),
+    "s-3": ("Петров", "Иван"),
+}
+
+
+def leaving(ids: list[str], day: str, cursor: str = "c-left") -> dict[str, Any]:
+    """A delta from upstream: the small school's students `ids` left on `day`."""
+    changes = [
+        change(
+            "student",
+            sid,
+            {
+                "last_name": SMALL_SCHOOL_STUDENTS[sid][0],
+                "first_name": SMALL_SCHOOL_STUDENTS[sid][1],
+                "class_unit_id": "cls-7b",
+                "left_at": day,
+            },
+            updated_at="2026-09-10T08:00:00+03:00",
+        )
+        for sid in ids
+    ]
+    return envelope(changes, mode="delta", cursor=cursor)
+
+
+def leave_school(ids: list[str], day: str, cursor: str = "c-left") -> None:
+    """The small school's students `ids` left on `day`, imported as upstream sends it."""
+    import_document(leaving(ids, day, cursor), "left.json", MarkRules())

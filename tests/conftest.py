@@ -1,5 +1,6 @@
 """Layered fixtures: a database in memory, a database file (WAL), a config in a temporary
-project folder, and a CLI runner bound to that config."""
+project folder, a CLI runner bound to that config, and a throwaway PostgreSQL server
+(started once, on first use) with a fresh database per test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pg_support import Cluster, running_cluster
 
 from daemon.config import Config, config_from_dict
 from daemon.marks import MarkRules
@@ -77,3 +79,17 @@ def count_statements() -> Iterator[Callable[[], int]]:
     real.execute_sql = counting
     yield lambda: len(seen)
     del real.execute_sql  # back to the class's method
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster() as running:
+        yield running
+
+
+@pytest.fixture
+def pg_url(cluster: Cluster) -> Iterator[str]:
+    url = cluster.fresh_database()
+    yield url
+    close_database()
+    cluster.drop_database(url)

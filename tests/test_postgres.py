@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from acts_support import (
 )
 from click.testing import CliRunner
 from factories import change, envelope, small_school, write_json
-from pg_support import Cluster, running_cluster
 from sync_support import journal_dump
 
 from daemon import acts, outbox
@@ -56,20 +54,6 @@ STUDENT = "Петров Иван"  # s-3
 LATER = "2026-09-20T10:00:00+03:00"
 TOKEN = "pg-upstream-token"
 RULES = MarkRules(minus_delta=0.3)  # "4-" is 3.7
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    with running_cluster() as running:
-        yield running
-
-
-@pytest.fixture
-def pg_url(cluster: Cluster) -> Iterator[str]:
-    url = cluster.fresh_database()
-    yield url
-    close_database()
-    cluster.drop_database(url)
 
 
 @pytest.fixture

@@ -12,43 +12,25 @@ import stat
 from pathlib import Path
 
 import pytest
-from acts_support import TODAY, School, ack_body, build_school, make_config, write_config_file
+from acts_support import (
+    TODAY,
+    School,
+    ack_body,
+    build_school,
+    leave_school,
+    make_config,
+    write_config_file,
+)
 from click.testing import CliRunner
-from factories import change, envelope
 
 from daemon import acts, retention, scheduler
 from daemon.cli import main
 from daemon.endpoint import create_app
-from daemon.importer import import_document
-from daemon.marks import MarkRules
 from daemon.project import build_options, open_project
 from db import audit, close_database, journal, models
 from site_builder import build
 
 MOTHER = "Иванова Мария"  # g-1: mother of s-1 and s-2
-STUDENTS = {
-    "s-1": ("Иванова-Крылова", "Алёна"),
-    "s-2": ("Иванов", "Артём"),
-    "s-3": ("Петров", "Иван"),
-}
-
-
-def _leave(ids: list[str], day: str, cursor: str = "c-left") -> None:
-    changes = [
-        change(
-            "student",
-            sid,
-            {
-                "last_name": STUDENTS[sid][0],
-                "first_name": STUDENTS[sid][1],
-                "class_unit_id": "cls-7b",
-                "left_at": day,
-            },
-            updated_at="2026-09-10T08:00:00+03:00",
-        )
-        for sid in ids
-    ]
-    import_document(envelope(changes, mode="delta", cursor=cursor), "left.json", MarkRules())
 
 
 @pytest.fixture
@@ -65,7 +47,7 @@ def test_a_student_who_left_loses_the_page_at_the_next_build(school: School) -> 
     build.build_site(build_options(school.config, today=TODAY))
     son, mother = school.page("Иванов Артём"), school.page(MOTHER)
     assert son.exists() and "Иванов" in school.open_page(MOTHER)
-    _leave(["s-2"], "2026-09-15")
+    leave_school(["s-2"], "2026-09-15")
     result = build.build_site(build_options(school.config, today=TODAY))
     assert not son.exists() and result.removed == 1
     assert mother.exists()
@@ -85,7 +67,7 @@ AFTER = dt.datetime(2026, 10, 20, 9, 0, tzinfo=dt.UTC)  # cut-off 20 September
 
 
 def test_purge_waits_for_the_period_and_dry_run_deletes_nothing(school: School) -> None:
-    _leave(["s-3"], "2026-09-15")
+    leave_school(["s-3"], "2026-09-15")
     early = retention.purge(school.config, now=dt.datetime(2026, 10, 10, tzinfo=dt.UTC))
     assert early.students == [] and early.rows == 0
     before = journal.dump_tables()
@@ -102,7 +84,7 @@ def test_purge_deletes_the_data_and_keeps_events_and_the_chain(school: School) -
     client = create_app(config).test_client()  # an act from her page refers to her login
     answer = client.post("/api/v1/acknowledgements", json=ack_body(school.token(MOTHER), ["s-1"]))
     assert answer.status_code == 201, answer.json
-    _leave(["s-1", "s-2"], "2026-09-15")
+    leave_school(["s-1", "s-2"], "2026-09-15")
     events_before = [row.event_id for row in models.Event.select()]
     result = retention.purge(config, now=AFTER)
 
@@ -136,7 +118,7 @@ def test_purge_deletes_the_data_and_keeps_events_and_the_chain(school: School) -
 
 
 def test_the_daemon_purges_with_its_deadline_checks(school: School) -> None:
-    _leave(["s-3"], "2020-01-15")  # long ago: due by the real clock too
+    leave_school(["s-3"], "2020-01-15")  # long ago: due by the real clock too
     line = scheduler.run_deadline_checks(school.config)
     assert line is not None and "retention: purged 1 students" in line
     assert _count(models.Student, id="s-3") == 0
@@ -153,7 +135,7 @@ def _cli(runner: CliRunner, school: School, *args: str) -> tuple[int, str]:
 
 
 def test_cli_purge_dry_run(school: School, runner: CliRunner) -> None:
-    _leave(["s-3"], "2020-01-15")
+    leave_school(["s-3"], "2020-01-15")
     code, output = _cli(runner, school, "retention", "purge", "--dry-run")
     assert code == 0 and "would purge 1 students" in output, output
     open_project(school.config)
@@ -212,7 +194,7 @@ def test_extract_names_a_purged_person_by_id(project_dir: Path) -> None:
     login = school.login(MOTHER)
     acts.register_consent(config, login=login, decision="granted", paper=True)
     open_project(config)
-    _leave(["s-1", "s-2"], "2026-09-15")
+    leave_school(["s-1", "s-2"], "2026-09-15")
     retention.purge(config, now=AFTER)
     found = retention.collect_extract(config, login)
     assert found.name == "" and found.person_id == "g-1"
