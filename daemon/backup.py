@@ -1,7 +1,8 @@
 """Backups and restores, and the owner-only modes of everything private.
 
-Two kinds of backup share one consistent copy (SQLite's online backup API, so the daemon
-and the endpoint keep writing meanwhile; checked with `PRAGMA integrity_check`):
+Two kinds of backup share one consistent copy, always a SQLite file (SQLite's online
+backup API, or one read snapshot of PostgreSQL copied table by table; the daemon and the
+endpoint keep writing meanwhile; checked with `PRAGMA integrity_check`):
 
 - the nightly one the daemon writes (`paths.backup_dir/otmetka-YYYYMMDD-HHMMSS.sqlite3`,
   the newest `schedule.backup_keep` kept): the database alone;
@@ -13,7 +14,9 @@ manifest, every hash, the integrity of the database copy, a schema not newer tha
 otmetka) and refuses a damaged or truncated file with a message saying so. Then it sets the
 current database aside as `<database>.before-restore-<time>`, puts the restored one in
 place with an atomic rename (the site secret likewise), and marks every page for a rebuild:
-the restored manifest describes a site that may no longer be the one in output/.
+the restored manifest describes a site that may no longer be the one in output/. On
+PostgreSQL the current rows are copied aside into `paths.backup_dir` and replaced by the
+backup's in one transaction.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from daemon import dbcopy
 from daemon.config import Config
 from daemon.daemon_status import daemon_stopped
 from daemon.errors import OtmetkaError
+from daemon.progress import Reporter
 from site_builder.build import fsync_dir
+from site_builder.workers import spawn_pool
 
 log = logging.getLogger("otmetka.backup")
 
@@ -108,16 +114,6 @@ def _private_file(path: Path) -> IO[bytes]:
     return os.fdopen(descriptor, "wb")
 
 
-def _sqlite_file(config: Config) -> Path:
-    path = config.database_path()
-    if path is None:
-        raise OtmetkaError(
-            "the database is not a SQLite file; back PostgreSQL up with pg_dump instead "
-            "(docs/operator.md, «Moving to PostgreSQL»)"
-        )
-    return path
-
-
 # --- the consistent copy ---------------------------------------------------------------------
 
 
@@ -133,15 +129,41 @@ def copy_database(source: Path, target: Path) -> None:
             contextlib.closing(sqlite3.connect(target)) as dst,
         ):
             src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")
-            verdict = dst.execute("PRAGMA integrity_check").fetchone()[0]
-        if verdict != "ok":
-            raise OtmetkaError(f"backup of {source} failed its integrity check: {verdict}")
-        with open(target, "rb") as written:
-            os.fsync(written.fileno())
+        _seal(target, str(source))
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+
+
+def consistent_copy(config: Config, target: Path) -> None:
+    """The project's database as one checked SQLite file at `target`, whichever database
+    the school runs on: a backup restores anywhere, a PostgreSQL school's onto SQLite too."""
+    path = config.database_path()
+    if path is not None:
+        copy_database(path, target)
+        return
+    _private_file(target).close()
+    try:
+        # The copy binds the models to the new file: in a process of its own, never under
+        # the daemon's threads that keep serving from the server.
+        with spawn_pool(1) as pool:
+            url, timeout = config.database.url, config.database.busy_timeout_ms
+            pool.submit(dbcopy.copy_to_new_file, url, timeout, str(target)).result()
+        _seal(target, dbcopy.safe_url(url))
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _seal(copy: Path, source: str) -> None:
+    """One file (no WAL beside it), intact, on the disk."""
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    if verdict != "ok":
+        raise OtmetkaError(f"backup of {source} failed its integrity check: {verdict}")
+    with open(copy, "rb") as written:
+        os.fsync(written.fileno())
 
 
 def schema_version_of(path: Path) -> int:
@@ -174,13 +196,12 @@ def backup_due(config: Config, now: dt.datetime) -> bool:
 
 def nightly_backup(config: Config, now: dt.datetime | None = None) -> Path:
     """Write a copy into `paths.backup_dir` and keep the newest `schedule.backup_keep`."""
-    source = _sqlite_file(config)
     folder = private_dir(config.paths.backup_dir)
     name = f"{BACKUP_PREFIX}{_stamp(config, now or dt.datetime.now(dt.UTC))}{BACKUP_SUFFIX}"
     target = folder / name
     temporary = folder / f".{name}.tmp"
     temporary.unlink(missing_ok=True)  # left by a crash
-    copy_database(source, temporary)
+    consistent_copy(config, temporary)
     os.replace(temporary, target)
     for old in backups(folder)[: -config.schedule.backup_keep]:
         old.unlink()
@@ -267,7 +288,6 @@ def default_archive(config: Config, now: dt.datetime) -> Path:
 
 def backup(config: Config, out: Path | None = None, now: dt.datetime | None = None) -> BackupResult:
     """The database (a consistent copy) and the site secret in one owner-only archive."""
-    source = _sqlite_file(config)
     moment = now or dt.datetime.now(dt.UTC)
     target = out or default_archive(config, moment)
     if target.is_dir():
@@ -278,7 +298,7 @@ def backup(config: Config, out: Path | None = None, now: dt.datetime | None = No
         target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".otmetka-backup-") as work:
         staged = {DATABASE: Path(work) / DATABASE}
-        copy_database(source, staged[DATABASE])
+        consistent_copy(config, staged[DATABASE])
         if config.site.secret_file.is_file():
             staged[SECRET] = Path(work) / SECRET
             with _private_file(staged[SECRET]) as handle:
@@ -416,7 +436,7 @@ def check_backup(path: Path, staging: Path) -> CheckedBackup:
 @dataclass
 class RestoreResult:
     source: Path
-    database: Path
+    database: str  # the file, or the server's URL without its password
     schema_version: int
     kind: str
     set_aside: list[Path] = field(default_factory=list)
@@ -497,29 +517,68 @@ def _rebuild_everything(config: Config) -> None:
 
 def restore(config: Config, path: Path, now: dt.datetime | None = None) -> RestoreResult:
     """Check `path` completely, then put its database (and site secret) in place."""
-    from db import close_database
-
-    database = _sqlite_file(config)
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(config.school.zone())
     private_dir(config.paths.var_dir)
-    database.parent.mkdir(parents=True, exist_ok=True)
+    database = config.database_path()
+    staging = database.parent if database is not None else private_dir(config.paths.backup_dir)
+    staging.mkdir(parents=True, exist_ok=True)
     with (
         daemon_stopped(config),
-        tempfile.TemporaryDirectory(dir=database.parent, prefix=".otmetka-restore-") as work,
+        tempfile.TemporaryDirectory(dir=staging, prefix=".otmetka-restore-") as work,
     ):
         checked = check_backup(path, Path(work))
-        close_database()  # this process's own connection to the database being replaced
-        result = RestoreResult(path, database, checked.schema_version, checked.kind)
-        aside = _set_aside_database(database, moment)
-        result.set_aside += [aside] if aside else []
-        _install_database(checked.database, database)
-        if checked.secret is not None:
-            restored, secret_aside = _install_secret(
-                checked.secret, config.site.secret_file, moment
-            )
-            result.secret_restored = restored
-            result.set_aside += [secret_aside] if secret_aside else []
-        close_database()
+        if database is None:
+            result = _restore_onto_server(config, checked, path, moment)
+        else:
+            result = _restore_file(checked, path, database, moment)
+        _restore_secret(config, checked, result, moment)
         _rebuild_everything(config)
     log.info("%s", result.summary())
     return result
+
+
+def _restore_file(
+    checked: CheckedBackup, path: Path, database: Path, moment: dt.datetime
+) -> RestoreResult:
+    """SQLite: the current file set aside, the checked copy renamed into its place."""
+    from db import close_database
+
+    close_database()  # this process's own connection to the database being replaced
+    result = RestoreResult(path, str(database), checked.schema_version, checked.kind)
+    aside = _set_aside_database(database, moment)
+    result.set_aside += [aside] if aside else []
+    _install_database(checked.database, database)
+    close_database()
+    return result
+
+
+def _restore_onto_server(
+    config: Config, checked: CheckedBackup, path: Path, moment: dt.datetime
+) -> RestoreResult:
+    """PostgreSQL: a copy of what it holds now kept in paths.backup_dir, then every row
+    replaced by the backup's in one transaction (a failure changes nothing)."""
+    from daemon.project import open_project
+    from db import close_database, migrate, open_database
+
+    open_database(f"sqlite:///{checked.database}")
+    migrate()  # a backup from an older otmetka gets this one's schema, as the server has
+    close_database()
+    open_project(config)  # the server's schema up to date too
+    close_database()
+    target = dbcopy.safe_url(config.database.url)
+    result = RestoreResult(path, target, checked.schema_version, checked.kind)
+    aside = config.paths.backup_dir / f"before-restore-{moment:%Y%m%d-%H%M%S}{BACKUP_SUFFIX}"
+    consistent_copy(config, aside)
+    result.set_aside.append(aside)
+    dbcopy.replace_database(config, checked.database, Reporter(quiet=True))
+    return result
+
+
+def _restore_secret(
+    config: Config, checked: CheckedBackup, result: RestoreResult, moment: dt.datetime
+) -> None:
+    if checked.secret is None:
+        return
+    restored, aside = _install_secret(checked.secret, config.site.secret_file, moment)
+    result.secret_restored = restored
+    result.set_aside += [aside] if aside else []

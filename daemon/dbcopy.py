@@ -23,7 +23,7 @@ import peewee as pw
 from daemon.config import Config
 from daemon.errors import OtmetkaError
 from daemon.progress import Reporter
-from db import audit, close_database, open_database, write_transaction
+from db import audit, close_database, migrate, open_database, write_transaction
 from db import copy as table_copy
 from db.connection import database_for
 from db.migrations import LATEST_VERSION, schema_version
@@ -65,12 +65,48 @@ def safe_url(url: str) -> str:
 def copy_database(config: Config, to_url: str, reporter: Reporter) -> CopyResult:
     """Copy the project's database into the empty database at `to_url`, then check it."""
     target = _check_url(to_url, config.database.url)
-    source = _open(config.database.url, config.database.busy_timeout_ms, "the project database")
+    source = (config.database.url, config.database.busy_timeout_ms, "the project database")
+    return _copy(source, to_url, target, reporter, replace=False)
+
+
+def copy_to_new_file(url: str, busy_timeout_ms: int, path: str) -> None:
+    """The database at `url` copied into the SQLite file `path` (new or empty), given this
+    otmetka's schema first: the backup of a school on PostgreSQL. It binds the models to
+    the file, so it runs in a process of its own (backup.consistent_copy)."""
+    to_url = f"{SQLITE}{path}"
+    open_database(to_url)
+    migrate()
+    close_database()
+    source = (url, busy_timeout_ms, "the project database")
+    _copy(source, to_url, path, Reporter(quiet=True), replace=False)
+
+
+def replace_database(config: Config, backup_file: Path, reporter: Reporter) -> CopyResult:
+    """Every row of the project's database replaced by those of `backup_file` (a checked
+    SQLite backup with this otmetka's schema): deleted and copied in one transaction, so
+    a failure leaves the database as it was. Restore on PostgreSQL."""
+    source = (f"{SQLITE}{backup_file}", config.database.busy_timeout_ms, "the backup")
+    target = safe_url(config.database.url)
+    return _copy(source, config.database.url, target, reporter, replace=True)
+
+
+def _copy(
+    source_named: tuple[str, int, str],
+    to_url: str,
+    target: str,
+    reporter: Reporter,
+    *,
+    replace: bool,
+) -> CopyResult:
+    """Read the source (URL, busy timeout, what to call it) in one snapshot and copy it
+    into `to_url`: into an empty database, or with `replace` over every row there."""
+    source_url, busy_timeout_ms, what = source_named
+    source = _open(source_url, busy_timeout_ms, what)
     try:
-        _check_source(source, config.database.url)
+        _check_source(source, source_url)
         with table_copy.snapshot(source):
             counts = {model: table_copy.count_rows(source, model) for model in table_copy.tables()}
-            return _copy_into(to_url, target, source, counts, reporter)
+            return _copy_into(to_url, target, source, counts, reporter, replace)
     finally:
         source.close()
 
@@ -81,11 +117,14 @@ def _copy_into(
     source: pw.Database,
     counts: dict[table_copy.Model, int],
     reporter: Reporter,
+    replace: bool,
 ) -> CopyResult:
     _open_target(to_url, target)
     try:
-        _check_target(target)
+        _check_target(target, replace)
         with write_transaction(), reporter.bar(f"copy to {target}", sum(counts.values())) as bar:
+            if replace:
+                table_copy.delete_every_row()
             for model in counts:
                 _copy_table(source, model, bar)
             table_copy.advance_sequences()
@@ -149,15 +188,15 @@ def _open_target(to_url: str, target: str) -> None:
         raise OtmetkaError(f"cannot open the target {target}: {_first_line(error)}") from None
 
 
-def _check_target(target: str) -> None:
-    """The target must have this otmetka's schema and no row in any table."""
+def _check_target(target: str, replace: bool) -> None:
+    """The target must have this otmetka's schema and, unless replaced, no row."""
     version = schema_version()
     if version != LATEST_VERSION:
         raise OtmetkaError(
             f"the target {target} has schema version {version}, not {LATEST_VERSION}: create "
             "its tables first with `otmetka --config NEW.yaml init` (database.url: the target)"
         )
-    filled = table_copy.filled_tables()
+    filled = [] if replace else table_copy.filled_tables()
     if filled:
         raise OtmetkaError(
             f"the target {target} is not empty ({', '.join(filled)} hold rows); nothing was "

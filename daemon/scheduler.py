@@ -262,8 +262,6 @@ class Daemon:
         return result.summary() if result.sent or result.failed else None
 
     def backup_if_due(self) -> str | None:
-        if self.config.database_path() is None:
-            return None
         if not backup_due(self.config, dt.datetime.now(dt.UTC)):
             return None
         return f"backup written to {backup_now(self.config)}"

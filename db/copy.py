@@ -35,6 +35,13 @@ def filled_tables() -> list[str]:
     return [table_name(model) for model in tables() if model.select().exists()]
 
 
+def delete_every_row() -> None:
+    """Empty every table of the bound database, children before parents (a restore does
+    it inside the transaction that copies the backup in)."""
+    for model in reversed(tables()):
+        model.delete().execute()
+
+
 @contextmanager
 def snapshot(source: pw.Database) -> Iterator[None]:
     """One read transaction on `source`: every table as of the same moment."""

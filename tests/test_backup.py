@@ -267,11 +267,3 @@ def test_restore_waits_for_the_daemon_to_stop(school: School, tmp_path: Path) ->
     finally:
         lock.release()
     assert _sha(database) == digest
-
-
-def test_postgres_is_backed_up_with_pg_dump(project_dir: Path) -> None:
-    config = make_config(project_dir, database={"url": "postgresql://u@h/db"})
-    with pytest.raises(OtmetkaError, match="pg_dump"):
-        backup.backup(config)
-    with pytest.raises(OtmetkaError, match="pg_dump"):
-        backup.restore(config, project_dir / "x.tar.gz")

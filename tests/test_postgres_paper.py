@@ -5,6 +5,9 @@ real SMTP server, the retention purge and rotating the site secret."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +159,86 @@ def test_the_daemon_runs_a_school_on_postgresql(school: School) -> None:
         daemon.close()
     output = _cli(school, "status")
     assert "postgresql" in output and "left.json" in output, output
+
+
+# --- backup and restore -------------------------------------------------------------------------
+
+
+def _site(school: School) -> dict[str, tuple[str, str]]:
+    """Each person's page id and page, opened with the password from the one-time list."""
+    open_project(school.config)
+    found = {
+        name: (school.credential(name).page_id, school.open_page(name)) for name in school.logins
+    }
+    close_database()
+    return found
+
+
+def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
+    school: School, tmp_path: Path
+) -> None:
+    config = school.config
+    before = _site(school)
+    archive = tmp_path / "off-site" / "school.tar.gz"
+    assert f"backup written to {archive}" in _cli(school, "backup", "--out", str(archive))
+    acts.register_breach(config, login=school.login(STUDENT), received_at="2026-09-16T10:00")
+    close_database()
+
+    output = _cli(school, "restore", str(archive))
+    assert "Run `otmetka build` now" in output and "password" not in output, output
+    (aside,) = config.paths.backup_dir.glob("before-restore-*.sqlite3")
+    with contextlib.closing(sqlite3.connect(aside)) as kept:  # the act after the backup
+        assert kept.execute("SELECT count(*) FROM breach_report").fetchone()[0] == 1
+    open_project(config)
+    assert models.BreachReport.select().count() == 0
+    assert school.credential(STUDENT).state == "active"
+    assert audit.verify().ok
+    school.rebuild()
+    assert _site(school) == before
+    acts.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
+    open_project(config)  # the ids went on past the restored rows: the chain goes on
+    assert models.Event.select().count() == 1 and audit.verify().ok
+    close_database()
+
+    elsewhere = tmp_path / "new-server"  # the school moves to a machine with SQLite
+    elsewhere.mkdir()
+    moved = School(make_config(elsewhere), school.logins)
+    write_config_file(elsewhere)
+    _cli(moved, "restore", str(archive))
+    open_project(moved.config)
+    moved.rebuild()
+    assert _site(moved) == before
+
+
+def _row_counts() -> dict[str, int]:
+    return {model._meta.table_name: model.select().count() for model in models.ALL_TABLES}
+
+
+def test_a_restore_the_server_refuses_changes_nothing(school: School) -> None:
+    """A backup holding a row PostgreSQL will not take (a date SQLite kept as any text):
+    the transaction that emptied the tables rolls back with it."""
+    config = school.config
+    nightly = scheduler.backup_now(config)  # a nightly copy restores too
+    with contextlib.closing(sqlite3.connect(nightly)) as conn:
+        conn.execute("UPDATE mark SET date = '31.09.2026' WHERE id = 'mk-3'")
+        conn.commit()
+    open_project(config)
+    rows = _row_counts()
+    close_database()
+    config_file = str(config.base_dir / "config.yaml")
+    result = CliRunner().invoke(main, ["--config", config_file, "restore", str(nightly)])
+    close_database()
+    assert result.exit_code == 1, result.output
+    assert "the target refused a row of mark" in result.output, result.output
+    assert "nothing was written" in result.output and "Traceback" not in result.output
+    open_project(config)
+    assert _row_counts() == rows and audit.verify().ok
+
+
+def test_the_nightly_backup_of_postgresql_is_a_sqlite_file(school: School) -> None:
+    nightly = scheduler.backup_now(school.config)
+    assert stat.S_IMODE(nightly.stat().st_mode) == 0o600
+    with contextlib.closing(sqlite3.connect(nightly)) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("SELECT count(*) FROM credential").fetchone()[0] == len(school.logins)
+    assert not list(nightly.parent.glob("*-wal"))

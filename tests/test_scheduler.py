@@ -72,12 +72,12 @@ def test_the_backup_is_due_once_a_night_after_its_time(project: Config) -> None:
     assert scheduler.backup_due(project, NIGHT + dt.timedelta(days=1))
 
 
-def test_postgres_cannot_be_backed_up_this_way(project_dir: Path) -> None:
-    config = config_from_dict(
-        {"database": {"url": "postgresql://u@h/db"}}, base_dir=project_dir, env={}
-    )
-    with pytest.raises(OtmetkaError, match="pg_dump"):
+def test_a_postgresql_server_out_of_reach_fails_the_backup_cleanly(project_dir: Path) -> None:
+    url = f"postgresql://otmetka@127.0.0.1:{free_port()}/school"  # nothing listens there
+    config = config_from_dict({"database": {"url": url}}, base_dir=project_dir, env={})
+    with pytest.raises(OtmetkaError, match="cannot open the project database"):
         scheduler.backup_now(config)
+    assert list(config.paths.backup_dir.iterdir()) == []  # no half-written copy left
 
 
 # --- deadline checks ------------------------------------------------------------------------
