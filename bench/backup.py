@@ -1,0 +1,103 @@
+"""Backup benchmark: what the nightly copy, `otmetka backup` and `otmetka restore` cost on
+the demo school, on the SQLite file and (with --postgres) on a PostgreSQL server.
+
+    .venv/bin/python bench/backup.py [--students 2000] [--as-of 2027-05-28] [--postgres]
+
+The school, a full year of marks by default, is imported into a fresh SQLite project.
+Timed there: the nightly copy (SQLite's online backup), the archive (copy, gzip, manifest)
+and a restore of it (every check, the old database set aside, the new one renamed in).
+
+With --postgres the tests' helper starts a throwaway PostgreSQL server on loopback, the
+school moves there with `otmetka db copy` (timed too), and the same three run against it:
+one snapshot copied table by table into a SQLite file in a spawned process, and a restore
+that copies the current rows aside, then replaces every row in one transaction.
+
+No targets: the figures say how long the nightly job holds the server and how long an
+operator waits for a restore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import demo_project, record
+
+from daemon import backup, dbcopy
+from daemon.config import Config, config_from_dict
+from daemon.progress import Reporter
+from daemon.project import open_project
+from db import close_database, models
+
+AS_OF = dt.date(2027, 5, 28)  # the end of the school year: a full year of marks
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+def _rows(config: Config) -> int:
+    open_project(config)
+    total = sum(model.select().count() for model in models.ALL_TABLES)
+    close_database()
+    return total
+
+
+def _three(config: Config, folder: Path, where: str) -> list[str]:
+    """The nightly copy, the archive and its restore, each timed; one line each."""
+    nightly_s, nightly = _timed(lambda: backup.nightly_backup(config))
+    archive_s, made = _timed(lambda: backup.backup(config, folder / f"{where}.tar.gz"))
+    restore_s, _ = _timed(lambda: backup.restore(config, made.path))
+    return [
+        f"{where}: nightly copy {nightly_s:.1f} s ({nightly.stat().st_size / 2**20:.0f} MB)",
+        f"{where}: `otmetka backup` {archive_s:.1f} s ({made.size / 2**20:.0f} MB archive)",
+        f"{where}: `otmetka restore` of it {restore_s:.1f} s",
+    ]
+
+
+def _on_postgres(sqlite_config: Config, folder: Path) -> list[str]:
+    sys.path.insert(0, str(TESTS))
+    from pg_support import running_cluster
+
+    with running_cluster() as cluster:
+        url = cluster.fresh_database()
+        config = config_from_dict({"database": {"url": url}}, base_dir=folder, env={})
+        open_project(config)  # the schema
+        close_database()
+        quiet = Reporter(quiet=True)
+        copy_s, _ = _timed(lambda: dbcopy.copy_database(sqlite_config, url, quiet))
+        lines = [f"postgresql: `otmetka db copy` from SQLite {copy_s:.1f} s"]
+        return lines + _three(config, folder, "postgresql")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=AS_OF)
+    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        config = demo_project(folder, args.students, args.as_of)
+        close_database()
+        lines = [f"students: {args.students}, as of {args.as_of}, rows: {_rows(config)}"]
+        lines += _three(config, folder, "sqlite")
+        if args.postgres:
+            lines += _on_postgres(config, folder)
+    command = f"python bench/backup.py --students {args.students} --as-of {args.as_of}"
+    command += " --postgres" if args.postgres else ""
+    record("Backup and restore", command, lines, keep=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
