@@ -34,6 +34,7 @@ from daemon.config import Config, config_from_dict
 from daemon.progress import Reporter
 from daemon.project import open_project
 from db import close_database, models
+from site_builder.workers import spawn_pool
 
 AS_OF = dt.date(2027, 5, 28)  # the end of the school year: a full year of marks
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -76,7 +77,20 @@ def _on_postgres(sqlite_config: Config, folder: Path) -> list[str]:
         quiet = Reporter(quiet=True)
         copy_s, _ = _timed(lambda: dbcopy.copy_database(sqlite_config, url, quiet))
         lines = [f"postgresql: `otmetka db copy` from SQLite {copy_s:.1f} s"]
-        return lines + _three(config, folder, "postgresql")
+        lines += _three(config, folder, "postgresql")
+        with spawn_pool(1) as pool:
+            peak = pool.submit(_copy_peak_mb, url, str(folder / "peak.sqlite3")).result()
+        return [*lines, f"postgresql: peak RSS of the process copying it to SQLite {peak:.0f} MB"]
+
+
+def _copy_peak_mb(url: str, path: str) -> float:
+    """In a spawned process: the copy a backup makes, then this process's own peak RSS.
+    VmHWM, not ru_maxrss: a child forked from this big process carries the parent's
+    high-water mark across its exec into ru_maxrss."""
+    dbcopy.copy_to_new_file(url, 5000, path)
+    status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    (peak,) = (line.split()[1] for line in status if line.startswith("VmHWM:"))
+    return int(peak) / 1024
 
 
 def main() -> None:
