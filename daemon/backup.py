@@ -558,11 +558,9 @@ def _restore_onto_server(
     """PostgreSQL: a copy of what it holds now kept in paths.backup_dir, then every row
     replaced by the backup's in one transaction (a failure changes nothing)."""
     from daemon.project import open_project
-    from db import close_database, migrate, open_database
+    from db import close_database
 
-    open_database(f"sqlite:///{checked.database}")
-    migrate()  # a backup from an older otmetka gets this one's schema, as the server has
-    close_database()
+    dbcopy.migrate_file(checked.database)  # a backup from an older otmetka: this schema
     open_project(config)  # the server's schema up to date too
     close_database()
     target = dbcopy.safe_url(config.database.url)

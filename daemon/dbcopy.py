@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee as pw
@@ -65,7 +66,7 @@ def safe_url(url: str) -> str:
 def copy_database(config: Config, to_url: str, reporter: Reporter) -> CopyResult:
     """Copy the project's database into the empty database at `to_url`, then check it."""
     target = _check_url(to_url, config.database.url)
-    source = (config.database.url, config.database.busy_timeout_ms, "the project database")
+    source = _Source(config.database.url, config.database.busy_timeout_ms, "the project database")
     return _copy(source, to_url, target, reporter, replace=False)
 
 
@@ -73,37 +74,42 @@ def copy_to_new_file(url: str, busy_timeout_ms: int, path: str) -> None:
     """The database at `url` copied into the SQLite file `path` (new or empty), given this
     otmetka's schema first: the backup of a school on PostgreSQL. It binds the models to
     the file, so it runs in a process of its own (backup.consistent_copy)."""
-    to_url = f"{SQLITE}{path}"
-    open_database(to_url)
+    migrate_file(Path(path))
+    source = _Source(url, busy_timeout_ms, "the project database")
+    _copy(source, f"{SQLITE}{path}", path, Reporter(quiet=True), replace=False)
+
+
+def migrate_file(path: Path) -> None:
+    """Give the SQLite file `path` (new, or from an older otmetka) this otmetka's schema.
+    It binds the models to the file for the while."""
+    open_database(f"{SQLITE}{path}")
     migrate()
     close_database()
-    source = (url, busy_timeout_ms, "the project database")
-    _copy(source, to_url, path, Reporter(quiet=True), replace=False)
 
 
 def replace_database(config: Config, backup_file: Path, reporter: Reporter) -> CopyResult:
     """Every row of the project's database replaced by those of `backup_file` (a checked
     SQLite backup with this otmetka's schema): deleted and copied in one transaction, so
     a failure leaves the database as it was. Restore on PostgreSQL."""
-    source = (f"{SQLITE}{backup_file}", config.database.busy_timeout_ms, "the backup")
+    source = _Source(f"{SQLITE}{backup_file}", config.database.busy_timeout_ms, "the backup")
     target = safe_url(config.database.url)
     return _copy(source, config.database.url, target, reporter, replace=True)
 
 
+class _Source(NamedTuple):
+    url: str
+    busy_timeout_ms: int
+    what: str  # how messages name it
+
+
 def _copy(
-    source_named: tuple[str, int, str],
-    to_url: str,
-    target: str,
-    reporter: Reporter,
-    *,
-    replace: bool,
+    named: _Source, to_url: str, target: str, reporter: Reporter, *, replace: bool
 ) -> CopyResult:
-    """Read the source (URL, busy timeout, what to call it) in one snapshot and copy it
-    into `to_url`: into an empty database, or with `replace` over every row there."""
-    source_url, busy_timeout_ms, what = source_named
-    source = _open(source_url, busy_timeout_ms, what)
+    """Read the source in one snapshot and copy it into `to_url`: into an empty
+    database, or with `replace` over every row there."""
+    source = _open(named.url, named.busy_timeout_ms, named.what)
     try:
-        _check_source(source, source_url)
+        _check_source(source, named.url)
         with table_copy.snapshot(source):
             counts = {model: table_copy.count_rows(source, model) for model in table_copy.tables()}
             return _copy_into(to_url, target, source, counts, reporter, replace)

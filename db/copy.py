@@ -14,7 +14,7 @@ import peewee as pw
 from db import database, models
 
 Model = type[models.BaseModel]
-# Values per INSERT statement: a batch stays under SQLite's and PostgreSQL's parameter limits.
+# Values per batch read and written: bounds the memory a copy holds at once.
 VALUES_PER_BATCH = 30_000
 _cursor_names = itertools.count()
 
@@ -96,7 +96,7 @@ def _inserter(model: Model, fields: list[pw.Field]) -> Callable[[list[Any]], Non
 
 def _rows_of(source: pw.Database, query: pw.Query, per_batch: int) -> Any:
     """A cursor over the query's rows. PostgreSQL's driver would fetch a whole table
-    into memory at once (the marks of a year: hundreds of MB); a named (server-side)
+    into memory at once (a year of marks); a named (server-side)
     cursor brings them a batch at a time. It reads in the snapshot's transaction; the
     driver wants it WITH HOLD, as peewee keeps the connection in autocommit mode and
     opens its transactions itself."""

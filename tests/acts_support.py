@@ -119,6 +119,12 @@ class School:
         )
         return crypto.decrypt_page(sealed, key, credential.page_id).decode("utf-8")
 
+    def site(self) -> dict[str, tuple[str, str]]:
+        """Each person's page id and page, opened with the password from the one-time list
+        (after a restore or a move: the same ids and pages are the same site)."""
+        open_project(self.config)
+        return {name: (self.credential(name).page_id, self.open_page(name)) for name in self.logins}
+
     def rebuild(self) -> build.BuildResult:
         return build.build_site(build_options(self.config, today=TODAY))
 

@@ -53,14 +53,6 @@ def elsewhere(tmp_path: Path) -> Config:
     return make_config(folder)
 
 
-def _site(school: School) -> dict[str, tuple[str, str]]:
-    """Each person's page id and decrypted page, opened with the password from the list."""
-    open_project(school.config)
-    return {
-        name: (school.credential(name).page_id, school.open_page(name)) for name in school.logins
-    }
-
-
 def _hashes(config: Config) -> dict[str, str]:
     open_project(config)
     return {page_id: row.content_hash for page_id, row in site_state.manifest().items()}
@@ -80,7 +72,7 @@ def _sha(path: Path) -> str:
 def test_a_backup_restores_on_an_empty_machine_into_the_same_site(
     school: School, elsewhere: Config, runner: CliRunner, tmp_path: Path
 ) -> None:
-    before, hashes = _site(school), _hashes(school.config)
+    before, hashes = school.site(), _hashes(school.config)
     archive = tmp_path / "off-site" / "school.tar.gz"
     code, output = _cli(runner, school.config, "backup", "--out", str(archive))
     assert code == 0, output
@@ -104,7 +96,7 @@ def test_a_backup_restores_on_an_empty_machine_into_the_same_site(
     assert result.written == len(before)  # every page written anew on the new machine
 
     restored = School(elsewhere, school.logins)
-    assert _site(restored) == before  # same page ids, same passwords, same content
+    assert restored.site() == before  # same page ids, same passwords, same content
     assert _hashes(elsewhere) == hashes
     old_index = (school.config.site.output_dir / "index.html").read_bytes()
     assert (elsewhere.site.output_dir / "index.html").read_bytes() == old_index
@@ -238,7 +230,7 @@ def test_restore_keeps_the_replaced_database_aside(school: School, tmp_path: Pat
     assert acts.verify_audit(config).ok
     assert site_state.manifest() == {}  # every page is rebuilt from the restored data
     build.build_site(build_options(config, today=TODAY))
-    assert school.open_page(MOTHER) == _site(school)[MOTHER][1]
+    assert school.open_page(MOTHER) == school.site()[MOTHER][1]
 
 
 def test_a_nightly_copy_restores_too_and_keeps_the_site_secret(school: School) -> None:

@@ -164,21 +164,12 @@ def test_the_daemon_runs_a_school_on_postgresql(school: School) -> None:
 # --- backup and restore -------------------------------------------------------------------------
 
 
-def _site(school: School) -> dict[str, tuple[str, str]]:
-    """Each person's page id and page, opened with the password from the one-time list."""
-    open_project(school.config)
-    found = {
-        name: (school.credential(name).page_id, school.open_page(name)) for name in school.logins
-    }
-    close_database()
-    return found
-
-
 def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
     school: School, tmp_path: Path
 ) -> None:
     config = school.config
-    before = _site(school)
+    before = school.site()
+    close_database()
     archive = tmp_path / "off-site" / "school.tar.gz"
     assert f"backup written to {archive}" in _cli(school, "backup", "--out", str(archive))
     acts.register_breach(config, login=school.login(STUDENT), received_at="2026-09-16T10:00")
@@ -194,7 +185,7 @@ def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
     assert school.credential(STUDENT).state == "active"
     assert audit.verify().ok
     school.rebuild()
-    assert _site(school) == before
+    assert school.site() == before
     acts.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
     open_project(config)  # the ids went on past the restored rows: the chain goes on
     assert models.Event.select().count() == 1 and audit.verify().ok
@@ -207,7 +198,7 @@ def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
     _cli(moved, "restore", str(archive))
     open_project(moved.config)
     moved.rebuild()
-    assert _site(moved) == before
+    assert moved.site() == before
 
 
 def _row_counts() -> dict[str, int]:
