@@ -34,6 +34,8 @@ demo: install
 test: install-test
 	$(BIN)/ruff check daemon site_builder db tests bench
 	$(BIN)/ruff format --check daemon site_builder db tests bench
+	@mkdir -p build/typecheck/otmetka && for d in daemon db site_builder; do \
+		ln -sfn ../../../$$d build/typecheck/otmetka/$$d; done
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

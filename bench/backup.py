@@ -29,12 +29,12 @@ from typing import Any
 
 from common import demo_project, record
 
-from daemon import backup, dbcopy
-from daemon.config import Config, config_from_dict
-from daemon.progress import Reporter
-from daemon.project import open_project
-from db import close_database, models
-from site_builder.workers import spawn_pool
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.ops import backup, dbcopy
+from otmetka.daemon.runtime import open_project
+from otmetka.db import close_database, models
+from otmetka.site_builder.workers import spawn_pool
 
 AS_OF = dt.date(2027, 5, 28)  # the end of the school year: a full year of marks
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -67,7 +67,7 @@ def _three(config: Config, folder: Path, where: str) -> list[str]:
 
 def _on_postgres(sqlite_config: Config, folder: Path) -> list[str]:
     sys.path.insert(0, str(TESTS))
-    from pg_support import running_cluster
+    from tests.support.pg_support import running_cluster
 
     with running_cluster() as cluster:
         url = cluster.fresh_database()

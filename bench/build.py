@@ -19,13 +19,13 @@ from pathlib import Path
 
 from common import demo_project, peak_rss_mb, record
 
-from daemon import credentials
-from daemon.config import Config
-from daemon.importer import import_document
-from daemon.progress import Reporter
-from daemon.project import build_options, mark_rules
-from db import models
-from site_builder.build import build_site
+from otmetka.daemon.access import credentials
+from otmetka.daemon.core.config import Config
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.runtime import build_options, mark_rules
+from otmetka.db import models
+from otmetka.site_builder.build import build_site
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
 QUIET = Reporter(quiet=True)
@@ -89,10 +89,10 @@ def _unlock_seconds(config: Config, login: str, password: str) -> dict[str, floa
 
     from playwright.sync_api import sync_playwright
 
-    from daemon.endpoint import create_app
+    from otmetka.daemon.endpoint.app import create_app
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from servers import CHROMIUM_ARGS, waitress_server
+    from tests.support.servers import CHROMIUM_ARGS, waitress_server
 
     args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP school.lan 127.0.0.1"]
     results: dict[str, float] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from otmetka.daemon.core.config import Config
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -57,10 +57,10 @@ def record(title: str, command: str, lines: list[str], *, keep: bool = True) -> 
 
 def demo_project(folder: Path, students: int, as_of: dt.date) -> Config:
     """A fresh project in `folder` holding the demo school, imported through the importer."""
-    from daemon import demo
-    from daemon.config import config_from_dict
-    from daemon.importer import import_document
-    from daemon.project import mark_rules, open_project
+    from otmetka.daemon.core.config import config_from_dict
+    from otmetka.daemon.demo import school as demo
+    from otmetka.daemon.exchange.importer import import_document
+    from otmetka.daemon.runtime import mark_rules, open_project
 
     config = config_from_dict({}, base_dir=folder, env={})
     open_project(config)

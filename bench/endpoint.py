@@ -32,14 +32,17 @@ from pathlib import Path
 
 from common import record
 
-from daemon import acts, demo
-from daemon.config import config_from_dict
-from daemon.importer import import_document
-from daemon.marks import MarkRules
-from daemon.project import open_project
-from db import close_database, events, models, write_transaction
-from db import credentials as stored
-from site_builder import crypto, keys, render
+from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.core.config import config_from_dict
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.demo import school as demo
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.runtime import open_project
+from otmetka.db import acts as events
+from otmetka.db import close_database, models, write_transaction
+from otmetka.db import credentials as stored
+from otmetka.site_builder import crypto, keys
+from otmetka.site_builder.pages import render
 
 AS_OF = dt.date(2026, 11, 27)
 
@@ -102,7 +105,7 @@ def _consent(ctx: acts.ActContext, guardian_id: str) -> None:
 
 def _import_again(database: str, students: int, started: object, done: object) -> None:
     """In its own process: a full import of the same school under a new cursor."""
-    from db import open_database
+    from otmetka.db import open_database
 
     document = demo.generate_school(students, seed=1, as_of=AS_OF)
     document["cursor"] = "bench-again"
@@ -192,7 +195,7 @@ def _wait_for(port: int, timeout: float = 30.0) -> None:
 
 def _check(database: Path, plan: list[dict], results: Results) -> list[str]:
     """Nothing lost, nothing twice, replays answered like the first time."""
-    from db import open_database
+    from otmetka.db import open_database
 
     open_database(f"sqlite:///{database}")
     unique = {body["event_id"] for body in plan}
@@ -232,7 +235,7 @@ def main() -> None:
         plan = _requests(families, args.requests)
         log = (folder / "serve.log").open("w", encoding="utf-8")  # waitress's queue warnings
         server = subprocess.Popen(
-            [sys.executable, "-c", "from daemon.cli import main; main()",
+            [sys.executable, "-c", "from otmetka.daemon.cli.main import main; main()",
              "--config", str(config_path), "serve"],
             stdout=log,
             stderr=log,

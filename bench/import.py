@@ -5,14 +5,14 @@
 Generates the demo school as of a day (the default is late November; 2027-05-28 is the
 end of the school year, a full year of marks) and writes it as an exchange file (.json, or
 JSON Lines with --jsonl), one change at a time. A child process of its own imports it into
-a fresh SQLite file with `daemon.importer.import_file` (reading, validation, references,
+a fresh SQLite file with `importer.import_file` (reading, validation, references,
 upserts, dirty set, one transaction), so the peak memory reported is the importer's alone.
 Then the very same rows go into another fresh database with a plain `sqlite3` executemany
 per table. The ratio of the two wall times is the figure.
 
-With --http no file is written: the fake upstream (daemon.fake_upstream) serves the same
+With --http no file is written: the fake upstream (daemon/demo/fake_upstream.py) serves the same
 school on loopback from this process, and the child pulls it page by page through the HTTP
-source (daemon.sources.http), each page one batch, as `otmetka sync` does from a real one.
+source (otmetka.daemon.exchange.http), each page one batch, as `otmetka sync` does from a real one.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any
 
 from common import peak_rss_mb, record
 
-from daemon import demo
-from daemon.importer import import_file
-from daemon.marks import MarkRules
-from db import close_database, migrate, models, open_database
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.demo import school as demo
+from otmetka.daemon.exchange.importer import import_file
+from otmetka.db import close_database, migrate, models, open_database
 
 AS_OF = dt.date(2026, 11, 27)
 
@@ -79,7 +79,7 @@ def _import_in_child(exchange_file: Path, database: Path) -> dict[str, float]:
 
 def _pull_in_child(url: str, token: str, limit: int, database: Path) -> dict[str, float]:
     """Runs in a fresh process: pull every page from the upstream at `url`."""
-    from daemon.sources.http import HttpParams, pull
+    from otmetka.daemon.exchange.http import HttpParams, pull
 
     open_database(f"sqlite:///{database}")
     migrate()
@@ -169,7 +169,7 @@ def _through_file(
 
 
 def _through_http(args: argparse.Namespace, pool: Pool, database: Path) -> dict[str, Any]:
-    from daemon.fake_upstream import FakeUpstream
+    from otmetka.daemon.demo.fake_upstream import FakeUpstream
 
     counts: Counter[str] = Counter()
     started = time.perf_counter()

@@ -3,7 +3,7 @@
     .venv/bin/python bench/print.py [--students 2000] [--workers 2]
 
 Generates and imports the demo school, then prints every class's extracts
-(`daemon.printing.print_extracts --all`) three ways, each time into a fresh output folder:
+(`printing.print_extracts --all`) three ways, each time into a fresh output folder:
 
 1. one document per student, cold cache: what `otmetka print extracts --all` does;
 2. the same again: every extract is unchanged, so nothing is rendered (cache hits only);
@@ -25,12 +25,13 @@ from pathlib import Path
 
 from common import peak_rss_mb, record
 
-from daemon import demo, printing
-from daemon.config import Config, config_from_dict
-from daemon.importer import import_document
-from daemon.progress import Reporter
-from daemon.project import mark_rules, open_project
-from site_builder.extracts import Layout
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.demo import school as demo
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.paper import printing
+from otmetka.daemon.runtime import mark_rules, open_project
+from otmetka.site_builder.pdf.extracts import Layout
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from common import demo_project, peak_rss_mb, record
 
-from daemon import lists, reports
-from db import queries as q
-from site_builder import render
+from otmetka.daemon.lists import classlists as lists
+from otmetka.daemon.paper import reports
+from otmetka.db import queries as q
+from otmetka.site_builder.pages import render
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
 

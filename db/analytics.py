@@ -37,9 +37,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from db import models
-from db import queries as q
-from db.connection import database
+from otmetka.db import models
+from otmetka.db import queries as q
+from otmetka.db.connection import database
 
 DAY = dt.timedelta(days=1)
 AVERAGED_KINDS = ("regular", "debt")

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from db import models
-from db.connection import database, is_sqlite
+from otmetka.db import models
+from otmetka.db.connection import database, is_sqlite
 
 GENESIS = "0" * 64
 RECORD_ACTION = "event.record"

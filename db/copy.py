@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee as pw
 
-from db import database, models
+from otmetka.db import database, models
 
 Model = type[models.BaseModel]
 # Values per batch read and written: bounds the memory a copy holds at once.

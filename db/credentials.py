@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import peewee as pw
 
-from db import models
+from otmetka.db import models
 
 PageKey = tuple[str, str]
 _PEOPLE: dict[str, type[models.PersonModel]] = {

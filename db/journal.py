@@ -14,8 +14,8 @@ from typing import Any
 
 import peewee
 
-from db import models
-from db.connection import database
+from otmetka.db import models
+from otmetka.db.connection import database
 
 
 def table_for(entity: str) -> type[models.JournalModel]:

@@ -23,9 +23,9 @@ from typing import Any
 
 import peewee as pw
 
-from db import journal, models
-from db import queries as q
-from db.connection import database
+from otmetka.db import journal, models
+from otmetka.db import queries as q
+from otmetka.db.connection import database
 
 PENDING, CONFIRMED, CONFLICT, SUPERSEDED, RESOLVED = (
     "pending",

@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 
 import peewee as pw
 
-from db import models
-from db.connection import database
-from db.sync import OutboxEntry
+from otmetka.db import models
+from otmetka.db.connection import database
+from otmetka.db.outbox import OutboxEntry
 
 MAIL = "mail"
 # `last_error` of a row whose attempt has started and not finished (docs/mail.md).

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import peewee
 
-from db import models
-from db.connection import database, is_sqlite
+from otmetka.db import models
+from otmetka.db.connection import database, is_sqlite
 
 
 def _initial_layout(db: peewee.Database) -> None:

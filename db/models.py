@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-from db.connection import database
+from otmetka.db.connection import database
 
 
 class BaseModel(pw.Model):
@@ -325,10 +325,11 @@ class LocalChange(BaseModel):
     created_at = pw.DateTimeField()
     author = pw.CharField(default="")
     state = pw.CharField(
-        default="pending", help_text="pending / confirmed / conflict / superseded (db.lists)"
+        default="pending",
+        help_text="pending / confirmed / conflict / superseded (otmetka.db.lists)",
     )
     base_updated_at = pw.CharField(
-        null=True, help_text="upstream updated_at of what the change was made on (db.lists)"
+        null=True, help_text="upstream updated_at of what the change was made on (otmetka.db.lists)"
     )
 
     class Meta:

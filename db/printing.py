@@ -13,12 +13,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from db import models
+from otmetka.db import models
 
 PageKey = tuple[str, str]
 _CHUNK = 500
 # Cyrillic capitals that look like Latin ones: a code typed on a Russian layout still
-# matches (site_builder.crypto maps passwords the same way).
+# matches (otmetka.site_builder.crypto maps passwords the same way).
 _LOOKALIKES = str.maketrans("АВЕКМНОРСТХУ", "ABEKMHOPCTXY")
 
 

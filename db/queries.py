@@ -21,8 +21,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import peewee as pw
 
-from db import models as m
-from db.connection import database
+from otmetka.db import models as m
+from otmetka.db.connection import database
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
 Convert = Callable[[Any], Any]

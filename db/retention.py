@@ -16,8 +16,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from db import models
-from db.audit import stamp
+from otmetka.db import models
+from otmetka.db.audit import stamp
 
 _CHUNK = 500
 PURGE_ACTION = "retention.purge"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from db import models
-from db.migrations import schema_version
+from otmetka.db import models
+from otmetka.db.migrations import schema_version
 
 
 def _active(model: type[models.JournalModel]) -> int:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -23,13 +22,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from daemon.errors import OtmetkaError
-from db import credentials as stored
-from db import events, write_transaction
-from db import site as site_state
-from db.models import Credential
-from site_builder import crypto, keys, render, report_files, shell, static_files
-from site_builder.pdf import files as extract_files
+from otmetka.daemon.core.errors import OtmetkaError
+from otmetka.db import acts as events
+from otmetka.db import build_state as site_state
+from otmetka.db import credentials as stored
+from otmetka.db import write_transaction
+from otmetka.db.models import Credential
+from otmetka.site_builder import attachments as extract_files
+from otmetka.site_builder import crypto, keys, shell, static_files
+from otmetka.site_builder import report_attachments as report_files
+from otmetka.site_builder.atomic import fsync_dir, write_atomic
+from otmetka.site_builder.pages import render
 
 log = logging.getLogger("otmetka.build")
 
@@ -93,30 +96,6 @@ class BuildResult:
 
 
 # --- write ---------------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over: all or nothing, even on power loss."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in `folder` survive a power cut."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # --- collect -------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from site_builder import static_files
-from site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
+from otmetka.site_builder import static_files
+from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
 
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 UNLOCK_SCRIPT = "unlock.js"
@@ -92,7 +92,7 @@ _STYLE_END = re.compile(r"</style", re.IGNORECASE)
 def _environment() -> jinja2.Environment:
     # autoescape=True: the template names end in .j2, which select_autoescape would miss.
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("site_builder", "templates"),
+        loader=jinja2.PackageLoader("otmetka.site_builder", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -110,7 +110,7 @@ def shell_version() -> str:
     for script in (static_files.text(VENDOR_BUNDLE), *map(static_files.script, _SCRIPTS)):
         digest.update(script.encode())
     for template in ("shell.html.j2", "login.html.j2"):
-        path = resources.files("site_builder") / "templates" / template
+        path = resources.files("otmetka.site_builder") / "templates" / template
         digest.update(path.read_bytes())
     digest.update(f"{ENVELOPE_VERSION}:{KDF_NAME}".encode())
     return digest.hexdigest()[:12]

@@ -12,7 +12,7 @@ MINIFIED_DIR = "min"
 @functools.cache
 def text(name: str) -> str:
     """A file under static/ (a name like "page.css" or "vendor/otmetka-crypto.min.js")."""
-    return (resources.files("site_builder") / "static" / name).read_text(encoding="utf-8")
+    return (resources.files("otmetka.site_builder") / "static" / name).read_text(encoding="utf-8")
 
 
 def script(name: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from db.connection import opened_url
+from otmetka.db.connection import opened_url
 
 _WATCH_S = 0.5
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from pg_support import Cluster, running_cluster
 
-from daemon.config import Config, config_from_dict
-from daemon.marks import MarkRules
-from db import close_database, database, migrate, open_database
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.db import close_database, database, migrate, open_database
+from tests.support.pg_support import Cluster, running_cluster
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ FONT_FAMILY = '"PT Sans", sans-serif'
 
 
 def fonts_dir() -> Path:
-    return Path(str(resources.files("site_builder") / "fonts"))
+    return Path(str(resources.files("otmetka.site_builder") / "fonts"))
 
 
 @functools.cache

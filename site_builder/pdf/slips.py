@@ -19,8 +19,8 @@ import jinja2
 import segno
 from markupsafe import Markup
 
-from site_builder import static_files
-from site_builder.pdf.engine import RenderedPdf, render_pdf
+from otmetka.site_builder import static_files
+from otmetka.site_builder.pdf.engine import RenderedPdf, render_pdf
 
 SLIPS_PER_SHEET = 8
 ROLE_LABELS = {
@@ -91,7 +91,7 @@ def _sheets(slips: Sequence[Slip]) -> Iterator[list[Slip]]:
 @functools.cache
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("site_builder", "templates"),
+        loader=jinja2.PackageLoader("otmetka.site_builder", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

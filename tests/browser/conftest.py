@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from servers import CHROMIUM_ARGS, wait_until_listening
 
-from site_builder import crypto
-from site_builder.shell import render_login_page, render_shell
+from otmetka.site_builder import crypto
+from otmetka.site_builder.shell import render_login_page, render_shell
+from tests.support import paths
+from tests.support.servers import CHROMIUM_ARGS, wait_until_listening
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAN_HOST = "school.lan"
@@ -28,7 +29,7 @@ VIEWPORT = {"width": 360, "height": 740}
 PUBLIC_SALT = "test-school-public-salt"
 FAST_ITERATIONS = 2000
 REMEMBER_DAYS = 30
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = paths.ARTIFACTS
 
 SAMPLE_FRAGMENT = """<section class="grades"><h2>Оценки</h2>
 <table><thead><tr><th>Предмет</th><th>Оценки</th><th>Средний</th></tr></thead><tbody>

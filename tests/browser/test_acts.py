@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from acts_support import School, build_school, make_config, rows, serve
 from playwright.sync_api import Browser, BrowserContext, Page, Route
-from servers import free_port
 
-from daemon import acts
-from daemon.config import Config
-from daemon.endpoint import create_app
-from db import close_database
+from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.core.config import Config
+from otmetka.daemon.endpoint.app import create_app
+from otmetka.db import close_database
+from tests.support.acts_support import School, build_school, make_config, rows, serve
+from tests.support.servers import free_port
 
 from .conftest import VIEWPORT
 

@@ -14,25 +14,25 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
-from servers import waitress_server
-from test_hostile_pdf import (
+
+from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.endpoint.app import create_app
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.runtime import build_options
+from otmetka.db import close_database, migrate, open_database
+from otmetka.site_builder import build
+from tests.site_builder.pdf.test_hostile_pdf import (
     HOMEWORK_VISIBLE,
     LONG_TEXT,
     LONG_TOKEN,
     NAME_HTML,
     hostile_school,
 )
-
-from daemon import acts
-from daemon import credentials as creds
-from daemon.config import Config, config_from_dict
-from daemon.endpoint import create_app
-from daemon.importer import import_document
-from daemon.marks import MarkRules
-from daemon.progress import Reporter
-from daemon.project import build_options
-from db import close_database, migrate, open_database
-from site_builder import build
+from tests.support.servers import waitress_server
 
 from .conftest import LAN_HOST, VIEWPORT
 

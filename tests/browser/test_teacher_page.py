@@ -12,20 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analytics_factories import analytics_school
 from playwright.sync_api import Browser, Page
-from servers import waitress_server
 
-from daemon import acts
-from daemon import credentials as creds
-from daemon.config import Config, config_from_dict
-from daemon.endpoint import create_app
-from daemon.importer import import_document
-from daemon.marks import MarkRules
-from daemon.progress import Reporter
-from daemon.project import build_options
-from db import close_database, migrate, open_database
-from site_builder import build
+from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.endpoint.app import create_app
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.runtime import build_options
+from otmetka.db import close_database, migrate, open_database
+from otmetka.site_builder import build
+from tests.support.analytics_factories import analytics_school
+from tests.support.servers import waitress_server
 
 from .conftest import ARTIFACTS, VIEWPORT
 

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from site_builder import crypto
+from otmetka.site_builder import crypto
+from tests.support import paths
 
 from .conftest import ARTIFACTS, VIEWPORT, Location, SampleSite, make_location
 
 pytestmark = pytest.mark.browser
 
 WRONG_PASSWORD = "Неверный пароль. Проверьте и попробуйте ещё раз."
-VECTORS = json.loads(
-    (Path(__file__).parents[1] / "vectors" / "envelope-v1.json").read_text(encoding="utf-8")
-)["vectors"]
+VECTORS = json.loads((paths.VECTORS / "envelope-v1.json").read_text(encoding="utf-8"))["vectors"]
 
 # Records whether the password form was ever shown (for "no password asked").
 WATCH_FORM = """

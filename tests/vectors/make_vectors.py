@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from site_builder import crypto
+from otmetka.site_builder import crypto
 
 OUT = Path(__file__).with_name("envelope-v1.json")
 PUBLIC_SALT = "school-42-demo"

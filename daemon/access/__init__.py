@@ -1,0 +1,1 @@
+"""Who may open what: credentials (logins, passwords, tokens) and the site secret."""

@@ -1,0 +1,3 @@
+"""Legally significant acts: acknowledgements, consents, breach reports, from pages and from
+paper.
+"""

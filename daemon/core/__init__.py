@@ -1,0 +1,3 @@
+"""Shared ground for every feature: configuration, errors, progress, marks and the working-day
+calendar.
+"""

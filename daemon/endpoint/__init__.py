@@ -1,0 +1,3 @@
+"""The HTTP endpoint: a Flask app factory that serves the site and records acts posted by
+pages.
+"""

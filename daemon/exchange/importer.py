@@ -1,0 +1,631 @@
+"""The importer: the only writer of journal tables.
+
+A batch is validated record by record (exchange.reader) and applied in the same pass, inside
+one transaction that also holds the cursor, the import log and the set of people whose pages
+must be rebuilt. References are settled at the end, against the batch and the database; any
+problem anywhere rolls the whole transaction back, so the database never holds half a file.
+
+Only what must span the batch stays in memory: per record its id and a fingerprint (to
+catch an id sent twice with different data), references to records not seen yet, and the
+people affected. Rows go to SQLite in chunks as they are made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import logging
+import types
+import typing
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from otmetka.daemon.core.marks import MarkRules, MarkValue
+from otmetka.daemon.exchange import reader as batches
+from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange.reader import BatchError, Problems, RawBatch
+from otmetka.daemon.lists import classlists as lists
+from otmetka.db import journal, write_transaction
+
+log = logging.getLogger("otmetka.importer")
+
+Progress = Callable[[int], None]
+
+# Entities whose change touches every page (the school calendar, the bell, vocabularies).
+_GLOBAL = {
+    "school",
+    "academic_year",
+    "period",
+    "holiday",
+    "subject",
+    "bell_slot",
+    "work_kind",
+    "attendance_code",
+}
+_GROUP_ENTITIES = {"lesson", "work", "homework", "timetable_entry"}
+_CHUNK_ROWS = 5000
+_PROGRESS_STEP = 5000
+_INDEX_BITS = 32  # a seen id keeps (fingerprint << 32 | record index) in one int
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+
+
+@dataclass
+class ImportResult:
+    origin: str
+    mode: str
+    cursor: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    dirty_people: int = 0
+    already_imported: bool = False
+
+    @property
+    def records(self) -> int:
+        return sum(c["upserted"] + c["deleted"] for c in self.counts.values())
+
+    def summary(self) -> str:
+        if self.already_imported:
+            return f"{self.origin}: already imported, nothing changed"
+        parts = ", ".join(
+            f"{name} {c['upserted'] + c['deleted']}"
+            for name, c in self.counts.items()
+            if any(c.values())
+        )
+        return (
+            f"{self.origin}: imported {self.records} records ({parts}); "
+            f"{self.dirty_people} pages to rebuild"
+        )
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _json_list(value: list[Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _flag(value: bool | None) -> bool | None:
+    # A bool, not 1/0: SQLite stores it as 1/0 anyway, PostgreSQL refuses an int for a boolean.
+    return None if value is None else bool(value)
+
+
+def _sub(value: Any, name: str) -> Any:
+    return None if value is None else getattr(value, name)
+
+
+def _bare(annotation: Any) -> tuple[Any, bool]:
+    """(type without None, whether None is allowed) of a field annotation."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(annotation))
+    return annotation, False
+
+
+def _convert(expression: str, annotation: Any, optional: bool = False) -> str:
+    """Python source turning a validated value into what the column stores."""
+    kind, may_be_none = _bare(annotation)
+    if kind is dt.date:
+        return f"_iso({expression})" if optional or may_be_none else f"{expression}.isoformat()"
+    if kind is bool:
+        return f"_flag({expression})"
+    if typing.get_origin(kind) is list:
+        return f"_json_list({expression})"
+    return expression
+
+
+def _nested_source(model: type[BaseModel], column: str) -> str | None:
+    """`substitution_reason` -> the `reason` of the nested `substitution`, if it is one."""
+    for name, info in model.model_fields.items():
+        inner, _ = _bare(info.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            sub = column.removeprefix(f"{name}_")
+            if sub != column and sub in inner.model_fields:
+                value = f"_sub(d[{name!r}], {sub!r})"
+                return _convert(value, inner.model_fields[sub].annotation, optional=True)
+    return None
+
+
+_SPECIAL = {
+    "id": "change.id",
+    "updated_at": "at",
+    "deleted_at": "None",  # an upsert clears a tombstone: the row is back
+    "mark.value": "mark.value",
+    "mark.value2": "mark.value2",
+    "mark.passed": "_flag(mark.passed)",
+}
+
+
+def _column_source(entity: str, column: str, defaults: dict[str, Any]) -> str:
+    model = exchange.ENTITY_MODELS[entity]
+    special = _SPECIAL.get(column) or _SPECIAL.get(f"{entity}.{column}")
+    if special:
+        return special
+    if column in model.model_fields:
+        return _convert(f"d[{column!r}]", model.model_fields[column].annotation)
+    nested = _nested_source(model, column)
+    if nested:
+        return nested
+    name = f"_default_{len(defaults)}"  # a column upstream does not send: its default
+    defaults[name] = journal.column_default(entity, column)
+    return name
+
+
+RowMaker = Callable[[Any, Mapping[str, Any], str, MarkValue | None], tuple[Any, ...]]
+
+
+def row_maker(entity: str) -> RowMaker:
+    """The function that turns one validated change into its table row, in column order.
+
+    It is generated once per entity as one tuple expression: a year is a million rows, and
+    a loop over columns per row would cost more than SQLite's own work on it.
+    """
+    names: dict[str, Any] = {
+        "_iso": _iso,
+        "_json_list": _json_list,
+        "_flag": _flag,
+        "_sub": _sub,
+    }
+    parts = [_column_source(entity, c, names) for c in journal.column_names(entity)]
+    source = f"def row(change, d, at, mark):\n    return ({', '.join(parts)},)\n"
+    exec(compile(source, f"<row of {entity}>", "exec"), names)
+    return typing.cast(RowMaker, names["row"])
+
+
+class _Reference(NamedTuple):
+    entity: str
+    label: str  # as written in REFERENCES, e.g. "substitution.original_teacher_id"
+    target: str
+    top: str
+    sub: str | None
+    many: bool
+    optional: bool
+
+
+def _references(entity: str) -> list[_Reference]:
+    model = exchange.ENTITY_MODELS[entity]
+    found = []
+    for label, target in exchange.REFERENCES.get(entity, {}).items():
+        top, _, sub = label.partition(".")
+        kind, optional = _bare(model.model_fields[top].annotation)
+        many = typing.get_origin(kind) is list
+        found.append(_Reference(entity, label, target, top, sub or None, many, optional))
+    return found
+
+
+def _reference_lines(number: int, ref: _Reference) -> list[str]:
+    """Source checking one reference field: `s<n>` holds the target ids upserted so far in
+    the batch, `k<n>` those known to be in the database already."""
+    lines = [f"v = d[{ref.top!r}]"]
+    if ref.sub:
+        lines.append(f"v = None if v is None else v.{ref.sub}")
+    if ref.many:
+        return [
+            *lines,
+            "for w in v:",
+            f"    if w not in s{number} and w not in k{number}: later((index, cid, R{number}, w))",
+        ]
+    guard = "v is not None and " if ref.optional or ref.sub else ""
+    unseen = f"v not in s{number} and v not in k{number}"
+    return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, v))"]
+
+
+CheckerFactory = Callable[..., Callable[[Mapping[str, Any], int, str], None]]
+
+
+def reference_checker(entity: str) -> CheckerFactory:
+    """`make(batch ids, known ids of each target..., later)` -> `check(data, index, change
+    id)`, which passes every reference to an id neither among the batch's ids so far nor
+    known to be stored to `later`. Generated like the rows."""
+    references = _references(entity)
+    body = [line for n, ref in enumerate(references) for line in _reference_lines(n, ref)]
+    targets = "".join(f"s{n}, k{n}, " for n in range(len(references)))
+    source = "\n".join(
+        [
+            f"def make({targets}later):",
+            "    def check(d, index, cid):",
+            *(f"        {line}" for line in body or ["pass"]),
+            "    return check",
+        ]
+    )
+    names: dict[str, Any] = {f"R{n}": ref for n, ref in enumerate(references)}
+    exec(compile(source, f"<references of {entity}>", "exec"), names)
+    return typing.cast(CheckerFactory, names["make"])
+
+
+def _utc_text(moment: dt.datetime, tz: ZoneInfo) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    return aware.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+# --- dirty set ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Affected:
+    students: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    classes: set[str] = field(default_factory=set)
+    guardians: set[str] = field(default_factory=set)
+    teachers: set[str] = field(default_factory=set)
+    everyone: bool = False
+
+    def own_set(self, entity: str) -> set[str] | None:
+        """The set an entity's own id goes into (a student is a person with a page)."""
+        owners = {
+            "student": self.students,
+            "guardian": self.guardians,
+            "teacher": self.teachers,
+            "class_unit": self.classes,
+            "group": self.groups,
+        }
+        return owners.get(entity)
+
+    def linked_sets(self, entity: str) -> tuple[tuple[str, set[str]], ...]:
+        """(field, set) pairs: the people and groups a row of `entity` points at."""
+        linked = [("student_id", self.students), ("guardian_id", self.guardians)]
+        if entity in _GROUP_ENTITIES:
+            linked.append(("group_id", self.groups))
+        fields = exchange.ENTITY_MODELS[entity].model_fields
+        return tuple((name, target) for name, target in linked if name in fields)
+
+
+def _record_dirty(affected: _Affected) -> int:
+    students = affected.students | journal.group_members(affected.groups)
+    students |= journal.students_of_classes(affected.classes) if affected.classes else set()
+    journal.mark_dirty("student", students)
+    journal.mark_dirty("guardian", affected.guardians)
+    journal.mark_dirty("teacher", affected.teachers)
+    if affected.everyone:
+        journal.mark_dirty("all", ["*"])
+    return len(students) + len(affected.guardians) + len(affected.teachers)
+
+
+# --- one batch ------------------------------------------------------------------------------
+
+_ROW_MAKERS: dict[str, RowMaker] = {}
+_CHECKERS: dict[str, CheckerFactory] = {}
+
+
+def _generated() -> tuple[dict[str, RowMaker], dict[str, CheckerFactory]]:
+    if not _ROW_MAKERS:
+        for entity in exchange.ENTITY_MODELS:
+            _ROW_MAKERS[entity] = row_maker(entity)
+            _CHECKERS[entity] = reference_checker(entity)
+    return _ROW_MAKERS, _CHECKERS
+
+
+Pending = tuple[int, str, _Reference, str]  # record index, change id, reference, target id
+_TARGETS = {target for fields in exchange.REFERENCES.values() for target in fields.values()}
+
+
+class KnownIds:
+    """Ids of referenced entities known to be stored, kept by a caller that imports batch
+    after batch (the pages of one pull): a reference to one of them needs no lookup. Most of
+    a year's marks refer to lessons and students sent pages earlier, and looking those up
+    again for every page cost a sixth of a pull. Learnt only from committed batches; a
+    tombstone from another writer in between is not seen, which at worst lets a mark in
+    that refers to a lesson deleted meanwhile, as if the mark had come first."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set[str]] = {target: set() for target in _TARGETS}
+        self._staged: list[tuple[str, set[str], set[str]]] = []
+
+    def stage(self, entity: str, present: set[str], gone: set[str]) -> None:
+        if entity in self.ids:
+            self._staged.append((entity, present, gone))
+
+    def commit(self) -> None:
+        for entity, present, gone in self._staged:
+            self.ids[entity] |= present
+            self.ids[entity] -= gone
+        self._staged = []
+
+    def discard(self) -> None:
+        self._staged = []
+
+
+class _Entity:
+    """What one entity type of the batch keeps while the records stream past."""
+
+    def __init__(self, name: str, affected: _Affected) -> None:
+        self.name = name
+        self.make_row = _generated()[0][name]
+        self.references = _references(name)
+        # id -> fingerprint << 32 | record index; deletes also keep their time
+        self.upserted: dict[str, int] = {}
+        self.deleted: dict[str, tuple[int, str]] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        self.everyone = name in _GLOBAL
+        self.own = affected.own_set(name)
+        self.linked = affected.linked_sets(name)
+        self.check = lambda data, index, change_id: None
+
+    def bind_references(
+        self, entities: dict[str, _Entity], known: KnownIds, later: list[Pending]
+    ) -> None:
+        targets = []
+        for ref in self.references:
+            targets += [entities[ref.target].upserted, known.ids[ref.target]]
+        self.check = _generated()[1][self.name](*targets, later.append)
+
+    def note_affected(self, affected: _Affected, row_id: str, data: Mapping[str, Any]) -> None:
+        if self.everyone:
+            affected.everyone = True
+        if self.own is not None:
+            self.own.add(row_id)
+        for key, target in self.linked:
+            value = data.get(key)
+            if value:
+                target.add(value)
+
+    def flush(self) -> None:
+        if self.rows:
+            journal.upsert_rows(self.name, self.rows)
+            self.rows = []
+
+
+class _Run:
+    """Applying one batch inside its transaction."""
+
+    def __init__(self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds) -> None:
+        self.origin, self.tz, self.problems, self.known = origin, tz, problems, known
+        self.affected = _Affected()
+        self.entities = {name: _Entity(name, self.affected) for name in exchange.ENTITY_MODELS}
+        self.pending: list[Pending] = []
+        for entity in self.entities.values():
+            entity.bind_references(self.entities, known, self.pending)
+        self.stamps: dict[float | dt.datetime, str] = {}
+
+    def _utc(self, moment: dt.datetime) -> str:
+        # An aware moment is looked up by its POSIX time: hashing and comparing aware
+        # datetimes asks their tzinfo for the offset each time, a second of a year's import.
+        key = moment.timestamp() if moment.tzinfo else moment
+        text = self.stamps.get(key)
+        if text is None:
+            if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
+                self.stamps.clear()
+            text = self.stamps[key] = _utc_text(moment, self.tz)
+        return text
+
+    def take(self, index: int, change: Any, mark: MarkValue | None) -> None:
+        """One valid change: remember its id, check its references, buffer its row."""
+        entity = self.entities[change.type]
+        at = self._utc(change.updated_at)
+        if change.op == "delete":
+            self._take_delete(entity, index, change, at)
+            return
+        data = change.data.__dict__
+        row = entity.make_row(change, data, at, mark)
+        # The row keeps a mark's derived numbers; its input `value` counts for identity too.
+        packed = hash(row if mark is None else (row, data["value"])) << _INDEX_BITS | index
+        earlier = entity.upserted.setdefault(change.id, packed)
+        if earlier is packed and change.id in entity.deleted:
+            earlier = entity.deleted[change.id][0]
+        if earlier is not packed:
+            self._repeat(index, change, packed, earlier)
+            return
+        entity.check(data, index, change.id)
+        entity.note_affected(self.affected, change.id, data)
+        if not self.problems:
+            entity.rows.append(row)
+            if len(entity.rows) >= _CHUNK_ROWS:
+                entity.flush()
+
+    def _take_delete(self, entity: _Entity, index: int, change: Any, at: str) -> None:
+        packed = hash(("delete", at)) << _INDEX_BITS | index
+        earlier = entity.deleted.setdefault(change.id, (packed, at))[0]
+        if earlier is packed and change.id in entity.upserted:
+            earlier = entity.upserted[change.id]
+        if earlier is not packed:
+            self._repeat(index, change, packed, earlier)
+
+    def _repeat(self, index: int, change: Any, packed: int, earlier: int) -> None:
+        """An id seen before: fine with the very same data, a problem with any other.
+
+        Data are compared by a 64-bit fingerprint: a collision is ~1 in 10^19."""
+        if earlier >> _INDEX_BITS != packed >> _INDEX_BITS:
+            self.problems.add(
+                f"{self.origin}: record {index} (id '{change.id}', type '{change.type}'): "
+                f"repeats record {earlier & _INDEX_MASK} with different data; an id may "
+                "appear once per file: keep the right version and remove the other"
+            )
+
+    def _unknown_references(self) -> list[str]:
+        """References to ids neither upserted in this batch nor present in the database."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        open_uses = []
+        for use in self.pending:  # most were answered by records that came later
+            target_id, target = use[3], use[2].target
+            if target_id not in self.entities[target].upserted:
+                wanted[target].add(target_id)
+                open_uses.append(use)
+        known = {name: journal.existing_ids(name, ids) for name, ids in wanted.items()}
+        for name, ids in known.items():
+            self.known.stage(name, ids, set())
+        return [
+            f"{self.origin}: record {index} (id '{change_id}', type '{ref.entity}'): field "
+            f"'{ref.label}': refers to {ref.target} '{target_id}', which is neither in this "
+            f"file nor already imported; send the {ref.target} first or correct the id"
+            for index, change_id, ref, target_id in open_uses
+            if target_id not in known[ref.target]
+        ]
+
+    def settle(self) -> None:
+        """Write what is left and check the references; raise if anything was wrong."""
+        if not self.problems:
+            for entity in self.entities.values():
+                entity.flush()
+        self.problems.extend(self._unknown_references())
+        if self.problems:
+            raise self.problems.error()
+
+    def learn(self) -> None:
+        """What this batch leaves stored, for the batches after it (once it commits)."""
+        for name in self.known.ids:
+            entity = self.entities[name]
+            self.known.stage(name, set(entity.upserted), set(entity.deleted))
+
+    def tombstones(self) -> None:
+        for entity in self.entities.values():
+            if entity.deleted:
+                rows = journal.rows_by_id(entity.name, entity.deleted)
+                journal.tombstone(entity.name, [(i, at) for i, (_, at) in entity.deleted.items()])
+                for row in rows.values():
+                    entity.note_affected(self.affected, row["id"], row)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {
+                "upserted": len(entity.upserted),
+                "deleted": len(entity.deleted),
+            }
+            for name, entity in self.entities.items()
+        }
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+def _check_school(origin: str, header: exchange.EnvelopeHeader) -> list[str]:
+    others = journal.school_ids_seen() - {header.school_id}
+    if not others:
+        return []
+    return [
+        f"{origin}: envelope: field 'school_id' is '{header.school_id}' but this "
+        f"database holds school '{sorted(others)[0]}'; use the right file or a separate database"
+    ]
+
+
+def _stream(raw: RawBatch, run: _Run, rules: MarkRules, progress: Progress | None) -> None:
+    done = 0
+    take = run.take
+    for valid in batches.validated(raw, rules, run.problems):
+        if valid is not None:
+            take(*valid)
+        done += 1
+        if progress and done % _PROGRESS_STEP == 0:
+            progress(_PROGRESS_STEP)
+    if progress and done % _PROGRESS_STEP:
+        progress(done % _PROGRESS_STEP)
+    run.problems.extend(batches.late_header_problems(raw))
+
+
+def _apply(
+    raw: RawBatch,
+    header: exchange.EnvelopeHeader,
+    rules: MarkRules,
+    problems: Problems,
+    source: str,
+    progress: Progress | None,
+    known: KnownIds | None,
+) -> ImportResult:
+    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds())
+    _stream(raw, run, rules, progress)
+    run.settle()
+    if known is not None:
+        run.learn()
+    run.tombstones()
+    result = ImportResult(raw.origin, header.mode, header.cursor, counts=run.counts())
+    result.dirty_people = _record_dirty(run.affected)
+    journal.record_import(
+        source=source,
+        origin=raw.origin,
+        batch_hash=raw.digest,
+        mode=header.mode,
+        cursor=header.cursor,
+        school_id=header.school_id,
+        counts=result.counts,
+        at=dt.datetime.now(dt.UTC),
+    )
+    lists.settle_after_import(
+        rules
+    )  # teachers' list corrections vs this batch (otmetka.daemon.lists.classlists)
+    return result
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch is applied, as it was afterwards.
+
+    A batch makes no reference cycles: reference counting frees its millions of short-lived
+    objects. But the collector would walk every live object again and again (a page of a
+    pull keeps its parsed changes alive), costing over a tenth of the import."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def import_batch(
+    raw: RawBatch,
+    rules: MarkRules,
+    *,
+    source: str = "file",
+    progress: Progress | None = None,
+    known: KnownIds | None = None,
+) -> ImportResult:
+    """Validate and apply one batch, all or nothing. Raises BatchError with every problem.
+
+    Rows are written as their records pass, inside the batch's one transaction; a problem
+    anywhere (a bad record, an unknown reference, a file cut off near its end) rolls all of
+    it back, so a rejected batch leaves the database exactly as it was. `known` carries the
+    ids stored by earlier batches of the same caller (see KnownIds).
+    """
+    header = batches.check_header(raw)
+    if journal.batch_seen(raw.digest):
+        return ImportResult(raw.origin, header.mode, header.cursor, already_imported=True)
+    problems = Problems(raw.origin)
+    problems.extend(_check_school(raw.origin, header))
+    try:
+        with _collector_paused(), write_transaction():
+            result = _apply(raw, header, rules, problems, source, progress, known)
+    except BaseException:
+        if known is not None:
+            known.discard()
+        raise
+    if known is not None:
+        known.commit()
+    log.info("%s", result.summary())
+    return result
+
+
+def import_file(
+    path: Path, rules: MarkRules, *, source: str = "file", progress: Progress | None = None
+) -> ImportResult:
+    return import_batch(batches.read_file(path), rules, source=source, progress=progress)
+
+
+def import_document(
+    document: dict[str, Any],
+    origin: str,
+    rules: MarkRules,
+    *,
+    source: str = "file",
+    progress: Progress | None = None,
+) -> ImportResult:
+    raw = batches.from_document(document, origin)
+    return import_batch(raw, rules, source=source, progress=progress)
+
+
+__all__ = [
+    "BatchError",
+    "ImportResult",
+    "KnownIds",
+    "import_batch",
+    "import_document",
+    "import_file",
+]

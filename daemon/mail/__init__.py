@@ -1,0 +1,1 @@
+"""What leaves the school: the outbox, letters, SMTP delivery, campaigns and reminders."""

@@ -1,0 +1,1 @@
+"""Operating a school's server: backup, restore, database copy, retention, status."""

@@ -1,0 +1,1 @@
+"""Paper: printing extracts and credential slips, analytics reports as PDF."""

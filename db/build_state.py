@@ -1,0 +1,68 @@
+"""What the builder keeps between runs: the manifest of built pages and the dirty set."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from otmetka.db import models
+
+PageKey = tuple[str, str]
+
+
+def dirty_rows() -> set[tuple[str, str]]:
+    d = models.DirtyPerson
+    return {(row.person_kind, row.person_id) for row in d.select()}
+
+
+def any_dirty() -> bool:
+    return models.DirtyPerson.select().exists()
+
+
+def clear_dirty(rows: Iterable[tuple[str, str]]) -> None:
+    """Forget only what this build read: rows an import added meanwhile stay for the next."""
+    d = models.DirtyPerson
+    for kind, person_id in rows:
+        d.delete().where(d.person_kind == kind, d.person_id == person_id).execute()
+
+
+def manifest() -> dict[str, models.BuildManifest]:
+    return {row.page_id: row for row in models.BuildManifest.select()}
+
+
+def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -> None:
+    rows = [
+        {
+            "page_id": page_id,
+            "person_kind": key[0],
+            "person_id": key[1],
+            "content_hash": content_hash,
+            "built_at": at,
+        }
+        for page_id, key, content_hash in entries
+    ]
+    m = models.BuildManifest
+    for start in range(0, len(rows), 500):
+        m.insert_many(rows[start : start + 500]).on_conflict(
+            conflict_target=[m.page_id],
+            preserve=[m.person_kind, m.person_id, m.content_hash, m.built_at],
+        ).execute()
+
+
+def forget_pages(page_ids: Iterable[str]) -> None:
+    m = models.BuildManifest
+    ids = list(page_ids)
+    for start in range(0, len(ids), 500):
+        m.delete().where(m.page_id.in_(ids[start : start + 500])).execute()
+
+
+def get_setting(key: str) -> str | None:
+    row = models.Setting.get_or_none(models.Setting.key == key)
+    return row.value if row else None
+
+
+def put_setting(key: str, value: str) -> None:
+    s = models.Setting
+    s.insert(key=key, value=value).on_conflict(
+        conflict_target=[s.key], preserve=[s.value]
+    ).execute()

@@ -1,0 +1,87 @@
+"""Classes rendered by worker processes give exactly the pages rendered in this process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.demo import school as demo
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.site_builder.pages import render
+from otmetka.site_builder.workers import database_url
+from tests.support.analytics_factories import analytics_school
+
+TODAY = dt.date(2026, 9, 16)
+DEMO_DAY = dt.date(2026, 11, 27)
+
+
+@pytest.fixture
+def demo_school(file_db: Path) -> None:
+    """Every class 1-11, siblings in different classes, deputy heads."""
+    import_document(demo.generate_school(students=60, seed=1, as_of=DEMO_DAY), "demo", MarkRules())
+
+
+def test_pages_rendered_by_workers_equal_the_pages_rendered_here(demo_school: None) -> None:
+    assert database_url() is not None
+    here = dict(render.render_pages(DEMO_DAY))
+    pooled = list(render.render_pages(DEMO_DAY, workers=2))
+    assert len(pooled) == len(here)  # each page exactly once
+    assert dict(pooled) == here
+    kinds = {kind for kind, _ in here}
+    assert kinds == {"student", "guardian", "teacher"} and len(here) > 100
+
+
+def test_some_pages_by_workers_equal_the_same_pages_here(demo_school: None) -> None:
+    everyone = dict(render.render_pages(DEMO_DAY))
+    wanted = {key for key in everyone if key[0] != "student"}
+    assert dict(render.render_pages(DEMO_DAY, wanted, workers=3)) == {
+        key: everyone[key] for key in wanted
+    }
+
+
+def test_an_in_memory_database_is_rendered_here(memory_db: None) -> None:
+    import_document(analytics_school(), "school.json", MarkRules())
+    assert database_url() is None
+    assert dict(render.render_pages(TODAY, workers=2)) == dict(render.render_pages(TODAY))
+
+
+_POOL_SCRIPT = """
+import os, sys
+from otmetka.site_builder.workers import spawn_pool
+if __name__ == "__main__":
+    pool = spawn_pool(2)
+    pids = {pool.submit(os.getpid).result() for _ in range(20)}
+    print(" ".join(map(str, pids)), flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\\tZ (zombie)" not in status  # an orphan nobody reaps is dead all the same
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", _POOL_SCRIPT]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert workers and all(_alive(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

@@ -1,0 +1,168 @@
+"""The class teacher's and the deputy head's pages as rendered: the read-only journal, the
+control tables filled from real acts, the classes side by side, the breach register in
+school time, and when a deputy's page is redone."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.core.config import Config
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.db import build_state as site_state
+from otmetka.db import models, write_transaction
+from otmetka.site_builder.pages import render, views
+from tests.support.analytics_factories import analytics_school
+
+TODAY = dt.date(2026, 9, 16)
+TEACHER, DEPUTY = ("teacher", "t-5"), ("teacher", "t-dep")
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.fixture
+def school(file_db: Path) -> None:
+    import_document(analytics_school(), "school.json", MarkRules())
+
+
+def logins(config: Config) -> dict[str, str]:
+    issued = creds.issue_credentials(
+        config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
+    )
+    assert issued.list_path is not None
+    with issued.list_path.open(encoding="utf-8-sig") as handle:
+        return {row["name"]: row["login"] for row in csv.DictReader(handle)}
+
+
+def pages(*keys: tuple[str, str]) -> dict[tuple[str, str], str]:
+    return dict(render.render_pages(TODAY, set(keys)))
+
+
+def test_journal_shows_marks_and_codes_by_date_and_nothing_to_edit(school: None) -> None:
+    page = pages(TEACHER)[TEACHER]
+    maths = page.split("<h4>Математика</h4>", 1)[1].split("</table>", 1)[0]
+    heads = re.findall(r'<th scope="col">([^<]+)</th>', maths)
+    assert heads == ["Ученик", "1.09", "3.09", "8.09", "10.09", "15.09", "Ср. балл", "Итог"]
+    viktor = maths.split("Васильев Виктор</th>", 1)[1].split("</tr>", 1)[0]
+    assert viktor.startswith(
+        "<td><b>2</b></td><td><b>2/2</b></td><td><i>Б</i></td><td><i>Б</i></td><td><b>3</b></td>"
+    )
+    assert '<td class="num">2,25</td>' in viktor
+    english = page.split("<h4>Английский язык</h4>", 1)[1].split("</table>", 1)[0]
+    assert "<b>н/а</b>" not in english  # a final, not a lesson's mark…
+    assert "Григорьева" not in page  # left before
+    assert "<input" not in page.split('<section class="acts"', 1)[0]  # read-only
+
+
+def test_control_tables_follow_the_acts(school: None, config: Config) -> None:
+    login = logins(config)
+    acts.register_consent(config, login=login["Алексеева Алла"], decision="granted", paper=True)
+    acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    acts.register_consent(config, login=login["Васильева Вера"], decision="refused", paper=True)
+    page = text_of(pages(TEACHER)[TEACHER])
+    assert "Алексеева Алла Алексеев Антон на бумаге, 15 сент. дано электронно" in page
+    assert "Васильева Вера Васильев Виктор нет отказ электронно" in page
+    assert "Борисов Борис Борисова Белла нет не дано на бумаге" in page
+    paper = page.split("Бумажная доставка", 1)[1].split("Не выданы", 1)[0]
+    assert "Борисов Борис Борисова Белла выбрана бумажная доставка" in paper
+    assert "Васильева Вера Васильев Виктор отказ от обработки данных" in paper
+    assert "Ознакомились 1 из 3, согласие дали 1" in page
+    # issuing printed everyone's slip; Вера refused, so her login went and none is needed
+    assert "Не выданы логины и пароли Всем выданы." in page
+
+
+def test_people_without_slips_are_listed(school: None) -> None:
+    page = text_of(pages(TEACHER)[TEACHER])
+    missing = page.split("Не выданы логины и пароли", 1)[1].split("otmetka print slips", 1)[0]
+    for name in ("Алексеев Антон (ученик)", "Алексеева Алла (родитель)", "Васильева Вера"):
+        assert name in missing
+    assert "Борисов Борис" not in missing  # on paper: no page, no login needed
+
+
+def test_deputy_page_compares_classes_and_lists_breaches(school: None, config: Config) -> None:
+    login = logins(config)
+    acts.register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
+    page = pages(DEPUTY)[DEPUTY]
+    text = text_of(page)
+    # 5А: 3 students, (41/11 + 23/7 + 5)/3, 2 at risk, 25 of 29, nobody acknowledged yet
+    assert "5А Дмитриева Дарья Сергеевна 3 4,00 2 86,2 % 0 из 3 (0,0 %) 0 из 3 (0,0 %)" in text
+    assert 'aria-labelledby="otm-school-avg-t"' in page and "Посещаемость по классам" in page
+    register = text.split("Реестр нарушений конфиденциальности", 1)[1]
+    # received 14:30 Moscow time on Friday 11 September: the deadline is Monday's end
+    assert "1 11 сент. 14:30 14 сент. просрочено" in register  # open, and today is the 16th
+    assert "ученик: Алексеев Антон" in register
+
+
+def test_breach_state_is_overdue_after_the_deadline_day(school: None, config: Config) -> None:
+    login = logins(config)
+    acts.register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
+    (report,) = models.BreachReport.select()
+    names = {("student", "s-a"): "Алексеев Антон"}
+    (line,) = views.breach_lines([report], names, dt.date(2026, 9, 14))
+    assert (line.received, line.deadline.date(), line.state) == (
+        dt.datetime(2026, 9, 11, 14, 30),
+        dt.date(2026, 9, 14),
+        "open",
+    )
+    (late,) = views.breach_lines([report], names, dt.date(2026, 9, 15))
+    assert late.state == "overdue"
+
+
+@pytest.mark.parametrize(
+    ("zone_hours", "day"), [(3, 14), (10, 14), (-5, 14), (0, 14), (14, 14), (12, 14)]
+)
+def test_school_offset_is_read_off_a_deadline(zone_hours: int, day: int) -> None:
+    # UTC-12 (no school there) reads as UTC+12 (Kamchatka): the day is the same.
+    local_end = dt.datetime(2026, 9, day, 23, 59, 59, 999999)
+    stored = local_end - dt.timedelta(hours=zone_hours)  # naive UTC, as the table keeps it
+    assert views.school_offset(stored) == dt.timedelta(hours=zone_hours)
+
+
+def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: None) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with write_transaction():
+        site_state.record_pages([("page-dep", DEPUTY, "h1")], now - dt.timedelta(hours=21))
+        site_state.record_pages([("page-t5", TEACHER, "h2")], now - dt.timedelta(hours=21))
+    assert render.expand_dirty({("student", "s-a")}) == {
+        ("student", "s-a"),
+        ("guardian", "g-a"),
+        TEACHER,
+        DEPUTY,  # built 21 hours ago: redone
+    }
+    assert render.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a"), TEACHER}
+    with write_transaction():
+        site_state.record_pages([("page-dep", DEPUTY, "h3")], now)
+    assert DEPUTY not in (render.expand_dirty({("student", "s-a")}) or set())
+
+
+def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
+    school: None, config: Config
+) -> None:
+    login = logins(config)
+    with write_transaction():
+        site_state.clear_dirty(site_state.dirty_rows())
+    acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    assert TEACHER in (render.expand_dirty(site_state.dirty_rows()) or set())
+
+
+def test_the_class_teacher_sees_each_student_without_the_class_wide_parts(school: None) -> None:
+    rendered = pages(TEACHER, ("student", "s-a"))
+    teacher, student = rendered[TEACHER], rendered[("student", "s-a")]
+    for part in ("<h3>Расписание", "<h3>Домашние задания", "<h3>Учителя", "<h3>Каникулы"):
+        assert part in student and part not in teacher
+    own = student.split('<section class="child"', 1)[1].split("<details open><summary><h3>Расп", 1)[
+        0
+    ]
+    assert own in teacher  # the student's grades as the student sees them
+    assert "<h3>Посещаемость" in teacher and "<h3>Группы" in teacher
+    assert "otm:class-wide" not in teacher + student
