@@ -19,6 +19,9 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python system-packages
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# python-daemon's wheel, once: tests/test_wheel.py installs it beside ours, offline
+	ls build/wheels/python_daemon-*.whl >/dev/null 2>&1 || \
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --dest build/wheels python-daemon
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

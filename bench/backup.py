@@ -31,7 +31,7 @@ from common import demo_project, record
 
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.ops import backup, dbcopy
+from otmetka.daemon.ops import backup, dbcopy, restore
 from otmetka.daemon.runtime import open_project
 from otmetka.db import close_database, models
 from otmetka.site_builder.workers import spawn_pool
@@ -57,7 +57,7 @@ def _three(config: Config, folder: Path, where: str) -> list[str]:
     """The nightly copy, the archive and its restore, each timed; one line each."""
     nightly_s, nightly = _timed(lambda: backup.nightly_backup(config))
     archive_s, made = _timed(lambda: backup.backup(config, folder / f"{where}.tar.gz"))
-    restore_s, _ = _timed(lambda: backup.restore(config, made.path))
+    restore_s, _ = _timed(lambda: restore.restore(config, made.path, reopen=open_project))
     return [
         f"{where}: nightly copy {nightly_s:.1f} s ({nightly.stat().st_size / 2**20:.0f} MB)",
         f"{where}: `otmetka backup` {archive_s:.1f} s ({made.size / 2**20:.0f} MB archive)",

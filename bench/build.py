@@ -22,8 +22,8 @@ from common import demo_project, peak_rss_mb, record
 from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options, mark_rules
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.runtime import build_options, mark_rules
 from otmetka.db import models
 from otmetka.site_builder.build import build_site
 

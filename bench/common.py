@@ -58,9 +58,10 @@ def record(title: str, command: str, lines: list[str], *, keep: bool = True) -> 
 def demo_project(folder: Path, students: int, as_of: dt.date) -> Config:
     """A fresh project in `folder` holding the demo school, imported through the importer."""
     from otmetka.daemon.core.config import config_from_dict
+    from otmetka.daemon.core.settings import mark_rules
     from otmetka.daemon.demo import school as demo
     from otmetka.daemon.exchange.importer import import_document
-    from otmetka.daemon.runtime import mark_rules, open_project
+    from otmetka.daemon.runtime import open_project
 
     config = config_from_dict({}, base_dir=folder, env={})
     open_project(config)

@@ -42,7 +42,7 @@ from otmetka.db import acts as events
 from otmetka.db import close_database, models, write_transaction
 from otmetka.db import credentials as stored
 from otmetka.site_builder import crypto, keys
-from otmetka.site_builder.pages import render
+from otmetka.site_builder.pages import audience
 
 AS_OF = dt.date(2026, 11, 27)
 
@@ -71,7 +71,7 @@ def _setup(folder: Path, students: int) -> dict[str, tuple[str, list[str]]]:
     config = config_from_dict({}, base_dir=folder, env={})
     open_project(config)
     import_document(demo.generate_school(students, seed=1, as_of=AS_OF), "demo", MarkRules())
-    roster = render.roster(AS_OF)
+    roster = audience.roster(AS_OF)
     families: dict[str, tuple[str, list[str]]] = {}
     now = dt.datetime.now(dt.UTC)
     ctx = acts.ActContext(config, now, "bench")
@@ -235,7 +235,7 @@ def main() -> None:
         plan = _requests(families, args.requests)
         log = (folder / "serve.log").open("w", encoding="utf-8")  # waitress's queue warnings
         server = subprocess.Popen(
-            [sys.executable, "-c", "from otmetka.daemon.cli.main import main; main()",
+            [sys.executable, "-c", "from otmetka.daemon.cli import main; main()",
              "--config", str(config_path), "serve"],
             stdout=log,
             stderr=log,

@@ -27,10 +27,11 @@ from common import peak_rss_mb, record
 
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import mark_rules
 from otmetka.daemon.demo import school as demo
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import printing
-from otmetka.daemon.runtime import mark_rules, open_project
+from otmetka.daemon.runtime import open_project
 from otmetka.site_builder.pdf.extracts import Layout
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks

@@ -17,17 +17,17 @@ from pathlib import Path
 
 from common import demo_project, peak_rss_mb, record
 
-from otmetka.daemon.lists import classlists as lists
+from otmetka.daemon.lists import export, recording
 from otmetka.daemon.paper import reports
 from otmetka.db import queries as q
-from otmetka.site_builder.pages import render
+from otmetka.site_builder.pages import audience, render
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
 
 
 def _deputy_render() -> float:
     """Render the deputy head's page alone: every class loaded and analysed."""
-    roster = render.roster(AS_OF)
+    roster = audience.roster(AS_OF)
     wanted = {("teacher", tid) for tid in roster.deputies}
     started = time.perf_counter()
     pages = list(render.render_pages(AS_OF, wanted))
@@ -51,10 +51,10 @@ def main() -> None:
         school = reports.report_school(config, out=None, today=AS_OF)
         whole = time.perf_counter() - started
         started = time.perf_counter()
-        exported = lists.export_list(config, class_name=classes[-1].name, out=None)
+        exported = export.export_list(config, class_name=classes[-1].name, out=None)
         export_s = time.perf_counter() - started
         started = time.perf_counter()
-        lists.import_list(config, exported.path)
+        recording.import_list(config, exported.path)
         import_s = time.perf_counter() - started
     lines = [
         f"students: {args.students}, classes: {len(classes)}",

@@ -1,41 +1,63 @@
-"""The operations behind the CLI commands, one function each.
+"""Where the parts are wired together and the project is opened: `wire()` registers the
+outbox senders, the deadline checks and the importer's hooks, and the operations behind the
+CLI's journal commands (init, sync, status, build) are here, one function each.
 
 The CLI only parses options and calls these; tests and the daemon call them the same way.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otmetka.daemon.access import secret
+from otmetka.daemon.core import jobs
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
-from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.private import secure_private_paths
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.exchange import importer
+from otmetka.daemon.core.settings import build_options, mark_rules
+from otmetka.daemon.exchange import http, importer, inbox, push, reader
 from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.lists import recording, settle
+from otmetka.daemon.lists import status as lists_status
+from otmetka.daemon.mail import campaigns, outbox, reminders, smtp
+from otmetka.daemon.ops import retention
+from otmetka.daemon.ops import status as ops_status
 from otmetka.db import database, migrate, open_database
 from otmetka.db import status as db_status
 from otmetka.db.connection import opened_url
 from otmetka.db.migrations import SchemaTooNew
 from otmetka.site_builder import keys
-from otmetka.site_builder.build import BuildOptions, BuildResult, build_site
+from otmetka.site_builder.build import BuildResult, build_site
 
 
-def mark_rules(config: Config) -> MarkRules:
-    marks = config.marks
-    return MarkRules(marks.minus_delta, marks.plus_delta, marks.split_double)
+def wire() -> None:
+    """Register every part that a lower layer calls back: the outbox's senders, the
+    scheduler's deadline checks, the importer's after-batch hook and the inbox's class lists.
+
+    Idempotent: a second call registers the same callables again and changes nothing.
+    """
+    for kind in push.WIRE_TYPES:
+        outbox.register_sender(kind, push.push_upstream, push.push_batch_size)
+    outbox.register_sender("mail", smtp.send_mail, lambda _config: smtp.BATCH)
+    jobs.register_deadline_check("breach reminders", reminders.breach_reminder_check)
+    jobs.register_deadline_check("weekly digest", campaigns.digest_check)
+    jobs.register_deadline_check("retention", retention.scheduled_purge)
+    importer.register_after_batch(settle.settle_after_import)
+    inbox.register_file_handler(".xlsx", recording.import_for_inbox)
 
 
 def open_project(config: Config) -> None:
-    """Connect to the configured database and bring its schema up to date.
+    """Wire the parts, connect to the configured database and bring its schema up to date.
 
-    A no-op when this very database is open already: the daemon's jobs run next to the
-    endpoint's threads, and swapping the connection under them would break their writes.
+    A no-op (beyond the wiring) when this very database is open already: the daemon's jobs
+    run next to the endpoint's threads, and swapping the connection under them would break
+    their writes.
     """
+    wire()
     current, wanted = database.obj, config.database_path()
     is_open = current is not None and not database.is_closed()
     if is_open and wanted is not None and getattr(current, "database", None) == str(wanted):
@@ -44,16 +66,12 @@ def open_project(config: Config) -> None:
     if is_open and not url.startswith("sqlite") and opened_url() == url:
         return  # the same PostgreSQL database
     open_database(config.database.url, config.database.busy_timeout_ms)
-    from otmetka.daemon.ops.backup import secure_private_paths
-
     secure_private_paths(config)  # owner-only whatever the umask (docs/security.md)
     try:
         migrate()
     except SchemaTooNew as error:
         raise OtmetkaError(f"{config.database.url}: {error}") from None
-    from otmetka.daemon.access.secret import finish_interrupted
-
-    finish_interrupted(config)  # a secret rotation that died between commit and rename
+    secret.finish_interrupted(config)  # a secret rotation that died between commit and rename
 
 
 def init_project(config: Config) -> list[str]:
@@ -77,9 +95,7 @@ def sync_file(config: Config, path: Path, reporter: Reporter) -> importer.Import
     if not path.is_file():
         raise OtmetkaError(f"{path}: no such file; give the path of an exchange file (.json)")
     open_project(config)
-    from otmetka.daemon.exchange import reader as batches
-
-    raw = batches.read_file(path)
+    raw = reader.read_file(path)
     with reporter.bar(f"import {raw.origin}", len(raw.changes)) as advance:
         result = importer.import_batch(raw, mark_rules(config), progress=advance)
     reporter.summary(result.summary())
@@ -99,9 +115,6 @@ class StatusReport:
 def status(config: Config, *, expect_daemon: bool = False) -> StatusReport:
     """Exit status: unhealthy when the daemon is expected (pid file or `expect_daemon`) but
     down, or its last good pull is older than schedule.max_pull_age_minutes."""
-    from otmetka.daemon.core import pidfile as daemon_status
-    from otmetka.daemon.lists import classlists as lists
-
     open_project(config)
     facts: dict[str, Any] = db_status.summary()
     lines = [f"database: {config.database.url}", f"schema version: {facts['schema_version']}"]
@@ -118,34 +131,9 @@ def status(config: Config, *, expect_daemon: bool = False) -> StatusReport:
         f"breach reports open: {breaches['open']}, overdue: {breaches['overdue']}"
         + (" (see `otmetka breach list`)" if breaches["open"] else "")
     )
-    lines += lists.status_lines()  # teachers' corrections waiting for upstream, conflicts
-    daemon_lines, healthy = daemon_status.health(config, expect_daemon=expect_daemon)
+    lines += lists_status.status_lines()  # teachers' corrections waiting for upstream, conflicts
+    daemon_lines, healthy = ops_status.health(config, expect_daemon=expect_daemon)
     return StatusReport(lines + daemon_lines, healthy=healthy)
-
-
-def today_in(config: Config) -> dt.date:
-    return dt.datetime.now(config.school.zone()).date()
-
-
-def build_options(
-    config: Config, *, full: bool = False, today: dt.date | None = None
-) -> BuildOptions:
-    return BuildOptions(
-        output_dir=config.site.output_dir,
-        secret_file=config.site.secret_file,
-        title=config.site.title,
-        remember_days=config.site.remember_days,
-        today=today or today_in(config),
-        full=full,
-        api_url=api_url(config),
-        workers=config.site.build_workers,
-    )
-
-
-def api_url(config: Config) -> str:
-    """Where pages post acts: endpoint.public_url, else the site's LAN address, + /api/v1/."""
-    base = config.endpoint.public_url or config.school.lan_url
-    return base.rstrip("/") + "/api/v1/" if base else ""
 
 
 def build(config: Config, reporter: Reporter, *, full: bool = False) -> BuildResult:
@@ -154,3 +142,50 @@ def build(config: Config, reporter: Reporter, *, full: bool = False) -> BuildRes
     result = build_site(build_options(config, full=full), bar=reporter.bar)
     reporter.summary(result.summary())
     return result
+
+
+# --- `otmetka sync --http` and `otmetka sync --inbox`: one pull or one inbox pass, now ---------
+
+
+def pull_now(config: Config, reporter: Reporter) -> http.PullResult:
+    open_project(config)
+    params = http.params_from_config(config)
+    result = http.pull(params, rules=mark_rules(config), bar=reporter.bar)
+    reporter.summary(result.summary())
+    return result
+
+
+def inbox_now(config: Config, reporter: Reporter) -> list[inbox.InboxOutcome]:
+    """Import every complete file in the inbox; fails (exit 1) if any was rejected."""
+    open_project(config)
+    outcomes = inbox.process_now(config, mark_rules(config))
+    for outcome in outcomes:
+        reporter.summary(
+            f"{outcome.message} (moved to {outcome.moved_to})"
+            if outcome.ok
+            else f"{outcome.name}: rejected, moved to {outcome.moved_to}"
+        )
+    if not outcomes:
+        reporter.summary(f"inbox: nothing to import in {config.paths.inbox_dir}")
+    rejected = [outcome for outcome in outcomes if not outcome.ok]
+    if rejected:
+        raise OtmetkaError(
+            "\n".join(outcome.message for outcome in rejected)
+            + f"\n{len(rejected)} file(s) rejected; each has an .error.txt beside it in "
+            f"{config.paths.inbox_dir / inbox.QUARANTINE}"
+        )
+    return outcomes
+
+
+def sync(config: Config, reporter: Reporter, *, from_http: bool) -> None:
+    if from_http:
+        pull_now(config, reporter)
+    else:
+        inbox_now(config, reporter)
+
+
+def rotate_secret(config: Config, reporter: Reporter) -> secret.RotateResult:
+    """`otmetka secret rotate`: a missing secret is said before the database is made."""
+    secret.require_secret(config)
+    open_project(config)
+    return secret.rotate_secret(config, reporter)

@@ -350,12 +350,6 @@ def active_credential(person_kind: str, person_id: str) -> models.Credential | N
     )
 
 
-def revoke(credential: models.Credential, at: dt.datetime) -> None:
-    credential.state = "revoked"
-    credential.revoked_at = utc_naive(at)
-    credential.save()
-
-
 def forget_page(page_id: str) -> None:
     m = models.BuildManifest
     m.delete().where(m.page_id == page_id).execute()

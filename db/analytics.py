@@ -37,7 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from otmetka.db import models
+from otmetka.db import models, row_types
 from otmetka.db import queries as q
 from otmetka.db.connection import database
 
@@ -121,7 +121,7 @@ class ClassAnalytics:
 
     @property
     def average(self) -> float | None:
-        return _mean(s.average for s in self.subjects)
+        return mean(s.average for s in self.subjects)
 
     @property
     def at_risk(self) -> list[StudentFigures]:
@@ -164,15 +164,15 @@ def weeks_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(weeks=n) for n in range(count)]
 
 
-def is_not_certified(mark: q.MarkRow) -> bool:
+def is_not_certified(mark: row_types.MarkRow) -> bool:
     return mark.kind == "not_certified" or mark.raw_text.strip().lower() in _NOT_CERTIFIED_TEXTS
 
 
-def _parts(mark: q.MarkRow) -> list[float]:
+def _parts(mark: row_types.MarkRow) -> list[float]:
     return [p for p in (mark.value, mark.value2) if p is not None]
 
 
-def weighted(marks: Iterable[q.MarkRow]) -> float | None:
+def weighted_average(marks: Iterable[row_types.MarkRow]) -> float | None:
     """Σ(value·weight) / Σ(weight) over the numeric parts; None without any."""
     total = weights = 0.0
     for mark in marks:  # unrolled: this runs for every mark of the school, many times
@@ -185,17 +185,17 @@ def weighted(marks: Iterable[q.MarkRow]) -> float | None:
     return total / weights if weights else None
 
 
-def _mean(values: Iterable[float | None]) -> float | None:
+def mean(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
 
 
-def spread(marks: Iterable[q.MarkRow]) -> tuple[int, int, int, int]:
+def spread(marks: Iterable[row_types.MarkRow]) -> tuple[int, int, int, int]:
     counts = Counter(grade_of(p) for m in marks if m.scale == "five" for p in _parts(m))
     return (counts[5], counts[4], counts[3], counts[2])
 
 
-def longest_run_of_twos(marks: Sequence[q.MarkRow]) -> int:
+def longest_run_of_twos(marks: Sequence[row_types.MarkRow]) -> int:
     """Longest run of «2» among five-point marks taken in date order, part by part."""
     longest = run = 0
     for mark in sorted(marks, key=lambda m: (m.date, m.id)):
@@ -210,8 +210,8 @@ def longest_run_of_twos(marks: Sequence[q.MarkRow]) -> int:
 # --- lessons due --------------------------------------------------------------------------
 
 
-def _member_spans(bundle: q.ClassBundle) -> dict[str, list[q.MembershipRow]]:
-    spans: dict[str, list[q.MembershipRow]] = defaultdict(list)
+def _member_spans(bundle: q.ClassBundle) -> dict[str, list[row_types.MembershipRow]]:
+    spans: dict[str, list[row_types.MembershipRow]] = defaultdict(list)
     for row in bundle.memberships:
         spans[row.group_id].append(row)
     return spans
@@ -219,10 +219,10 @@ def _member_spans(bundle: q.ClassBundle) -> dict[str, list[q.MembershipRow]]:
 
 def lessons_due(
     bundle: q.ClassBundle, students: set[str], start: dt.date, end: dt.date
-) -> dict[str, list[q.LessonRow]]:
+) -> dict[str, list[row_types.LessonRow]]:
     """Student -> the lessons they were due to attend between `start` and `end`."""
     spans = _member_spans(bundle)
-    due: dict[str, list[q.LessonRow]] = defaultdict(list)
+    due: dict[str, list[row_types.LessonRow]] = defaultdict(list)
     for lesson in bundle.lessons:
         if not start <= lesson.date <= end or lesson.status in NOT_HELD:
             continue
@@ -244,10 +244,10 @@ def lessons_due(
 class _Input:
     """The bundle's rows of one analysis, grouped per student."""
 
-    marks: dict[str, list[q.MarkRow]]  # counted marks, per student
-    not_certified: dict[str, list[q.MarkRow]]
-    due: dict[str, list[q.LessonRow]]
-    attendance: dict[str, list[q.AttendanceRow]]  # on lessons due, per student
+    marks: dict[str, list[row_types.MarkRow]]  # counted marks, per student
+    not_certified: dict[str, list[row_types.MarkRow]]
+    due: dict[str, list[row_types.LessonRow]]
+    attendance: dict[str, list[row_types.AttendanceRow]]  # on lessons due, per student
     weeks: list[dt.date]
 
 
@@ -259,8 +259,8 @@ def _input(
     counted_to: dt.date,
     period_id: str | None,
 ) -> _Input:
-    marks: dict[str, list[q.MarkRow]] = defaultdict(list)
-    not_certified: dict[str, list[q.MarkRow]] = defaultdict(list)
+    marks: dict[str, list[row_types.MarkRow]] = defaultdict(list)
+    not_certified: dict[str, list[row_types.MarkRow]] = defaultdict(list)
     for mark in bundle.marks:
         if mark.student_id not in students:
             continue
@@ -271,32 +271,32 @@ def _input(
             marks[mark.student_id].append(mark)
     due = lessons_due(bundle, students, start, counted_to)
     due_ids = {sid: {lesson.id for lesson in rows} for sid, rows in due.items()}
-    attendance: dict[str, list[q.AttendanceRow]] = defaultdict(list)
+    attendance: dict[str, list[row_types.AttendanceRow]] = defaultdict(list)
     for row in bundle.attendance:
         if row.lesson_id in due_ids.get(row.student_id, ()):
             attendance[row.student_id].append(row)
     return _Input(marks, not_certified, due, attendance, weeks_between(start, counted_to))
 
 
-def _by_subject(marks: Iterable[q.MarkRow]) -> dict[str, list[q.MarkRow]]:
-    grouped: dict[str, list[q.MarkRow]] = defaultdict(list)
+def _by_subject(marks: Iterable[row_types.MarkRow]) -> dict[str, list[row_types.MarkRow]]:
+    grouped: dict[str, list[row_types.MarkRow]] = defaultdict(list)
     for mark in marks:
         grouped[mark.subject_id].append(mark)
     return grouped
 
 
-def _weekly(marks: Iterable[q.MarkRow], weeks: list[dt.date]) -> tuple[float | None, ...]:
-    per_week: dict[dt.date, list[q.MarkRow]] = defaultdict(list)
+def _weekly(marks: Iterable[row_types.MarkRow], weeks: list[dt.date]) -> tuple[float | None, ...]:
+    per_week: dict[dt.date, list[row_types.MarkRow]] = defaultdict(list)
     for mark in marks:
         per_week[monday(mark.date)].append(mark)
-    return tuple(weighted(per_week.get(week, ())) for week in weeks)
+    return tuple(weighted_average(per_week.get(week, ())) for week in weeks)
 
 
 def _risks(
     averages: dict[str, float],
-    subjects: dict[str, list[q.MarkRow]],
+    subjects: dict[str, list[row_types.MarkRow]],
     missed_share: float | None,
-    not_certified: list[q.MarkRow],
+    not_certified: list[row_types.MarkRow],
 ) -> tuple[Risk, ...]:
     found = [Risk(LOW_AVERAGE, s, a) for s, a in sorted(averages.items()) if a < RISK_AVERAGE]
     for subject_id, marks in sorted(subjects.items()):
@@ -313,7 +313,7 @@ def _risks(
 def _student(student_id: str, data: _Input) -> StudentFigures:
     marks = data.marks.get(student_id, [])
     subjects = _by_subject(marks)
-    averages = {s: a for s, rows in subjects.items() if (a := weighted(rows)) is not None}
+    averages = {s: a for s, rows in subjects.items() if (a := weighted_average(rows)) is not None}
     counts = Counter(a.category for a in data.attendance.get(student_id, ()))
     lessons = len(data.due.get(student_id, ()))
     missed = sum(counts[c] for c in ABSENT)
@@ -321,7 +321,7 @@ def _student(student_id: str, data: _Input) -> StudentFigures:
     return StudentFigures(
         student_id=student_id,
         averages=averages,
-        overall=_mean(averages.values()),
+        overall=mean(averages.values()),
         weekly=_weekly(marks, data.weeks),
         absences={c: counts[c] for c in CATEGORIES},
         lessons=lessons,
@@ -356,12 +356,14 @@ def _subjects(bundle: q.ClassBundle, data: _Input) -> tuple[SubjectFigures, ...]
     marks = _by_subject(m for rows in data.marks.values() for m in rows)
     taught = {lesson.subject_id for rows in data.due.values() for lesson in rows}
     return tuple(
-        SubjectFigures(s, weighted(marks.get(s, ())), spread(marks.get(s, ())), _count(marks, s))
+        SubjectFigures(
+            s, weighted_average(marks.get(s, ())), spread(marks.get(s, ())), _count(marks, s)
+        )
         for s in sorted(taught | set(marks))
     )
 
 
-def _count(marks: dict[str, list[q.MarkRow]], subject_id: str) -> int:
+def _count(marks: dict[str, list[row_types.MarkRow]], subject_id: str) -> int:
     return sum(len(_parts(m)) for m in marks.get(subject_id, ()))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import peewee as pw
 
 from otmetka.db import models
+from otmetka.db.acts import utc_naive
 
 PageKey = tuple[str, str]
 _PEOPLE: dict[str, type[models.PersonModel]] = {
@@ -57,8 +58,9 @@ def add(
 
 
 def revoke(credential: models.Credential, at: dt.datetime) -> None:
+    """Block the login from `at` on; an aware `at` is stored as naive UTC like every time."""
     credential.state = "revoked"
-    credential.revoked_at = at
+    credential.revoked_at = utc_naive(at)
     credential.save()
 
 

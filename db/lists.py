@@ -23,8 +23,7 @@ from typing import Any
 
 import peewee as pw
 
-from otmetka.db import journal, models
-from otmetka.db import queries as q
+from otmetka.db import journal, models, row_types
 from otmetka.db.connection import database
 
 PENDING, CONFIRMED, CONFLICT, SUPERSEDED, RESOLVED = (
@@ -80,19 +79,19 @@ class ListGuardian:
 
 @dataclass(frozen=True)
 class ClassList:
-    class_row: q.ClassRow
+    class_row: row_types.ClassRow
     year_start: dt.date | None
     students: list[ListStudent]  # on roll, by name
     guardians: list[ListGuardian]  # of those students, by name
-    groups: list[q.GroupRow]  # groups of split subjects the class takes part in
-    memberships: list[q.MembershipRow]  # of the students in those groups (live rows)
+    groups: list[row_types.GroupRow]  # groups of split subjects the class takes part in
+    memberships: list[row_types.MembershipRow]  # of the students in those groups (live rows)
 
 
 def _date(value: Any) -> dt.date | None:
     return None if value in (None, "") else dt.date.fromisoformat(str(value)[:10])
 
 
-def split_groups(class_id: str) -> list[q.GroupRow]:
+def split_groups(class_id: str) -> list[row_types.GroupRow]:
     """Live groups of split subjects (subgroups, streams) that name the class."""
     g = models.Group
     needle = json.dumps(class_id)  # class_unit_ids is JSON text: match the quoted id
@@ -110,7 +109,7 @@ def split_groups(class_id: str) -> list[q.GroupRow]:
     for gid, name, kind, subject_id, ids in database.execute(query).fetchall():
         class_ids = tuple(json.loads(ids or "[]"))
         if class_id in class_ids:
-            rows.append(q.GroupRow(gid, name, kind, subject_id, class_ids))
+            rows.append(row_types.GroupRow(gid, name, kind, subject_id, class_ids))
     return rows
 
 
@@ -166,7 +165,9 @@ def _guardians(student_ids: Sequence[str]) -> list[ListGuardian]:
     return sorted(guardians, key=lambda x: (x.last_name, x.first_name, x.middle_name, x.id))
 
 
-def memberships_in(group_ids: Iterable[str], student_ids: Iterable[str]) -> list[q.MembershipRow]:
+def memberships_in(
+    group_ids: Iterable[str], student_ids: Iterable[str]
+) -> list[row_types.MembershipRow]:
     ms = models.Membership
     groups, students = sorted(set(group_ids)), set(student_ids)
     if not groups:
@@ -177,13 +178,13 @@ def memberships_in(group_ids: Iterable[str], student_ids: Iterable[str]) -> list
         .order_by(ms.student_id, ms.group_id, ms.date_from, ms.id)
     )
     return [
-        q.MembershipRow(gid, sid, _date(start), _date(end))  # type: ignore[arg-type]
+        row_types.MembershipRow(gid, sid, _date(start), _date(end))  # type: ignore[arg-type]
         for gid, sid, start, end in database.execute(query).fetchall()
         if sid in students
     ]
 
 
-def class_list(class_row: q.ClassRow, today: dt.date) -> ClassList:
+def class_list(class_row: row_types.ClassRow, today: dt.date) -> ClassList:
     """The class as its list shows it: a fixed number of statements."""
     year = models.AcademicYear.get_or_none(models.AcademicYear.id == class_row.academic_year_id)
     students = _students(class_row.id, today)
@@ -200,7 +201,7 @@ def class_list(class_row: q.ClassRow, today: dt.date) -> ClassList:
 
 
 def group_ids_on(
-    memberships: Iterable[q.MembershipRow], groups: Iterable[str], day: dt.date
+    memberships: Iterable[row_types.MembershipRow], groups: Iterable[str], day: dt.date
 ) -> str:
     """The value of a `group:` field: the ids of `groups` the memberships hold on `day`,
     sorted and comma-separated ("" for none)."""

@@ -17,214 +17,15 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
 import peewee as pw
 
 from otmetka.db import models as m
+from otmetka.db import row_types
 from otmetka.db.connection import database
 
-Row = TypeVar("Row", bound=tuple[Any, ...])
 Convert = Callable[[Any], Any]
-
-FINAL_KINDS = ("period_final", "year_final", "not_certified")
-
-
-# --- row types ----------------------------------------------------------------------------
-
-
-class SchoolRow(NamedTuple):
-    id: str
-    name: str
-    short_name: str
-
-
-class YearRow(NamedTuple):
-    id: str
-    name: str
-    start: dt.date
-    end: dt.date
-
-
-class PeriodRow(NamedTuple):
-    id: str
-    academic_year_id: str
-    kind: str
-    name: str
-    start: dt.date
-    end: dt.date
-
-
-class HolidayRow(NamedTuple):
-    id: str
-    name: str
-    kind: str
-    start: dt.date
-    end: dt.date
-    class_unit_ids: tuple[str, ...]
-
-
-class SubjectRow(NamedTuple):
-    id: str
-    name: str
-    short_name: str
-
-
-class TeacherRow(NamedTuple):
-    id: str
-    last_name: str
-    first_name: str
-    middle_name: str
-    roles: tuple[str, ...]
-
-
-class ClassRow(NamedTuple):
-    id: str
-    name: str
-    grade: int
-    letter: str
-    academic_year_id: str
-    class_teacher_id: str | None
-
-
-class StudentRow(NamedTuple):
-    id: str
-    last_name: str
-    first_name: str
-    middle_name: str
-    class_unit_id: str
-    left_at: dt.date | None
-
-
-class GuardianRow(NamedTuple):
-    id: str
-    last_name: str
-    first_name: str
-    middle_name: str
-    delivery: str
-
-
-class GroupRow(NamedTuple):
-    id: str
-    name: str
-    kind: str
-    subject_id: str | None
-    class_unit_ids: tuple[str, ...]
-
-
-class MembershipRow(NamedTuple):
-    group_id: str
-    student_id: str
-    date_from: dt.date
-    date_to: dt.date | None
-
-
-class BellSlotRow(NamedTuple):
-    number: int
-    start: str
-    end: str
-    shift: int
-
-
-class TimetableRow(NamedTuple):
-    group_id: str
-    subject_id: str
-    teacher_id: str
-    weekday: int
-    slot: int
-    room: str
-    valid_from: dt.date
-    valid_to: dt.date | None
-
-
-class LessonRow(NamedTuple):
-    id: str
-    date: dt.date
-    slot: int
-    group_id: str
-    subject_id: str
-    teacher_id: str
-    room: str
-    topic: str
-    status: str
-    substitution_original_teacher_id: str | None
-    substitution_reason: str | None
-    moved_from_date: dt.date | None
-    moved_from_slot: int | None
-    moved_to_date: dt.date | None
-    moved_to_slot: int | None
-
-
-class WorkRow(NamedTuple):
-    id: str
-    date: dt.date
-    group_id: str
-    subject_id: str
-    kind: str
-    title: str
-    weight: float
-    is_control: bool
-
-
-class MarkRow(NamedTuple):
-    id: str
-    student_id: str
-    subject_id: str
-    date: dt.date
-    work_id: str | None
-    period_id: str | None
-    raw_text: str
-    scale: str
-    value: float | None
-    value2: float | None
-    passed: bool | None
-    weight: float
-    kind: str
-    comment: str
-
-
-class AttendanceRow(NamedTuple):
-    """An attendance cell with the date, slot and subject of its lesson."""
-
-    id: str
-    student_id: str
-    lesson_id: str
-    code: str
-    category: str
-    minutes_late: int
-    date: dt.date
-    slot: int
-    subject_id: str
-
-
-class HomeworkRow(NamedTuple):
-    id: str
-    subject_id: str
-    group_id: str
-    assigned_on: dt.date
-    due_date: dt.date
-    text: str
-    student_ids: tuple[str, ...]
-
-
-class RecommendationRow(NamedTuple):
-    id: str
-    student_id: str
-    teacher_id: str
-    subject_id: str | None
-    date: dt.date
-    text: str
-
-
-class WorkKindRow(NamedTuple):
-    id: str
-    name: str
-
-
-class AttendanceCodeRow(NamedTuple):
-    id: str
-    title: str
-    category: str
 
 
 # --- conversion ---------------------------------------------------------------------------
@@ -245,8 +46,8 @@ def _ids(value: Any) -> tuple[str, ...]:
 
 
 def _fetch(
-    query: pw.Query, make: type[Row], converters: dict[int, Convert] | None = None
-) -> list[Row]:
+    query: pw.Query, make: type[row_types.Row], converters: dict[int, Convert] | None = None
+) -> list[row_types.Row]:
     """Run `query` and build rows, converting the columns named in `converters`.
 
     The raw cursor skips peewee's per-value converters; dates are ISO text in SQLite and
@@ -272,64 +73,71 @@ def _columns(model: type[m.JournalModel], row: type[tuple[Any, ...]]) -> list[pw
     return [getattr(model, name) for name in row._fields]  # type: ignore[attr-defined]
 
 
-def _select_alive(model: type[m.JournalModel], row: type[Row]) -> pw.ModelSelect[Any]:
+def _select_alive(model: type[m.JournalModel], row: type[row_types.Row]) -> pw.ModelSelect[Any]:
     return model.select(*_columns(model, row)).where(_alive(model))
 
 
 # --- school-wide --------------------------------------------------------------------------
 
 
-def school() -> SchoolRow | None:
-    query = _select_alive(m.School, SchoolRow).order_by(m.School.id).limit(1)
-    rows = _fetch(query, SchoolRow)
+def school() -> row_types.SchoolRow | None:
+    query = _select_alive(m.School, row_types.SchoolRow).order_by(m.School.id).limit(1)
+    rows = _fetch(query, row_types.SchoolRow)
     return rows[0] if rows else None
 
 
-def academic_years() -> list[YearRow]:
-    query = _select_alive(m.AcademicYear, YearRow).order_by(m.AcademicYear.start)
-    return _fetch(query, YearRow, {2: _date, 3: _date})
+def academic_years() -> list[row_types.YearRow]:
+    query = _select_alive(m.AcademicYear, row_types.YearRow).order_by(m.AcademicYear.start)
+    return _fetch(query, row_types.YearRow, {2: _date, 3: _date})
 
 
-def periods() -> list[PeriodRow]:
-    query = _select_alive(m.Period, PeriodRow).order_by(m.Period.start, m.Period.id)
-    return _fetch(query, PeriodRow, {4: _date, 5: _date})
+def periods() -> list[row_types.PeriodRow]:
+    query = _select_alive(m.Period, row_types.PeriodRow).order_by(m.Period.start, m.Period.id)
+    return _fetch(query, row_types.PeriodRow, {4: _date, 5: _date})
 
 
-def holidays() -> list[HolidayRow]:
-    query = _select_alive(m.Holiday, HolidayRow).order_by(m.Holiday.start, m.Holiday.id)
-    return _fetch(query, HolidayRow, {3: _date, 4: _date, 5: _ids})
+def holidays() -> list[row_types.HolidayRow]:
+    query = _select_alive(m.Holiday, row_types.HolidayRow).order_by(m.Holiday.start, m.Holiday.id)
+    return _fetch(query, row_types.HolidayRow, {3: _date, 4: _date, 5: _ids})
 
 
-def bell_slots() -> list[BellSlotRow]:
-    query = _select_alive(m.BellSlot, BellSlotRow).order_by(
+def bell_slots() -> list[row_types.BellSlotRow]:
+    query = _select_alive(m.BellSlot, row_types.BellSlotRow).order_by(
         m.BellSlot.shift, m.BellSlot.number, m.BellSlot.id
     )
-    return _fetch(query, BellSlotRow)
+    return _fetch(query, row_types.BellSlotRow)
 
 
-def subjects() -> list[SubjectRow]:
-    return _fetch(_select_alive(m.Subject, SubjectRow).order_by(m.Subject.id), SubjectRow)
+def subjects() -> list[row_types.SubjectRow]:
+    return _fetch(
+        _select_alive(m.Subject, row_types.SubjectRow).order_by(m.Subject.id), row_types.SubjectRow
+    )
 
 
-def teachers() -> list[TeacherRow]:
-    query = _select_alive(m.Teacher, TeacherRow).order_by(m.Teacher.id)
-    return _fetch(query, TeacherRow, {4: _ids})
+def teachers() -> list[row_types.TeacherRow]:
+    query = _select_alive(m.Teacher, row_types.TeacherRow).order_by(m.Teacher.id)
+    return _fetch(query, row_types.TeacherRow, {4: _ids})
 
 
-def work_kinds() -> list[WorkKindRow]:
-    return _fetch(_select_alive(m.WorkKind, WorkKindRow).order_by(m.WorkKind.id), WorkKindRow)
+def work_kinds() -> list[row_types.WorkKindRow]:
+    return _fetch(
+        _select_alive(m.WorkKind, row_types.WorkKindRow).order_by(m.WorkKind.id),
+        row_types.WorkKindRow,
+    )
 
 
-def attendance_codes() -> list[AttendanceCodeRow]:
-    query = _select_alive(m.AttendanceCode, AttendanceCodeRow).order_by(m.AttendanceCode.id)
-    return _fetch(query, AttendanceCodeRow)
+def attendance_codes() -> list[row_types.AttendanceCodeRow]:
+    query = _select_alive(m.AttendanceCode, row_types.AttendanceCodeRow).order_by(
+        m.AttendanceCode.id
+    )
+    return _fetch(query, row_types.AttendanceCodeRow)
 
 
-def class_units() -> list[ClassRow]:
-    query = _select_alive(m.ClassUnit, ClassRow).order_by(
+def class_units() -> list[row_types.ClassRow]:
+    query = _select_alive(m.ClassUnit, row_types.ClassRow).order_by(
         m.ClassUnit.grade, m.ClassUnit.name, m.ClassUnit.id
     )
-    return _fetch(query, ClassRow)
+    return _fetch(query, row_types.ClassRow)
 
 
 def _active(today: dt.date) -> pw.Expression:
@@ -337,30 +145,30 @@ def _active(today: dt.date) -> pw.Expression:
     return _alive(s) & (s.left_at.is_null() | (s.left_at > today.isoformat()))
 
 
-def active_students(today: dt.date) -> list[StudentRow]:
+def active_students(today: dt.date) -> list[row_types.StudentRow]:
     """Students on roll on `today` (not left, or leaving later) whose class exists."""
     s, c = m.Student, m.ClassUnit
     query = (
-        s.select(*_columns(s, StudentRow))
+        s.select(*_columns(s, row_types.StudentRow))
         .join(c, on=(c.id == s.class_unit_id))
         .where(_active(today), _alive(c))
         .order_by(s.id)
     )
-    return _fetch(query, StudentRow, {5: _date})
+    return _fetch(query, row_types.StudentRow, {5: _date})
 
 
-def guardians_with_children(today: dt.date) -> list[tuple[GuardianRow, str]]:
+def guardians_with_children(today: dt.date) -> list[tuple[row_types.GuardianRow, str]]:
     """(guardian, active child id) for every live link; one row per link, in id order."""
     g, link, s = m.Guardian, m.GuardianLink, m.Student
     query = (
-        g.select(*_columns(g, GuardianRow), link.student_id)
+        g.select(*_columns(g, row_types.GuardianRow), link.student_id)
         .join(link, on=(link.guardian_id == g.id))
         .join(s, on=(s.id == link.student_id))
         .where(_alive(g), _alive(link), _active(today))
         .order_by(g.id, link.student_id)
     )
     rows = database.execute(query).fetchall()
-    return [(GuardianRow._make(row[:5]), row[5]) for row in rows]
+    return [(row_types.GuardianRow._make(row[:5]), row[5]) for row in rows]
 
 
 def _live_links(column: pw.Field, ids: Iterable[str]) -> list[tuple[str, str]]:
@@ -417,16 +225,16 @@ class ClassBundle:
     """
 
     class_id: str
-    students: list[StudentRow]
-    memberships: list[MembershipRow]
-    groups: list[GroupRow]
-    timetable: list[TimetableRow]
-    lessons: list[LessonRow]
-    works: list[WorkRow]
-    marks: list[MarkRow]
-    attendance: list[AttendanceRow]
-    homework: list[HomeworkRow]
-    recommendations: list[RecommendationRow]
+    students: list[row_types.StudentRow]
+    memberships: list[row_types.MembershipRow]
+    groups: list[row_types.GroupRow]
+    timetable: list[row_types.TimetableRow]
+    lessons: list[row_types.LessonRow]
+    works: list[row_types.WorkRow]
+    marks: list[row_types.MarkRow]
+    attendance: list[row_types.AttendanceRow]
+    homework: list[row_types.HomeworkRow]
+    recommendations: list[row_types.RecommendationRow]
 
 
 def _class_student_ids(class_id: str) -> pw.ModelSelect[Any]:
@@ -443,77 +251,83 @@ def _between(field: pw.Field, start: dt.date, end: dt.date) -> pw.Expression:
     return field.between(start.isoformat(), end.isoformat())
 
 
-def class_students(class_id: str) -> list[StudentRow]:
+def class_students(class_id: str) -> list[row_types.StudentRow]:
     s = m.Student
-    query = _select_alive(s, StudentRow).where(s.class_unit_id == class_id).order_by(s.id)
-    return _fetch(query, StudentRow, {5: _date})
+    query = _select_alive(s, row_types.StudentRow).where(s.class_unit_id == class_id).order_by(s.id)
+    return _fetch(query, row_types.StudentRow, {5: _date})
 
 
-def class_memberships(class_id: str) -> list[MembershipRow]:
+def class_memberships(class_id: str) -> list[row_types.MembershipRow]:
     ms = m.Membership
     query = (
-        _select_alive(ms, MembershipRow)
+        _select_alive(ms, row_types.MembershipRow)
         .where(ms.student_id.in_(_class_student_ids(class_id)))
         .order_by(ms.student_id, ms.group_id, ms.date_from)
     )
-    return _fetch(query, MembershipRow, {2: _date, 3: _date})
+    return _fetch(query, row_types.MembershipRow, {2: _date, 3: _date})
 
 
-def class_groups(class_id: str) -> list[GroupRow]:
+def class_groups(class_id: str) -> list[row_types.GroupRow]:
     g = m.Group
-    query = _select_alive(g, GroupRow).where(g.id.in_(_class_group_ids(class_id))).order_by(g.id)
-    return _fetch(query, GroupRow, {4: _ids})
+    query = (
+        _select_alive(g, row_types.GroupRow)
+        .where(g.id.in_(_class_group_ids(class_id)))
+        .order_by(g.id)
+    )
+    return _fetch(query, row_types.GroupRow, {4: _ids})
 
 
-def class_timetable(class_id: str) -> list[TimetableRow]:
+def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
     t = m.TimetableEntry
     query = (
-        _select_alive(t, TimetableRow)
+        _select_alive(t, row_types.TimetableRow)
         .where(t.group_id.in_(_class_group_ids(class_id)))
         .order_by(t.group_id, t.weekday, t.slot, t.id)
     )
-    return _fetch(query, TimetableRow, {6: _date, 7: _date})
+    return _fetch(query, row_types.TimetableRow, {6: _date, 7: _date})
 
 
-def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[LessonRow]:
+def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.LessonRow]:
     lesson = m.Lesson
     query = (
-        _select_alive(lesson, LessonRow)
+        _select_alive(lesson, row_types.LessonRow)
         .where(
             lesson.group_id.in_(_class_group_ids(class_id)),
             _between(lesson.date, date_from, date_to),
         )
         .order_by(lesson.date, lesson.slot, lesson.id)
     )
-    return _fetch(query, LessonRow, {1: _date, 11: _date, 13: _date})
+    return _fetch(query, row_types.LessonRow, {1: _date, 11: _date, 13: _date})
 
 
-def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[WorkRow]:
+def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.WorkRow]:
     w = m.Work
     query = (
-        _select_alive(w, WorkRow)
+        _select_alive(w, row_types.WorkRow)
         .where(w.group_id.in_(_class_group_ids(class_id)), _between(w.date, date_from, date_to))
         .order_by(w.date, w.id)
     )
-    return _fetch(query, WorkRow, {1: _date, 7: bool})
+    return _fetch(query, row_types.WorkRow, {1: _date, 7: bool})
 
 
 def class_marks(
     class_id: str, date_from: dt.date, date_to: dt.date, finals_from: dt.date
-) -> list[MarkRow]:
+) -> list[row_types.MarkRow]:
     """Marks of the class dated in the range, plus finals of the year (from `finals_from`)."""
     mk = m.Mark
     in_range = _between(mk.date, date_from, date_to)
-    finals = mk.kind.in_(FINAL_KINDS) & (mk.date >= finals_from.isoformat())
+    finals = mk.kind.in_(row_types.FINAL_KINDS) & (mk.date >= finals_from.isoformat())
     query = (
-        _select_alive(mk, MarkRow)
+        _select_alive(mk, row_types.MarkRow)
         .where(mk.student_id.in_(_class_student_ids(class_id)), in_range | finals)
         .order_by(mk.student_id, mk.date, mk.id)
     )
-    return _fetch(query, MarkRow, {3: _date, 10: _bool})
+    return _fetch(query, row_types.MarkRow, {3: _date, 10: _bool})
 
 
-def class_attendance(class_id: str, date_from: dt.date, date_to: dt.date) -> list[AttendanceRow]:
+def class_attendance(
+    class_id: str, date_from: dt.date, date_to: dt.date
+) -> list[row_types.AttendanceRow]:
     a, lesson = m.Attendance, m.Lesson
     query = (
         a.select(
@@ -536,29 +350,31 @@ def class_attendance(class_id: str, date_from: dt.date, date_to: dt.date) -> lis
         )
         .order_by(a.student_id, lesson.date, lesson.slot, a.id)
     )
-    return _fetch(query, AttendanceRow, {6: _date})
+    return _fetch(query, row_types.AttendanceRow, {6: _date})
 
 
-def class_homework(class_id: str, date_from: dt.date, date_to: dt.date) -> list[HomeworkRow]:
+def class_homework(
+    class_id: str, date_from: dt.date, date_to: dt.date
+) -> list[row_types.HomeworkRow]:
     h = m.Homework
     query = (
-        _select_alive(h, HomeworkRow)
+        _select_alive(h, row_types.HomeworkRow)
         .where(h.group_id.in_(_class_group_ids(class_id)), _between(h.due_date, date_from, date_to))
         .order_by(h.due_date, h.id)
     )
-    return _fetch(query, HomeworkRow, {3: _date, 4: _date, 6: _ids})
+    return _fetch(query, row_types.HomeworkRow, {3: _date, 4: _date, 6: _ids})
 
 
 def class_recommendations(
     class_id: str, date_from: dt.date, date_to: dt.date
-) -> list[RecommendationRow]:
+) -> list[row_types.RecommendationRow]:
     r = m.Recommendation
     query = (
-        _select_alive(r, RecommendationRow)
+        _select_alive(r, row_types.RecommendationRow)
         .where(r.student_id.in_(_class_student_ids(class_id)), _between(r.date, date_from, date_to))
         .order_by(r.date.desc(), r.id)
     )
-    return _fetch(query, RecommendationRow, {4: _date})
+    return _fetch(query, row_types.RecommendationRow, {4: _date})
 
 
 def class_bundle(
@@ -594,16 +410,16 @@ def class_bundle(
 class Reference:
     """School-wide data every page needs, loaded once per build."""
 
-    school: SchoolRow | None
-    years: Sequence[YearRow]
-    periods: Sequence[PeriodRow]
-    holidays: Sequence[HolidayRow]
-    bell_slots: Sequence[BellSlotRow]
-    subjects: Sequence[SubjectRow]
-    teachers: Sequence[TeacherRow]
-    work_kinds: Sequence[WorkKindRow]
-    attendance_codes: Sequence[AttendanceCodeRow]
-    classes: Sequence[ClassRow]
+    school: row_types.SchoolRow | None
+    years: Sequence[row_types.YearRow]
+    periods: Sequence[row_types.PeriodRow]
+    holidays: Sequence[row_types.HolidayRow]
+    bell_slots: Sequence[row_types.BellSlotRow]
+    subjects: Sequence[row_types.SubjectRow]
+    teachers: Sequence[row_types.TeacherRow]
+    work_kinds: Sequence[row_types.WorkKindRow]
+    attendance_codes: Sequence[row_types.AttendanceCodeRow]
+    classes: Sequence[row_types.ClassRow]
 
 
 def reference() -> Reference:

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file in the same folder, fsync, rename over; the temp file is removed on failure.
+@contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through, for content too large to hold in memory.
 
-    `mode` is set before the rename, so a private file (0o600) is never readable by others,
-    not even for a moment."""
+    Temp file in the same folder, fsync, rename over on a clean exit; on an error the temp
+    file is removed and `path` is untouched. `mode` is set before the rename, so a private
+    file (0o600) is never readable by others, not even for a moment."""
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp_name, mode)
@@ -25,6 +30,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` all or nothing (see `atomic_writer`)."""
+    with atomic_writer(path, mode) as out:
+        out.write(data)
 
 
 def fsync_dir(folder: Path) -> None:

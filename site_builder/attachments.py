@@ -1,42 +1,63 @@
-"""The class's latest extracts PDF on the class teacher's page, encrypted like the page.
+"""PDFs attached to staff pages, encrypted like the pages: a class's latest extracts and
+the latest analytics reports.
 
-`otmetka print extracts` records each class PDF (otmetka.db.printing). On the next build the class
-teacher's page links it and the builder writes `output/f/<file id>.bin`: envelope v1 (the
-same JSON as a page's envelope; the PDF is deflated and sealed with AES-256-GCM) under the
-teacher's credential key, with the file id in the place of the page id in the associated
-data, so a file cannot be passed off as another. In the browser, static/download.js
-fetches the file, decrypts it with the key the teacher's password already unlocked
+`otmetka print extracts` records each class PDF (otmetka.db.printing); `otmetka report class
+7Б` and `otmetka report school` record each report (otmetka.db.analytics). On the next
+build the class teacher's page links the class's extracts and latest report, the deputy
+head's page the school's report, and the builder writes one sealed copy per reader:
+envelope v1 (the same JSON as a page's envelope; the PDF is deflated and sealed with
+AES-256-GCM) under the reader's credential key, with the file id in the place of the page
+id in the associated data, so a file cannot be passed off as another. Extracts go to
+`output/f/<file id>.bin`, reports to `output/r/`: a folder each, because publishing removes
+every file of a folder it did not write. In the browser, static/download.js fetches the
+file, decrypts it with the key the reader's password already unlocked
 (`OtmUnlock.openFile`) and saves the PDF.
 
-The file id is a hash of the class and the PDF's SHA-256, so the page can name the file
-without any key, and a new print gets a new name. The files written, and for which
-credential, are remembered in a setting: a rotated teacher login re-encrypts the file
-once, an unchanged one costs nothing per build. Imports no WeasyPrint.
+A file id is a hash of the class (or the school) and the PDF's SHA-256, so the page can
+name the file without any key, and a new print gets a new name. The files written, and
+for which credential, are remembered in a setting per folder: a rotated login re-encrypts
+the file once, an unchanged one costs nothing per build. Imports no WeasyPrint: the
+builder uses this module on every build.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from otmetka.db import analytics
 from otmetka.db import build_state as site_state
 from otmetka.db import printing as printed
 from otmetka.db import queries as q
 from otmetka.db.models import Credential
 from otmetka.site_builder import crypto, static_files
+from otmetka.site_builder.atomic import write_atomic
 
-FILES_DIR = "f"
+EXTRACTS_DIR = "f"
+REPORTS_DIR = "r"
 DOWNLOAD_SCRIPT = "download.js"
 FILE_MARK = "data-otm-file"
-_PUBLISHED = "printing.published_files"  # setting: JSON {file id: page id of the key used}
+SCHOOL = analytics.SCHOOL
+# Settings: JSON {file id: page id of the key used}, one per folder.
+_EXTRACTS_PUBLISHED = "printing.published_files"
+_REPORTS_PUBLISHED = "reports.published_files"
 
 PageKey = tuple[str, str]
+
+
+class _Attached(Protocol):
+    @property
+    def path(self) -> Path: ...
+
+
+# --- the download script ---------------------------------------------------------------------
 
 
 @functools.cache
@@ -63,8 +84,16 @@ def connect_src(base: str, fragment: str) -> str:
     return "'self'" if base.strip() == "'none'" else f"{base} 'self'"
 
 
-def file_id(class_id: str, pdf_sha256: str) -> str:
+# --- what the pages link ---------------------------------------------------------------------
+
+
+def extract_file_id(class_id: str, pdf_sha256: str) -> str:
     digest = hashlib.sha256(f"otmetka extracts file v1|{class_id}|{pdf_sha256}".encode())
+    return digest.hexdigest()[:32]
+
+
+def report_file_id(scope: str, pdf_sha256: str) -> str:
+    digest = hashlib.sha256(f"otmetka report file v1|{scope}|{pdf_sha256}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -83,7 +112,25 @@ class ClassFile:
 
     @property
     def href(self) -> str:
-        return f"../{FILES_DIR}/{self.file_id}.bin"  # relative to p/<page id>.html
+        return f"../{EXTRACTS_DIR}/{self.file_id}.bin"  # relative to p/<page id>.html
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """What a staff page says about an analytics PDF (the names the template reads are
+    those of the extracts' link)."""
+
+    scope: str  # class id or SCHOOL
+    file_id: str
+    file_name: str
+    path: Path
+    pages: int
+    printed_on: dt.date
+    version: str
+
+    @property
+    def href(self) -> str:
+        return f"../{REPORTS_DIR}/{self.file_id}.bin"  # relative to p/<page id>.html
 
 
 def class_files(class_names: Mapping[str, str]) -> dict[str, ClassFile]:
@@ -97,7 +144,7 @@ def class_files(class_names: Mapping[str, str]) -> dict[str, ClassFile]:
         name = f"Выписки {class_names[class_id]} {day:%d.%m.%Y}.pdf"
         files[class_id] = ClassFile(
             class_id,
-            file_id(class_id, batch.pdf_sha256),
+            extract_file_id(class_id, batch.pdf_sha256),
             name,
             path,
             batch.extracts,
@@ -108,18 +155,50 @@ def class_files(class_names: Mapping[str, str]) -> dict[str, ClassFile]:
     return files
 
 
-def _encrypted(pdf: bytes, credential: Credential, fid: str) -> bytes:
-    envelope = crypto.encrypt_page(
-        pdf,
-        bytes(credential.derived_key),
-        bytes(credential.salt),
-        fid,
-        credential.kdf_iterations,
-    )
-    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode("ascii")
+def report_files(class_names: Mapping[str, str]) -> dict[str, ReportFile]:
+    """Scope -> its latest analytics PDF that is still on disk."""
+    found = {}
+    for scope, row in analytics.latest_reports().items():
+        path = Path(row.path)
+        if (scope != SCHOOL and scope not in class_names) or not path.is_file():
+            continue
+        day = row.created_at.date()
+        what = "школа" if scope == SCHOOL else class_names[scope]
+        name = f"Аналитика {what} {day:%d.%m.%Y}.pdf"
+        found[scope] = ReportFile(
+            scope,
+            report_file_id(scope, row.pdf_sha256),
+            name,
+            path,
+            row.pages,
+            day,
+            script_version(),
+        )
+    return found
 
 
-def _wanted(credentials: Mapping[PageKey, Credential]) -> dict[str, tuple[ClassFile, Credential]]:
+def for_reader(report: ReportFile, teacher_id: str) -> ReportFile:
+    """Two deputies read the same school report, each under their own key: a file each."""
+    if report.scope != SCHOOL:
+        return report
+    scope = f"{SCHOOL}|{teacher_id}"
+    return dataclasses.replace(report, file_id=report_file_id(scope, report.file_id))
+
+
+# --- publishing ------------------------------------------------------------------------------
+
+
+def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
+    """Write each reader's encrypted copy of the latest extracts and reports; delete copies
+    nobody links any more. Returns how many files were written."""
+    extracts = _sync(output_dir / EXTRACTS_DIR, _extracts_wanted(credentials), _EXTRACTS_PUBLISHED)
+    reports = _sync(output_dir / REPORTS_DIR, _reports_wanted(credentials), _REPORTS_PUBLISHED)
+    return extracts + reports
+
+
+def _extracts_wanted(
+    credentials: Mapping[PageKey, Credential],
+) -> dict[str, tuple[ClassFile, Credential]]:
     """File id -> (file, the class teacher's credential), for teachers with a page."""
     classes = q.class_units()
     files = class_files({c.id: c.name for c in classes})
@@ -132,23 +211,48 @@ def _wanted(credentials: Mapping[PageKey, Credential]) -> dict[str, tuple[ClassF
     return wanted
 
 
-def publish(output_dir: Path, credentials: Mapping[PageKey, Credential]) -> int:
-    """Write each class teacher's encrypted copy of the class's latest extracts; delete
-    copies nobody links any more. Returns how many files were written."""
-    return sync_sealed_files(output_dir / FILES_DIR, _wanted(credentials), _PUBLISHED, _encrypted)
+def _reports_wanted(
+    credentials: Mapping[PageKey, Credential],
+) -> dict[str, tuple[ReportFile, Credential]]:
+    """File id -> (a reader's copy of a report, the reader's credential)."""
+    files = report_files({c.id: c.name for c in q.class_units()})
+    wanted: dict[str, tuple[ReportFile, Credential]] = {}
+    for scope, readers in _report_readers(credentials).items():
+        if scope in files:
+            for credential in readers:
+                mine = for_reader(files[scope], str(credential.person_id))
+                wanted[mine.file_id] = (mine, credential)
+    return wanted
 
 
-def sync_sealed_files(
-    folder: Path,
-    wanted: Mapping[str, tuple[Any, Credential]],
-    setting_key: str,
-    seal: Callable[[bytes, Credential, str], bytes],
+def _report_readers(credentials: Mapping[PageKey, Credential]) -> dict[str, list[Credential]]:
+    """Scope -> credentials of those who read its report: the class teacher of a class,
+    the deputy heads for the school."""
+    readers: dict[str, list[Credential]] = {}
+    for cls in q.class_units():
+        credential = credentials.get(("teacher", cls.class_teacher_id or ""))
+        if credential is not None:
+            readers.setdefault(cls.id, []).append(credential)
+    for teacher in q.teachers():
+        credential = credentials.get(("teacher", teacher.id))
+        if "deputy_head" in teacher.roles and credential is not None:
+            readers.setdefault(SCHOOL, []).append(credential)
+    return readers
+
+
+def _sealed(pdf: bytes, credential: Credential, fid: str) -> bytes:
+    envelope = crypto.encrypt_page(
+        pdf, bytes(credential.derived_key), bytes(credential.salt), fid, credential.kdf_iterations
+    )
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+def _sync(
+    folder: Path, wanted: Mapping[str, tuple[_Attached, Credential]], setting_key: str
 ) -> int:
-    """Make `folder` hold exactly the sealed files in `wanted` (file id -> (file with a
-    `.path`, reader's credential)); a file is rewritten only when it is missing or its
-    reader's page changed. Returns how many files were written."""
-    from otmetka.site_builder.atomic import write_atomic
-
+    """Make `folder` hold exactly the sealed files in `wanted` (file id -> (file, reader's
+    credential)); a file is rewritten only when it is missing or its reader's page
+    changed. Returns how many files were written."""
     done = json.loads(site_state.get_setting(setting_key) or "{}")
     written = 0
     for fid, (found, credential) in wanted.items():
@@ -156,7 +260,7 @@ def sync_sealed_files(
         if done.get(fid) == credential.page_id and target.exists():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, seal(found.path.read_bytes(), credential, fid))
+        write_atomic(target, _sealed(found.path.read_bytes(), credential, fid))
         written += 1
     if folder.is_dir():
         for stale in folder.glob("*.bin"):

@@ -22,21 +22,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.db import acts as events
+from otmetka.db import analytics, write_transaction
 from otmetka.db import build_state as site_state
 from otmetka.db import credentials as stored
-from otmetka.db import write_transaction
+from otmetka.db.errors import OtmetkaError
 from otmetka.db.models import Credential
-from otmetka.site_builder import attachments as extract_files
-from otmetka.site_builder import crypto, keys, shell, static_files
-from otmetka.site_builder import report_attachments as report_files
+from otmetka.site_builder import attachments, crypto, keys, shell, static_files
 from otmetka.site_builder.atomic import fsync_dir, write_atomic
-from otmetka.site_builder.pages import render
+from otmetka.site_builder.pages import audience, consent_text, lookups, render
 
 log = logging.getLogger("otmetka.build")
 
-PageKey = tuple[str, str]
 ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 PAGES_DIR = "p"
 _WEEK_KEY = "build.week"
@@ -85,7 +82,7 @@ class BuildResult:
     removed: int = 0
     without_credentials: int = 0
     bytes_written: int = 0
-    built: list[tuple[str, PageKey, str]] = field(default_factory=list)
+    built: list[tuple[str, audience.PageKey, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -95,34 +92,31 @@ class BuildResult:
         )
 
 
-# --- write ---------------------------------------------------------------------------------
-
-
 # --- collect -------------------------------------------------------------------------------
 
 
 @dataclass
 class Plan:
-    credentials: dict[PageKey, Credential]
-    wanted: set[PageKey]
+    credentials: dict[audience.PageKey, Credential]
+    wanted: set[audience.PageKey]
     dirty_read: set[tuple[str, str]]
-    everyone: set[PageKey]
+    everyone: set[audience.PageKey]
     children: dict[str, list[str]] = field(default_factory=dict)  # guardian -> children
     consents: dict[str, str] = field(default_factory=dict)  # guardian -> consent state
 
 
 def _week_of(day: dt.date) -> str:
-    return (day - dt.timedelta(days=day.weekday())).isoformat()
+    return analytics.monday(day).isoformat()
 
 
 def collect(options: BuildOptions, pages_dir: Path) -> Plan:
     """Who gets a page, and whose page must be rendered now."""
-    roster = render.roster(options.today)
+    roster = audience.roster(options.today)
     everyone = roster.keys()
     credentials = {k: c for k, c in stored.active_by_person().items() if k in everyone}
     dirty = site_state.dirty_rows()
     new_week = site_state.get_setting(_WEEK_KEY) != f"{_week_of(options.today)}/{_SHELL_VERSION}"
-    expanded = None if (options.full or new_week) else render.expand_dirty(dirty)
+    expanded = None if (options.full or new_week) else audience.expand_dirty(dirty)
     wanted = set(credentials) if expanded is None else expanded & set(credentials)
     missing = {k for k, c in credentials.items() if not (pages_dir / f"{c.page_id}.html").exists()}
     plan = Plan(credentials, wanted | missing, dirty, everyone, roster.children)
@@ -138,14 +132,14 @@ def content_hash(fragment: str) -> str:
 
 
 def page_data(
-    key: PageKey, credential: Credential, fragment: str, plan: Plan, options: BuildOptions
+    key: audience.PageKey, credential: Credential, fragment: str, plan: Plan, options: BuildOptions
 ) -> dict[str, Any]:
     """What static/page.js needs to post acts: inert JSON inside the encrypted fragment.
 
     ``page_version`` is the SHA-256 of the fragment without this block: an acknowledgement
     names the exact content the parent saw.
     """
-    monday = options.today - dt.timedelta(days=options.today.weekday())
+    monday, saturday = lookups.week_of(options.today)
     data: dict[str, Any] = {
         "v": 1,
         "api": options.api_url,
@@ -155,14 +149,14 @@ def page_data(
         "shown": {
             "as_of": options.today.isoformat(),
             "week_start": monday.isoformat(),
-            "week_end": (monday + dt.timedelta(days=5)).isoformat(),
+            "week_end": saturday.isoformat(),
         },
     }
-    if key[0] == render.GUARDIAN:
+    if key[0] == audience.GUARDIAN:
         data["guardian_id"] = key[1]
         data["children"] = plan.children.get(key[1], [])
         data["consent"] = plan.consents.get(key[1], "unknown")
-        data["consent_version"] = render.CONSENT_TEXT_VERSION
+        data["consent_version"] = consent_text.CONSENT_TEXT_VERSION
     return data
 
 
@@ -193,16 +187,16 @@ def encrypt(fragment: str, credential: Credential, options: BuildOptions) -> byt
         title=options.title,
         remember_days=options.remember_days,
         css=render.page_css(),
-        scripts=[_page_script(), *extract_files.page_scripts(fragment)],
-        connect_src=extract_files.connect_src(connect_source(options.api_url), fragment),
+        scripts=[_page_script(), *attachments.page_scripts(fragment)],
+        connect_src=attachments.connect_src(connect_source(options.api_url), fragment),
     )
     return html.encode("utf-8")
 
 
-def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[PageKey, str]]:
+def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[audience.PageKey, str]]:
     """Full pages, except for guardians without consent: they get the consent form only."""
     waiting = {
-        k for k in plan.wanted if k[0] == render.GUARDIAN and plan.consents.get(k[1]) != "granted"
+        k for k in plan.wanted if k[0] == audience.GUARDIAN and plan.consents.get(k[1]) != "granted"
     }
     full = plan.wanted - waiting
     if full:
@@ -299,7 +293,7 @@ def _render_and_write(
 ) -> BuildResult:
     result = BuildResult(without_credentials=len(plan.everyone) - len(plan.credentials))
     known = site_state.manifest()
-    built: list[tuple[str, PageKey, str]] = []
+    built: list[tuple[str, audience.PageKey, str]] = []
     # fsync dominates a full build; threads overlap it (it releases the GIL).
     with ThreadPoolExecutor(max_workers=4) as writers:
         pending: list[Future[None]] = []
@@ -336,8 +330,7 @@ def _settle(pending: list[Future[None]], keep: int) -> list[Future[None]]:
 def _finish(options: BuildOptions, plan: Plan, result: BuildResult, pages_dir: Path) -> None:
     result.removed = _remove_stale(pages_dir, plan, options.title)
     _write_index(options)
-    extract_files.publish(options.output_dir, plan.credentials)  # class teachers' PDFs
-    report_files.publish(options.output_dir, plan.credentials)  # analytics PDFs (staff)
+    attachments.publish(options.output_dir, plan.credentials)  # staff pages' PDFs
     with write_transaction():
         site_state.record_pages(result.built, dt.datetime.now(dt.UTC))
         site_state.clear_dirty(plan.dirty_read)
@@ -348,12 +341,12 @@ def _finish(options: BuildOptions, plan: Plan, result: BuildResult, pages_dir: P
 # --- pages changed by an act ----------------------------------------------------------------
 
 
-def build_pages(options: BuildOptions, keys: set[PageKey]) -> BuildResult:
+def build_pages(options: BuildOptions, keys: set[audience.PageKey]) -> BuildResult:
     """Render and write these pages now (a parent just consented), leaving the dirty set,
     stale pages and the week marker to the next full run of `build_site`."""
     pages_dir = options.output_dir / PAGES_DIR
     pages_dir.mkdir(parents=True, exist_ok=True)
-    roster = render.roster(options.today)
+    roster = audience.roster(options.today)
     wanted = keys & roster.keys()
     credentials = {k: c for k, c in stored.active_by_person().items() if k in wanted}
     plan = Plan(credentials, set(credentials), set(), roster.keys(), roster.children)

@@ -23,10 +23,9 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
-from otmetka.site_builder import static_files
+from otmetka.site_builder import static_files, templating
 from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
 
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
@@ -86,17 +85,6 @@ _CSP = (
 )
 _SCRIPT_END = re.compile(r"</script|<!--", re.IGNORECASE)
 _STYLE_END = re.compile(r"</style", re.IGNORECASE)
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    # autoescape=True: the template names end in .j2, which select_autoescape would miss.
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("otmetka.site_builder", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
 
 
 @functools.cache
@@ -177,7 +165,7 @@ def render_shell(
         raise ValueError("remember_days must be >= 0")
     inline = [static_files.text(VENDOR_BUNDLE), static_files.script(UNLOCK_SCRIPT), *scripts]
     return (
-        _environment()
+        templating.environment(trim=False, keep_trailing_newline=True)
         .get_template("shell.html.j2")
         .render(
             csp=_csp(inline, connect_src),
@@ -195,7 +183,7 @@ def render_login_page(public_salt: str, *, title: str) -> str:
     """``output/index.html``: login + password -> opens ``p/<page_id>.html`` unlocked."""
     inline = [static_files.text(VENDOR_BUNDLE), static_files.script(LOGIN_SCRIPT)]
     return (
-        _environment()
+        templating.environment(trim=False, keep_trailing_newline=True)
         .get_template("login.html.j2")
         .render(
             csp=_csp(inline, "'self'"),

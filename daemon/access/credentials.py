@@ -16,23 +16,19 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.runtime import open_project
 from otmetka.db import credentials as stored
 from otmetka.db import journal, write_transaction
 from otmetka.db import printing as printed
 from otmetka.db import queries as q
 from otmetka.db.models import Credential
 from otmetka.site_builder import crypto, keys
-from otmetka.site_builder.pages.render import people_with_pages
+from otmetka.site_builder.pages.audience import people_with_pages
+from otmetka.site_builder.pdf import slips
 from otmetka.site_builder.workers import spawn_pool
-
-if TYPE_CHECKING:
-    from otmetka.site_builder.pdf.slips import SlipAddresses
 
 PageKey = tuple[str, str]
 ROLE_NAMES = {"guardian": "родитель", "student": "ученик", "teacher": "учитель"}
@@ -130,8 +126,6 @@ def _write_one_time_list(config: Config, new: list[NewCredential], at: dt.dateti
 
 def _slips_pdf(config: Config, new: list[NewCredential], qr_password: bool) -> bytes:
     """The slips of the new credentials, ordered like the one-time list (class, name)."""
-    from otmetka.site_builder.pdf import slips  # WeasyPrint loads slowly; only issuing needs it
-
     labels = stored.labels_of(item.key for item in new)
     items = [
         slips.Slip(labels[i.key][0], i.key[0], labels[i.key][1], i.login, i.password) for i in new
@@ -140,12 +134,10 @@ def _slips_pdf(config: Config, new: list[NewCredential], qr_password: bool) -> b
     return slips.slips_pdf(items, slip_addresses(config), qr_password=qr_password).data
 
 
-def slip_addresses(config: Config) -> SlipAddresses:
-    from otmetka.site_builder.pdf.slips import SlipAddresses
-
+def slip_addresses(config: Config) -> slips.SlipAddresses:
     school = q.school()
     name = school.name if school and school.name else config.school.name
-    return SlipAddresses(name, config.school.lan_url, config.school.mirror_url)
+    return slips.SlipAddresses(name, config.school.lan_url, config.school.mirror_url)
 
 
 def write_slips(config: Config, pdf: bytes, at: dt.datetime, prefix: str = "issued") -> Path:
@@ -254,14 +246,12 @@ def issue_credentials(
     config: Config, *, class_name: str | None, everyone: bool, reporter: Reporter
 ) -> IssueResult:
     """Credentials for everyone in scope who should have a page and has none yet."""
-    open_project(config)
     have = set(stored.active_by_person())
     return _issue_for(config, _targets(class_name, everyone) - have, reporter)
 
 
 def rotate_credential(config: Config, login: str, reporter: Reporter) -> IssueResult:
     """Revoke a login and issue a new login and password for the same person."""
-    open_project(config)
     credential = stored.by_login(crypto.normalise_login(login))
     if credential is None or credential.state != "active":
         raise OtmetkaError(f"no active login «{login}»; check the spelling on the slip")

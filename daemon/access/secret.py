@@ -27,16 +27,17 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from otmetka.daemon.acts.paper import staff_actor
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.pidfile import daemon_stopped
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.core.settings import build_options
 from otmetka.db import audit, write_transaction
 from otmetka.db import build_state as site_state
 from otmetka.db import credentials as stored
 from otmetka.site_builder import crypto, keys
-from otmetka.site_builder.atomic import fsync_dir
+from otmetka.site_builder.atomic import fsync_dir, write_atomic
 from otmetka.site_builder.build import BuildResult, build_site
 
 log = logging.getLogger("otmetka.secret")
@@ -125,10 +126,8 @@ def finish(secret_file: Path) -> bool:
 
 def _keep_old(secret_file: Path, secret: bytes) -> None:
     """`<secret_file>.old`, replaced atomically: a crash leaves the previous `.old` whole."""
-    temporary = secret_file.with_name(f".{secret_file.name}.old.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    keys.write_secret(temporary, secret)
-    os.replace(temporary, old_path(secret_file))
+    text = secret.hex() + "\n"  # as `keys.write_secret` writes it, so it reads back alike
+    write_atomic(old_path(secret_file), text.encode("ascii"), mode=0o600)
 
 
 def finish_interrupted(config: Config) -> None:
@@ -172,16 +171,19 @@ def _check_finished(secret_file: Path, new: bytes) -> None:
         )
 
 
+def require_secret(config: Config) -> None:
+    """Refuse a rotation without a site secret, before anything makes a database."""
+    secret_file = config.site.secret_file
+    if not secret_file.is_file() and not pending_path(secret_file).is_file():
+        _require_secret(secret_file)
+
+
 def rotate_secret(
     config: Config, reporter: Reporter, *, today: dt.date | None = None
 ) -> RotateResult:
-    """Rotate the site secret, then rebuild the whole site at the new addresses."""
-    from otmetka.daemon.acts.rules import staff_actor
-
+    """Rotate the site secret, then rebuild the whole site at the new addresses. The
+    project is open (`runtime.rotate_secret` checks the secret first, then opens it)."""
     secret_file = config.site.secret_file
-    if not secret_file.is_file() and not pending_path(secret_file).is_file():
-        _require_secret(secret_file)  # say so before open_project makes a database
-    open_project(config)  # finishes a rotation interrupted after its commit, if any
     # Not beside the daemon: it builds pages and issues logins with the secret it read.
     with daemon_stopped(config):
         finish(secret_file)

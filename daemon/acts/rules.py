@@ -1,5 +1,6 @@
 """The legal rules for acts: acknowledgements, consents and breach reports, made on a page
-(through the endpoint) or on paper (registered by staff through the CLI).
+(through the endpoint, `record_from_page`) or on paper (registered by staff through the CLI,
+`otmetka.daemon.acts.paper`).
 
 Every act is written in ONE transaction with its audit entry and its outbox items (the
 event pushed upstream; mail to the head of school and support for a breach). What an act
@@ -16,17 +17,17 @@ a transaction that fails leaves the site as it was. Rules, in short:
   new login to the one-time list, queues mail, starts a deadline (end of the next working
   day of the Russian production calendar after the moment the report was received), and
   marks invalid every act of that login received, or claiming to be made, after that moment.
+
+The registers staff read (breach reports, consents, the audit check) are in
+`otmetka.daemon.acts.registers`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import hashlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,20 +39,19 @@ from otmetka.daemon.core import calendar
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.core.settings import build_options
 from otmetka.db import acts as events
 from otmetka.db import audit, write_transaction
 from otmetka.db import credentials as stored
 from otmetka.db.models import BreachReport, Credential, Event
-from otmetka.site_builder import build, crypto
-from otmetka.site_builder.pages import render
+from otmetka.site_builder import build, formatting
+from otmetka.site_builder.pages import audience, consent_text
 
 log = logging.getLogger("otmetka.acts")
 
 ACK, CONSENT, BREACH = "acknowledgement", "consent", "breach_report"
 ELECTRONIC, PAPER = "electronic", "paper"
 GUARDIAN = "guardian"
-ROLE_NAMES = {"guardian": "родитель", "student": "ученик", "teacher": "учитель"}
 
 
 class ActRefused(OtmetkaError):
@@ -95,6 +95,8 @@ class ActContext:
 
 @dataclass
 class Outcome:
+    """The answer to an act: HTTP status and body; `replay` when it is the first one again."""
+
     status: int
     body: dict[str, Any]
     replay: bool = False
@@ -130,7 +132,8 @@ def breach_deadline(received: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 # --- recording --------------------------------------------------------------------------------
 
 
-def _replay(act: Act, credential: Credential | None) -> Outcome | None:
+def find_replay(act: Act, credential: Credential | None) -> Outcome | None:
+    """The stored answer if this event_id was recorded before; None for a new act."""
     existing = events.find(act.event_id)
     return None if existing is None else replay_of(existing, act, credential)
 
@@ -266,7 +269,7 @@ def _check_representative(ctx: ActContext, guardian_id: str) -> None:
 
 
 def _revoke(ctx: ActContext, credential: Credential, why: str) -> None:
-    events.revoke(credential, ctx.now)
+    stored.revoke(credential, ctx.now)
     events.forget_page(credential.page_id)
     details = {"login": credential.login, "page_id": credential.page_id, "why": why}
     audit.append(ctx.actor, "credential.revoke", f"credential:{credential.login}", details, ctx.now)
@@ -294,8 +297,8 @@ def _log_failure(action: Callable[..., Any], *args: Any) -> None:
 def consent(ctx: ActContext, act: Act, credential: Credential | None, guardian_id: str) -> Outcome:
     _check_representative(ctx, guardian_id)
     version = str(act.body.get("text_version", ""))
-    if version not in render.CONSENT_TEXT_VERSIONS:
-        known = ", ".join(render.CONSENT_TEXT_VERSIONS)
+    if version not in consent_text.CONSENT_TEXT_VERSIONS:
+        known = ", ".join(consent_text.CONSENT_TEXT_VERSIONS)
         raise ActRefused(
             422, "unknown_text_version", f"consent text version {version!r} is unknown ({known})"
         )
@@ -359,15 +362,17 @@ def _recipients(config: Config) -> list[str]:
     return list(dict.fromkeys(a for a in found if a))
 
 
-def _local(moment: dt.datetime, zone: ZoneInfo) -> str:
+def local_time(moment: dt.datetime, zone: ZoneInfo) -> str:
+    """A stored time as staff read it: the long date and the time, school time."""
     local = utc(moment).astimezone(zone)
-    return f"{render.date_long(local.date())}, {local:%H:%M}"
+    return f"{formatting.date_long(local.date())}, {local:%H:%M}"
 
 
-def _about(credential: Credential) -> str:
+def about(credential: Credential) -> str:
+    """Whose login it is: role, full name and class, for mail and registers."""
     key = (credential.person_kind, credential.person_id)
     name, class_name = stored.labels_of([key]).get(key, ("", ""))
-    role = ROLE_NAMES.get(credential.person_kind, credential.person_kind)
+    role = creds.ROLE_NAMES.get(credential.person_kind, credential.person_kind)
     where = f", {class_name}" if class_name else ""
     return f"{role}: {name}{where}" if name else role
 
@@ -378,6 +383,7 @@ def _breach_mail(ctx: ActContext, report: BreachReport, credential: Credential, 
         log.warning("breach report %s: no school.head_email or support_email to notify", report.id)
         return
     zone, event = ctx.zone, report.event
+    deadline = local_time(report.deadline, zone)
     how = "со страницы" if event.channel == ELECTRONIC else "зарегистрировано сотрудником школы"
     done = [
         "вход по логину заблокирован, страница заменена на «доступ заблокирован»",
@@ -390,9 +396,9 @@ def _breach_mail(ctx: ActContext, report: BreachReport, credential: Credential, 
         "электронного дневника стали известны посторонним.",
         "",
         f"Сообщение № {report.id}",
-        f"логин: {credential.login} ({_about(credential)})",
-        f"получено: {_local(report.received_at, zone)} ({how})",
-        f"срок рассмотрения: до {_local(report.deadline, zone)} (конец следующего рабочего дня)",
+        f"логин: {credential.login} ({about(credential)})",
+        f"получено: {local_time(report.received_at, zone)} ({how})",
+        f"срок рассмотрения: до {deadline} (конец следующего рабочего дня)",
         *(["комментарий: " + note] if note else []),
         "",
         "Уже сделано:",
@@ -405,8 +411,7 @@ def _breach_mail(ctx: ActContext, report: BreachReport, credential: Credential, 
     ]
     domain = ctx.config.mail.from_addr.rpartition("@")[2] or "otmetka.local"
     key = f"<breach-{event.event_id}@{domain}>"
-    when = _local(report.deadline, zone)
-    subject = f"Утечка логина {credential.login}: сообщение № {report.id}, срок до {when}"
+    subject = f"Утечка логина {credential.login}: сообщение № {report.id}, срок до {deadline}"
     mail = {"to": to, "subject": subject, "text": "\n".join(lines) + "\n"}
     events.queue_outbox("mail", key, mail, ctx.now)
 
@@ -441,6 +446,15 @@ def report_breach(
     return outcome
 
 
+def successor(config: Config, credential: Credential) -> creds.PreparedIssue | None:
+    """A new login for the person whose login leaked, derived now (outside a transaction);
+    None if the login is already off or the person has no page any more."""
+    key = (str(credential.person_kind), str(credential.person_id))
+    if credential.state != "active" or key not in audience.people_with_pages():
+        return None
+    return creds.prepare_issue(config, [key], Reporter(quiet=True))
+
+
 # --- from a page --------------------------------------------------------------------------------
 
 
@@ -467,7 +481,7 @@ def needs_new_login(act: Act, token_hash: str) -> Credential | None:
 def record_from_page(ctx: ActContext, act: Act, token_hash: str) -> Outcome:
     """An act posted by a page (call inside a write transaction)."""
     credential = credential_for(token_hash)
-    replay = _replay(act, credential)
+    replay = find_replay(act, credential)
     if replay is not None:
         return replay
     refuse_blocked(credential)
@@ -494,385 +508,3 @@ def transaction(ctx: ActContext) -> Iterator[None]:
 def run_all(actions: list[Callable[[], None]]) -> None:
     for action in actions:
         action()
-
-
-# --- from paper, by staff -------------------------------------------------------------------------
-
-
-def staff_actor() -> str:
-    try:
-        return f"staff:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (a container): still say who in general
-        return "staff:unknown"
-
-
-def _login(login: str) -> Credential:
-    found = events.credential_by_login(crypto.normalise_login(login))
-    if found is None:
-        raise OtmetkaError(f"no login «{login}»; check the spelling on the slip")
-    return found
-
-
-def _guardian_login(login: str, what: str) -> tuple[Credential, str]:
-    credential = _login(login)
-    if credential.person_kind != GUARDIAN:
-        role = ROLE_NAMES.get(credential.person_kind, credential.person_kind)
-        raise OtmetkaError(f"login «{login}» is a {role}'s ({credential.person_kind}); {what}")
-    return credential, str(credential.person_id)
-
-
-def _need_paper(paper: bool | None) -> None:
-    if not paper:
-        raise OtmetkaError("staff register acts made on paper: add --paper")
-
-
-def parse_day(value: str | dt.date | None, today: dt.date, option: str = "--date") -> dt.date:
-    """YYYY-MM-DD or DD.MM.YYYY, not in the future; None means today."""
-    if value is None:
-        return today
-    day = value if isinstance(value, dt.date) else _parse_date_text(value.strip(), option)
-    if day > today:
-        raise OtmetkaError(f"{option} {day:%Y-%m-%d} is in the future; give the date on the paper")
-    return day
-
-
-def _parse_date_text(text: str, option: str) -> dt.date:
-    for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return dt.datetime.strptime(text, pattern).date()
-        except ValueError:
-            continue
-    raise OtmetkaError(f"{option} {text!r} is not a date: write 2026-09-16 or 16.09.2026")
-
-
-def parse_moment(value: str | dt.datetime, zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
-    """An ISO date and time; without an offset it is school time. Not in the future."""
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-        except ValueError:
-            raise OtmetkaError(
-                f"--received-at {value!r} is not a date and time: write 2026-09-16T14:30 "
-                "(school time) or with an offset, 2026-09-16T14:30+03:00"
-            ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    if moment > now + dt.timedelta(minutes=1):
-        raise OtmetkaError(f"--received-at {iso(moment)} is in the future")
-    return moment.astimezone(dt.UTC)
-
-
-def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
-
-
-@dataclass
-class Registered:
-    """What a staff registration did, as one line."""
-
-    text: str
-    outcome: Outcome
-    event_id: str
-
-    def summary(self) -> str:
-        return self.text
-
-
-def _staff_context(config: Config) -> ActContext:
-    open_project(config)
-    return ActContext(config, dt.datetime.now(dt.UTC), staff_actor())
-
-
-def _run_paper(ctx: ActContext, act: Act, handler: Callable[[ActContext, Act], Outcome]) -> Outcome:
-    with transaction(ctx):
-        replay = _replay(act, None)
-        outcome = replay if replay is not None else handler(ctx, act)
-    return outcome
-
-
-def _guardian_from_code(code: str, login: str | None) -> tuple[str, dict[str, Any]]:
-    """The guardian who signed a paper extract's tear-off slip, from its short code."""
-    from otmetka.db import printing
-
-    extract = printing.extract_by_code(code)
-    if extract is None:
-        raise OtmetkaError(
-            f"no printed extract has the code «{code}»; check the code on the tear-off slip "
-            "(letters and digits; case, spaces and dashes do not matter)"
-        )
-    guardians = list(extract.guardian_ids)
-    if login is not None:
-        _credential, guardian_id = _guardian_login(login, "acknowledgements are a parent's")
-        if guardian_id not in guardians:
-            raise OtmetkaError(f"login «{login}» is not a parent on the extract «{code}»")
-        guardians = [guardian_id]
-    if len(guardians) != 1:
-        raise OtmetkaError(
-            f"the extract «{code}» has {len(guardians)} parents; add --login of the one who signed"
-        )
-    facts = {
-        "code": extract.code,
-        "content_hash": extract.content_hash,
-        "children": list(extract.student_ids),
-    }
-    return guardians[0], facts
-
-
-def register_ack(
-    config: Config,
-    *,
-    login: str | None,
-    paper: bool | None,
-    date: str | None,
-    code: str | None = None,
-) -> Registered:
-    """A signed paper extract: the guardian acknowledged what it showed on `date`.
-
-    With `code` (from the tear-off slip) the act names that very extract: its children and
-    the content hash of what was printed; without it, the login says who signed.
-    """
-    _need_paper(paper)
-    ctx = _staff_context(config)
-    if code is not None:
-        guardian_id, facts = _guardian_from_code(code, login)
-        who = f"extract {facts['code']}"
-    elif login is not None:
-        credential, guardian_id = _guardian_login(login, "acknowledgements are a parent's")
-        facts, who = {"login": credential.login}, f"login {credential.login} ({_about(credential)})"
-    else:
-        raise OtmetkaError("say who signed: --code from the tear-off slip, or --login")
-    day = parse_day(date, ctx.today)
-    key = facts.get("code") or guardian_id
-    digest = hashlib.sha256(f"{key}|{guardian_id}|{day.isoformat()}".encode()).hexdigest()[:24]
-    event_id = f"paper-ack-{digest}"  # registering the same slip twice is a replay
-    body = {"event_id": event_id, "date": day.isoformat(), **facts}
-    act = Act(ACK, event_id, body, _local_midnight(day, ctx.zone), PAPER)
-    outcome = _run_paper(ctx, act, lambda c, a: acknowledge(c, a, None, guardian_id))
-    children = len(outcome.body.get("children", []))
-    what = "already registered" if outcome.replay else "registered"
-    text = f"{what}: paper acknowledgement of {day:%Y-%m-%d} by {who}; children: {children}"
-    return Registered(text, outcome, event_id)
-
-
-def register_consent(
-    config: Config,
-    *,
-    login: str,
-    decision: str | None,
-    paper: bool | None,
-    date: str | None = None,
-) -> Registered:
-    """A consent or a refusal signed on paper; a refusal after consent is a withdrawal."""
-    _need_paper(paper)
-    if decision not in ("granted", "refused"):
-        raise OtmetkaError("say what the family signed: --granted or --refused")
-    ctx = _staff_context(config)
-    credential, guardian_id = _guardian_login(login, "consent is given by a parent")
-    day = parse_day(date, ctx.today)
-    event_id = f"paper-consent-{secrets.token_hex(12)}"
-    body = {
-        "event_id": event_id,
-        "login": credential.login,
-        "decision": decision,
-        "date": day.isoformat(),
-        "text_version": render.CONSENT_TEXT_VERSION,
-    }
-    act = Act(CONSENT, event_id, body, _local_midnight(day, ctx.zone), PAPER)
-    outcome = _run_paper(ctx, act, lambda c, a: consent(c, a, None, guardian_id))
-    return Registered(_consent_text(credential, day, outcome), outcome, event_id)
-
-
-def _consent_text(credential: Credential, day: dt.date, outcome: Outcome) -> str:
-    state = outcome.body["consent_state"]
-    head = f"registered paper consent of {day:%Y-%m-%d} for login {credential.login}: {state}"
-    if state == "granted":
-        active = events.active_credential(GUARDIAN, str(credential.person_id))
-        if active is None:
-            return head + "; no active login: issue one with `otmetka credentials issue`"
-        return head + "; the page now shows the family's data"
-    return (
-        head + "; the login is revoked and its page removed; the family is on the paper list "
-        "(`otmetka consent list --paper`)"
-    )
-
-
-def successor(config: Config, credential: Credential) -> creds.PreparedIssue | None:
-    """A new login for the person whose login leaked, derived now (outside a transaction);
-    None if the login is already off or the person has no page any more."""
-    key = (str(credential.person_kind), str(credential.person_id))
-    if credential.state != "active" or key not in render.people_with_pages():
-        return None
-    return creds.prepare_issue(config, [key], Reporter(quiet=True))
-
-
-def register_breach(
-    config: Config, *, login: str, received_at: str | dt.datetime, note: str | None = None
-) -> Registered:
-    """A report of a leaked login that reached the school by phone, letter or in person."""
-    ctx = _staff_context(config)
-    moment = parse_moment(received_at, ctx.zone, ctx.now)
-    credential = _login(login)
-    earlier = events.breaches_of(credential.get_id())
-    if earlier:
-        raise OtmetkaError(
-            f"login {credential.login} was already reported leaked (report № {earlier[0].id}); "
-            "see `otmetka breach list --all`"
-        )
-    ctx.prepared = successor(config, credential)
-    event_id = f"staff-breach-{secrets.token_hex(12)}"
-    body = {
-        "event_id": event_id,
-        "login": credential.login,
-        "received_at": iso(moment),
-        "note": note or "",
-    }
-    act = Act(BREACH, event_id, body, moment, PAPER)
-    outcome = _run_paper(ctx, act, lambda c, a: report_breach(c, a, credential, moment))
-    return Registered(_breach_text(ctx, credential, event_id), outcome, event_id)
-
-
-def _breach_text(ctx: ActContext, credential: Credential, event_id: str) -> str:
-    event = events.find(event_id)
-    report = events.breach_of_event(event) if event else None
-    assert report is not None
-    fresh = (
-        f"new login {report.new_login} is in the newest one-time list under "
-        f"{ctx.config.paths.var_dir / 'credentials'} (owner-only)"
-        if report.new_login
-        else "no new login issued (the login was already off, or the person has no page)"
-    )
-    told = ", ".join(json.loads(report.notified)) or "nobody: set school.head_email"
-    body = json.loads(event.response)["body"] if event else {}
-    return (
-        f"breach report № {report.id}: login {credential.login} revoked, its page blocked; "
-        f"{fresh}; deadline {_local(report.deadline, ctx.zone)}; "
-        f"{body.get('invalidated', 0)} acts made after {_local(report.received_at, ctx.zone)} "
-        f"marked invalid; notice queued for {told}"
-    )
-
-
-# --- registers -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BreachEntry:
-    """One report in the breach register."""
-
-    report_id: int
-    login: str
-    about: str
-    received_at: dt.datetime  # aware UTC
-    deadline: dt.datetime  # aware UTC
-    state: str  # open / closed
-    new_login: str
-    closed_at: dt.datetime | None
-
-    def status(self, now: dt.datetime) -> str:
-        if self.state == "closed":
-            return "closed"
-        return "overdue" if now > self.deadline else "open"
-
-
-def breach_register(include_closed: bool = False) -> list[BreachEntry]:
-    """Open reports (all with `include_closed`), oldest first; for the CLI and reminders."""
-    return [
-        BreachEntry(
-            report.id,
-            report.credential.login,
-            _about(report.credential),
-            utc(report.received_at),
-            utc(report.deadline),
-            report.state,
-            report.new_login,
-            utc(report.closed_at) if report.closed_at else None,
-        )
-        for report in events.breaches(include_closed)
-    ]
-
-
-@dataclass
-class Listing:
-    lines: list[str]
-
-    def summary(self) -> str:
-        return "\n".join(self.lines)
-
-
-def list_breaches(config: Config, *, include_closed: bool = False) -> Listing:
-    open_project(config)
-    now, zone = dt.datetime.now(dt.UTC), config.school.zone()
-    entries = breach_register(include_closed)
-    if not entries:
-        return Listing(["no open breach reports" if not include_closed else "no breach reports"])
-    lines = []
-    for entry in entries:
-        received, deadline = _local(entry.received_at, zone), _local(entry.deadline, zone)
-        lines.append(
-            f"№ {entry.report_id}  {entry.status(now):<8} received {received}"
-            f"  deadline {deadline}  login {entry.login} ({entry.about})"
-            + (f"  new login {entry.new_login}" if entry.new_login else "")
-        )
-    overdue = sum(1 for e in entries if e.status(now) == "overdue")
-    lines.append(f"{len(entries)} reports listed, {overdue} overdue")
-    return Listing(lines)
-
-
-def close_breach(config: Config, *, report_id: int, note: str | None) -> Registered:
-    """The head of school dealt with the report: the family has its new login."""
-    ctx = _staff_context(config)
-    report = events.breach_by_id(report_id)
-    if report is None:
-        raise OtmetkaError(
-            f"no breach report № {report_id}; `otmetka breach list --all` lists them"
-        )
-    if report.state == "closed":
-        raise OtmetkaError(f"breach report № {report_id} is already closed")
-    with transaction(ctx):
-        events.close_breach(report, ctx.now, note or "")
-        details = {"note": note or "", "overdue": ctx.now > utc(report.deadline)}
-        audit.append(ctx.actor, "breach.close", f"breach:{report.id}", details, ctx.now)
-    late = " (after its deadline)" if details["overdue"] else ""
-    return Registered(f"breach report № {report_id} closed{late}", Outcome(200, {}), "")
-
-
-def list_consents(config: Config, *, state: str | None, paper: bool | None) -> Listing:
-    """Each guardian's consent with its history, or the paper list of families."""
-    open_project(config)
-    zone = config.school.zone()
-    if paper:
-        return Listing(_paper_lines(zone))
-    history = events.consent_history()
-    names = events.guardian_names(history)
-    lines = []
-    for gid in sorted(history, key=lambda g: (names.get(g, ""), g)):
-        steps = history[gid]
-        current = events.last_state(steps)
-        if state and current != state:
-            continue
-        trail = "; ".join(
-            f"{s.state if not s.invalid else 'invalid ' + s.decision} "
-            f"{_local(s.occurred_at, zone)} ({s.channel}, text {s.text_version or '—'})"
-            for s in steps
-        )
-        lines.append(f"{current:<9} {names.get(gid, gid)}: {trail}")
-    counts = events.consent_counts()
-    lines.append(", ".join(f"{k} {v}" for k, v in counts.items()))
-    return Listing(lines)
-
-
-def _paper_lines(zone: ZoneInfo) -> list[str]:
-    families = events.paper_list(dt.datetime.now(zone).date())
-    lines = []
-    for family in families:
-        since = f" since {_local(family.since, zone)}" if family.since else ""
-        kids = ", ".join(f"{name} ({cls})" for _sid, name, cls in family.children)
-        lines.append(f"{family.name}: {family.reason}{since}; children: {kids}")
-    lines.append(f"{len(families)} families on the paper list")
-    return lines
-
-
-def verify_audit(config: Config) -> audit.Verification:
-    open_project(config)
-    return audit.verify()

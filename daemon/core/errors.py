@@ -1,9 +1,11 @@
-"""Errors shared by every part of otmetka.
+"""Errors shared by every part of otmetka, and what the CLI says about database failures.
 
-The CLI catches `OtmetkaError`, prints its message and exits 1 without a traceback, so
-every subclass must carry a message an operator can act on. It turns the SQLite failures an
-operator can fix (a full disk, a file-size limit, a lock held too long) into such a message
-too, with `database_error_message`.
+`OtmetkaError` is defined in otmetka.db.errors (the bottom layer, so every layer can raise
+it) and re-exported here for the daemon. The CLI catches `OtmetkaError`, prints its
+message and exits 1 without a traceback, so every subclass must carry a message an
+operator can act on. It turns the SQLite failures an operator can fix (a full disk, a
+file-size limit, a lock held too long) into such a message too, with
+`database_error_message`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from __future__ import annotations
 import resource
 from collections.abc import Iterator
 
+from otmetka.db.errors import OtmetkaError
+
+__all__ = ["OtmetkaError", "database_error_message"]
+
 # SQLite undoes a write it could not finish (a statement, or the whole transaction when it
 # failed at COMMIT) and our code rolls back any transaction an error leaves, so by the time
 # the CLI sees the error nothing of it is in the file.
 _ROLLED_BACK = "nothing was half-applied (SQLite rolled the unfinished write back)"
-
-
-class OtmetkaError(Exception):
-    """A user-facing error: the message says what is wrong and how to fix it."""
 
 
 _PG_LOCK_TIMEOUT = "55P03"  # lock_not_available: waited past lock_timeout

@@ -33,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from otmetka.daemon.demo import school
+
 log = logging.getLogger("otmetka.fake_upstream")
 
 CHANGES_PATH = "/exchange/v1/changes"
@@ -106,10 +108,8 @@ class FakeUpstream:
         cls, students: int = 300, seed: int = 1, as_of: dt.date | None = None, **kwargs: Any
     ) -> FakeUpstream:
         """The demo school (same generator as `otmetka demo`) as the upstream stream."""
-        from otmetka.daemon.demo import school as demo
-
-        header = demo.document_header(students, seed, as_of)
-        return cls(header, demo.iter_changes(students, seed, as_of), **kwargs)
+        header = school.document_header(students, seed, as_of)
+        return cls(header, school.iter_changes(students, seed, as_of), **kwargs)
 
     @property
     def url(self) -> str:

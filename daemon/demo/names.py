@@ -1,6 +1,6 @@
 """Word lists for the demo school: names, subjects, curriculum, lesson topics, texts.
 
-Pure data, kept apart from the logic in `otmetka.daemon.demo.school`. Name weights follow the rough
+Pure data, kept apart from the generators in `otmetka.daemon.demo`. Name weights follow the rough
 frequency of names in Russia for each generation (children born 2008–2020, parents born
 1975–1995, grandparents born 1950–1965), so a class list looks like a real one.
 """

@@ -10,10 +10,11 @@ import click
 
 from otmetka.daemon import runtime as project
 from otmetka.daemon.access import credentials
+from otmetka.daemon.core import settings
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo import school
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.endpoint import app as endpoint
 from otmetka.daemon.exchange import importer
@@ -53,9 +54,9 @@ def run_demo(
     project.open_project(config)
     _reset_for_demo()
     started = time.monotonic()
-    document = demo.generate_school(students=students, seed=seed, as_of=project.today_in(config))
+    document = school.generate_school(students=students, seed=seed, as_of=settings.today_in(config))
     if export_path is not None:
-        demo.write_exchange_file(document, export_path)
+        school.write_exchange_file(document, export_path)
         reporter.summary(f"exchange file written to {export_path}")
     result: importer.ImportResult | PullResult
     if upstream:
@@ -63,7 +64,7 @@ def run_demo(
     else:
         raw = from_document(document, f"demo school (seed {seed}, {students} students)")
         with reporter.bar("import", len(raw.changes)) as advance:
-            result = importer.import_batch(raw, project.mark_rules(config), progress=advance)
+            result = importer.import_batch(raw, settings.mark_rules(config), progress=advance)
     reporter.summary(f"{result.summary()} in {time.monotonic() - started:.1f} s")
     issued = credentials.issue_credentials(
         config, class_name=None, everyone=True, reporter=reporter
@@ -83,7 +84,7 @@ def _pull_from_fake_upstream(
     with FakeUpstream(document, document["changes"]) as fake:
         reporter.summary(f"fake upstream serving the demo school on {fake.url}")
         params = HttpParams(fake.url, fake.token, limit=config.source.page_limit)
-        return http_pull(params, rules=project.mark_rules(config), bar=reporter.bar)
+        return http_pull(params, rules=settings.mark_rules(config), bar=reporter.bar)
 
 
 def _show_demo_logins(issued: credentials.IssueResult, config: Config) -> None:

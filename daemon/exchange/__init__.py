@@ -1,3 +1,3 @@
-"""Journal data coming in: the exchange format, readers, the importer and its sources (HTTP,
-inbox, OneRoster).
+"""Journal data in and out: the exchange format, readers, the importer and its sources (HTTP,
+inbox, OneRoster), and the push of events upstream.
 """

@@ -9,7 +9,7 @@ clear `UpstreamError`. The token is sent only in the Authorization header: it is
 logged, never put in a message, and never follows a redirect to another host.
 
 Public API (also for bench/): `params_from_config(config)`, `HttpParams`,
-`UpstreamClient`, `pull(config_or_params, progress) -> PullResult`.
+`UpstreamClient`, `pull(params, progress) -> PullResult` (runtime.pull_now for a config).
 """
 
 from __future__ import annotations
@@ -458,7 +458,7 @@ def _note(**facts: Any) -> None:
 
 
 def pull(
-    source: Config | HttpParams,
+    params: HttpParams,
     progress: Progress | None = None,
     *,
     rules: MarkRules | None = None,
@@ -468,16 +468,9 @@ def pull(
 ) -> PullResult:
     """Pull pages from the stored cursor until upstream has no more (or `stop` is set).
 
-    With a Config, the project database is opened first; with HttpParams the caller has
-    opened it. Raises UpstreamError or BatchError; pages imported before stay imported.
+    The caller has opened the project database (runtime.pull_now does it for a Config).
+    Raises UpstreamError or BatchError; pages imported before stay imported.
     """
-    if isinstance(source, Config):
-        from otmetka.daemon import runtime as project
-
-        project.open_project(source)
-        params, rules = params_from_config(source), rules or project.mark_rules(source)
-    else:
-        params = source
     client = UpstreamClient(params, stop)
     result = PullResult(cursor=journal.cursor_of(SOURCE))
     shown = _Progress(progress, bar)

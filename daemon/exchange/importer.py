@@ -14,30 +14,37 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import json
 import logging
-import types
-import typing
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
-
 from otmetka.daemon.core.marks import MarkRules, MarkValue
-from otmetka.daemon.exchange import reader as batches
+from otmetka.daemon.exchange import reader, row_makers, validation
 from otmetka.daemon.exchange import schema as exchange
 from otmetka.daemon.exchange.reader import BatchError, Problems, RawBatch
-from otmetka.daemon.lists import classlists as lists
 from otmetka.db import journal, write_transaction
 
 log = logging.getLogger("otmetka.importer")
 
 Progress = Callable[[int], None]
+
+# Run inside each batch's transaction once the batch is applied (the class lists settle
+# teachers' corrections against it). Features above the exchange register here, through
+# the runtime's wiring, so the importer never imports them.
+AfterBatch = Callable[[MarkRules], None]
+_AFTER_BATCH: list[AfterBatch] = []
+
+
+def register_after_batch(hook: AfterBatch) -> None:
+    """Run `hook(rules)` after every batch is applied; registering it again changes nothing."""
+    if hook not in _AFTER_BATCH:
+        _AFTER_BATCH.append(hook)
+
 
 # Entities whose change touches every page (the school calendar, the bell, vocabularies).
 _GLOBAL = {
@@ -82,170 +89,6 @@ class ImportResult:
             f"{self.origin}: imported {self.records} records ({parts}); "
             f"{self.dirty_people} pages to rebuild"
         )
-
-
-# --- rows ---------------------------------------------------------------------------------
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _json_list(value: list[Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _flag(value: bool | None) -> bool | None:
-    # A bool, not 1/0: SQLite stores it as 1/0 anyway, PostgreSQL refuses an int for a boolean.
-    return None if value is None else bool(value)
-
-
-def _sub(value: Any, name: str) -> Any:
-    return None if value is None else getattr(value, name)
-
-
-def _bare(annotation: Any) -> tuple[Any, bool]:
-    """(type without None, whether None is allowed) of a field annotation."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], len(args) < len(typing.get_args(annotation))
-    return annotation, False
-
-
-def _convert(expression: str, annotation: Any, optional: bool = False) -> str:
-    """Python source turning a validated value into what the column stores."""
-    kind, may_be_none = _bare(annotation)
-    if kind is dt.date:
-        return f"_iso({expression})" if optional or may_be_none else f"{expression}.isoformat()"
-    if kind is bool:
-        return f"_flag({expression})"
-    if typing.get_origin(kind) is list:
-        return f"_json_list({expression})"
-    return expression
-
-
-def _nested_source(model: type[BaseModel], column: str) -> str | None:
-    """`substitution_reason` -> the `reason` of the nested `substitution`, if it is one."""
-    for name, info in model.model_fields.items():
-        inner, _ = _bare(info.annotation)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            sub = column.removeprefix(f"{name}_")
-            if sub != column and sub in inner.model_fields:
-                value = f"_sub(d[{name!r}], {sub!r})"
-                return _convert(value, inner.model_fields[sub].annotation, optional=True)
-    return None
-
-
-_SPECIAL = {
-    "id": "change.id",
-    "updated_at": "at",
-    "deleted_at": "None",  # an upsert clears a tombstone: the row is back
-    "mark.value": "mark.value",
-    "mark.value2": "mark.value2",
-    "mark.passed": "_flag(mark.passed)",
-}
-
-
-def _column_source(entity: str, column: str, defaults: dict[str, Any]) -> str:
-    model = exchange.ENTITY_MODELS[entity]
-    special = _SPECIAL.get(column) or _SPECIAL.get(f"{entity}.{column}")
-    if special:
-        return special
-    if column in model.model_fields:
-        return _convert(f"d[{column!r}]", model.model_fields[column].annotation)
-    nested = _nested_source(model, column)
-    if nested:
-        return nested
-    name = f"_default_{len(defaults)}"  # a column upstream does not send: its default
-    defaults[name] = journal.column_default(entity, column)
-    return name
-
-
-RowMaker = Callable[[Any, Mapping[str, Any], str, MarkValue | None], tuple[Any, ...]]
-
-
-def row_maker(entity: str) -> RowMaker:
-    """The function that turns one validated change into its table row, in column order.
-
-    It is generated once per entity as one tuple expression: a year is a million rows, and
-    a loop over columns per row would cost more than SQLite's own work on it.
-    """
-    names: dict[str, Any] = {
-        "_iso": _iso,
-        "_json_list": _json_list,
-        "_flag": _flag,
-        "_sub": _sub,
-    }
-    parts = [_column_source(entity, c, names) for c in journal.column_names(entity)]
-    source = f"def row(change, d, at, mark):\n    return ({', '.join(parts)},)\n"
-    exec(compile(source, f"<row of {entity}>", "exec"), names)
-    return typing.cast(RowMaker, names["row"])
-
-
-class _Reference(NamedTuple):
-    entity: str
-    label: str  # as written in REFERENCES, e.g. "substitution.original_teacher_id"
-    target: str
-    top: str
-    sub: str | None
-    many: bool
-    optional: bool
-
-
-def _references(entity: str) -> list[_Reference]:
-    model = exchange.ENTITY_MODELS[entity]
-    found = []
-    for label, target in exchange.REFERENCES.get(entity, {}).items():
-        top, _, sub = label.partition(".")
-        kind, optional = _bare(model.model_fields[top].annotation)
-        many = typing.get_origin(kind) is list
-        found.append(_Reference(entity, label, target, top, sub or None, many, optional))
-    return found
-
-
-def _reference_lines(number: int, ref: _Reference) -> list[str]:
-    """Source checking one reference field: `s<n>` holds the target ids upserted so far in
-    the batch, `k<n>` those known to be in the database already."""
-    lines = [f"v = d[{ref.top!r}]"]
-    if ref.sub:
-        lines.append(f"v = None if v is None else v.{ref.sub}")
-    if ref.many:
-        return [
-            *lines,
-            "for w in v:",
-            f"    if w not in s{number} and w not in k{number}: later((index, cid, R{number}, w))",
-        ]
-    guard = "v is not None and " if ref.optional or ref.sub else ""
-    unseen = f"v not in s{number} and v not in k{number}"
-    return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, v))"]
-
-
-CheckerFactory = Callable[..., Callable[[Mapping[str, Any], int, str], None]]
-
-
-def reference_checker(entity: str) -> CheckerFactory:
-    """`make(batch ids, known ids of each target..., later)` -> `check(data, index, change
-    id)`, which passes every reference to an id neither among the batch's ids so far nor
-    known to be stored to `later`. Generated like the rows."""
-    references = _references(entity)
-    body = [line for n, ref in enumerate(references) for line in _reference_lines(n, ref)]
-    targets = "".join(f"s{n}, k{n}, " for n in range(len(references)))
-    source = "\n".join(
-        [
-            f"def make({targets}later):",
-            "    def check(d, index, cid):",
-            *(f"        {line}" for line in body or ["pass"]),
-            "    return check",
-        ]
-    )
-    names: dict[str, Any] = {f"R{n}": ref for n, ref in enumerate(references)}
-    exec(compile(source, f"<references of {entity}>", "exec"), names)
-    return typing.cast(CheckerFactory, names["make"])
-
-
-def _utc_text(moment: dt.datetime, tz: ZoneInfo) -> str:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=tz)
-    return aware.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 # --- dirty set ------------------------------------------------------------------------------
@@ -293,19 +136,20 @@ def _record_dirty(affected: _Affected) -> int:
 
 # --- one batch ------------------------------------------------------------------------------
 
-_ROW_MAKERS: dict[str, RowMaker] = {}
-_CHECKERS: dict[str, CheckerFactory] = {}
+_ROW_MAKERS: dict[str, row_makers.RowMaker] = {}
+_CHECKERS: dict[str, row_makers.CheckerFactory] = {}
 
 
-def _generated() -> tuple[dict[str, RowMaker], dict[str, CheckerFactory]]:
+def _generated() -> tuple[dict[str, row_makers.RowMaker], dict[str, row_makers.CheckerFactory]]:
     if not _ROW_MAKERS:
         for entity in exchange.ENTITY_MODELS:
-            _ROW_MAKERS[entity] = row_maker(entity)
-            _CHECKERS[entity] = reference_checker(entity)
+            _ROW_MAKERS[entity] = row_makers.row_maker(entity)
+            _CHECKERS[entity] = row_makers.reference_checker(entity)
     return _ROW_MAKERS, _CHECKERS
 
 
-Pending = tuple[int, str, _Reference, str]  # record index, change id, reference, target id
+# record index, change id, reference, target id
+Pending = tuple[int, str, row_makers.Reference, str]
 _TARGETS = {target for fields in exchange.REFERENCES.values() for target in fields.values()}
 
 
@@ -341,7 +185,7 @@ class _Entity:
     def __init__(self, name: str, affected: _Affected) -> None:
         self.name = name
         self.make_row = _generated()[0][name]
-        self.references = _references(name)
+        self.references = row_makers.entity_references(name)
         # id -> fingerprint << 32 | record index; deletes also keep their time
         self.upserted: dict[str, int] = {}
         self.deleted: dict[str, tuple[int, str]] = {}
@@ -395,7 +239,7 @@ class _Run:
         if text is None:
             if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
                 self.stamps.clear()
-            text = self.stamps[key] = _utc_text(moment, self.tz)
+            text = self.stamps[key] = row_makers.utc_text(moment, self.tz)
         return text
 
     def take(self, index: int, change: Any, mark: MarkValue | None) -> None:
@@ -510,7 +354,7 @@ def _check_school(origin: str, header: exchange.EnvelopeHeader) -> list[str]:
 def _stream(raw: RawBatch, run: _Run, rules: MarkRules, progress: Progress | None) -> None:
     done = 0
     take = run.take
-    for valid in batches.validated(raw, rules, run.problems):
+    for valid in validation.validated(raw, rules, run.problems):
         if valid is not None:
             take(*valid)
         done += 1
@@ -518,7 +362,7 @@ def _stream(raw: RawBatch, run: _Run, rules: MarkRules, progress: Progress | Non
             progress(_PROGRESS_STEP)
     if progress and done % _PROGRESS_STEP:
         progress(done % _PROGRESS_STEP)
-    run.problems.extend(batches.late_header_problems(raw))
+    run.problems.extend(validation.late_header_problems(raw))
 
 
 def _apply(
@@ -548,9 +392,8 @@ def _apply(
         counts=result.counts,
         at=dt.datetime.now(dt.UTC),
     )
-    lists.settle_after_import(
-        rules
-    )  # teachers' list corrections vs this batch (otmetka.daemon.lists.classlists)
+    for hook in _AFTER_BATCH:
+        hook(rules)
     return result
 
 
@@ -585,7 +428,7 @@ def import_batch(
     it back, so a rejected batch leaves the database exactly as it was. `known` carries the
     ids stored by earlier batches of the same caller (see KnownIds).
     """
-    header = batches.check_header(raw)
+    header = validation.check_header(raw)
     if journal.batch_seen(raw.digest):
         return ImportResult(raw.origin, header.mode, header.cursor, already_imported=True)
     problems = Problems(raw.origin)
@@ -606,7 +449,7 @@ def import_batch(
 def import_file(
     path: Path, rules: MarkRules, *, source: str = "file", progress: Progress | None = None
 ) -> ImportResult:
-    return import_batch(batches.read_file(path), rules, source=source, progress=progress)
+    return import_batch(reader.read_file(path), rules, source=source, progress=progress)
 
 
 def import_document(
@@ -617,7 +460,7 @@ def import_document(
     source: str = "file",
     progress: Progress | None = None,
 ) -> ImportResult:
-    raw = batches.from_document(document, origin)
+    raw = reader.from_document(document, origin)
     return import_batch(raw, rules, source=source, progress=progress)
 
 
@@ -628,4 +471,5 @@ __all__ = [
     "import_batch",
     "import_document",
     "import_file",
+    "register_after_batch",
 ]

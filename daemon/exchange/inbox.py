@@ -33,7 +33,6 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import files, importer, oneroster, oneroster_csv
 from otmetka.daemon.exchange.reader import BatchError
-from otmetka.daemon.lists import classlists as lists
 
 log = logging.getLogger("otmetka.sources.inbox")
 
@@ -176,13 +175,24 @@ def _import_roster(
     return _Done(result.records, [result.summary()])
 
 
+# Files a feature above the exchange reads (a class list edited by its teacher, .xlsx),
+# by lower-case suffix: registered through the runtime's wiring, so the inbox never imports
+# them. A handler returns (records changed, summary lines).
+FileHandler = Callable[[Config, Path, MarkRules], tuple[int, list[str]]]
+_FILE_HANDLERS: dict[str, FileHandler] = {}
+
+
+def register_file_handler(suffix: str, handler: FileHandler) -> None:
+    """Hand inbox files ending in `suffix` (e.g. ".xlsx") to `handler`."""
+    _FILE_HANDLERS[suffix.lower()] = handler
+
+
 def import_path(
     config: Config, path: Path, rules: MarkRules, progress: Progress | None = None
 ) -> _Done:
-    if (
-        path.suffix.lower() == ".xlsx"
-    ):  # a class list edited by its teacher (otmetka.daemon.lists.classlists)
-        return _Done(*lists.import_for_inbox(config, path, rules))
+    handler = _FILE_HANDLERS.get(path.suffix.lower())
+    if handler is not None:
+        return _Done(*handler(config, path, rules))
     kind = files.kind_of(path)
     if kind == "oneroster" or (kind == "zip" and oneroster_csv.is_bundle_zip(path)):
         return _import_roster(config, path, rules, progress)

@@ -24,10 +24,11 @@ import nh3
 
 from otmetka.daemon.core.config import Config
 from otmetka.db import queries as q
+from otmetka.db import row_types
 from otmetka.db.mail import GuardianContact
-from otmetka.site_builder.pages import render
-from otmetka.site_builder.pages import views as v
-from otmetka.site_builder.pages.markdown import render_markdown
+from otmetka.site_builder import formatting, templating
+from otmetka.site_builder.markdown import render_markdown
+from otmetka.site_builder.pages import family, lookups
 
 INTRO_VERSION = 1  # bump when the introduction letter changes enough to send it again
 LOOKBACK_DAYS = 30  # how far back a late-entered mark is still news
@@ -73,22 +74,13 @@ class Letter:
 @functools.cache
 def _text_environment() -> jinja2.Environment:
     """Plain text must not be HTML-escaped; otherwise the same filters as the pages."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("otmetka.site_builder", "templates"),
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(render.environment().filters)
-    env.filters["plain"] = plain_markdown
-    return env
+    text = templating.environment(html=False, keep_trailing_newline=True)
+    return templating.with_filters(text, plain=plain_markdown)
 
 
 def _render_pair(name: str, **context: Any) -> tuple[str, str]:
     text = _text_environment().get_template(f"mail_{name}.txt.j2").render(**context)
-    markup = render.environment().get_template(f"mail_{name}.html.j2").render(**context)
+    markup = templating.environment().get_template(f"mail_{name}.html.j2").render(**context)
     return _tidy(text), markup
 
 
@@ -121,7 +113,7 @@ def greeting(person: GuardianContact) -> str:
     """«Здравствуйте, Мария Ивановна!»; without a patronymic, first and last name."""
     if person.middle_name:
         return f"Здравствуйте, {person.first_name} {person.middle_name}!"
-    return f"Здравствуйте, {v.full_name(person.first_name, person.last_name)}!"
+    return f"Здравствуйте, {lookups.full_name(person.first_name, person.last_name)}!"
 
 
 def page_url(base: str, page_id: str) -> str:
@@ -162,7 +154,7 @@ def intro_letter(
 
 def _recipient(person: GuardianContact) -> str:
     """«Иванова Мария <maria@example.ru>»; the mailer encodes the name."""
-    name = v.full_name(person.last_name, person.first_name, person.middle_name)
+    name = lookups.full_name(person.last_name, person.first_name, person.middle_name)
     name = " ".join(re.sub(r'[<>"\\\r\n]', " ", name).split())  # upstream text, not syntax
     return f"{name} <{person.email}>"
 
@@ -185,9 +177,9 @@ class ChildNews:
     name: str
     class_name: str
     marks: list[NewMark]
-    absences: list[v.AbsenceView]
-    recommendations: list[v.RecommendationView]
-    homework: list[v.HomeworkView]
+    absences: list[family.AbsenceView]
+    recommendations: list[family.RecommendationView]
+    homework: list[family.HomeworkView]
     seen: frozenset[str] = field(repr=False)
 
     @property
@@ -221,24 +213,28 @@ class Window:
         return key not in self.seen
 
 
-def load_index(class_row: q.ClassRow, lookup: v.Lookup) -> v.ClassIndex:
+def load_index(class_row: row_types.ClassRow, lookup: lookups.Lookup) -> lookups.ClassIndex:
     """One class's journal around `lookup.today`: the look-back and the week ahead."""
     today = lookup.today
-    start, end = today - LOOKBACK_DAYS * DAY, today + v.HOMEWORK_DAYS * DAY
+    start, end = today - LOOKBACK_DAYS * DAY, today + lookups.HOMEWORK_DAYS * DAY
     bundle = q.class_bundle(class_row.id, start, end, finals_from=start, notes_from=start)
-    return v.ClassIndex(bundle, v.ClassScope.build(class_row, lookup), lookup)
+    return lookups.ClassIndex(bundle, lookups.ClassScope.build(class_row, lookup), lookup)
 
 
-def child_news(student: q.StudentRow, index: v.ClassIndex, window: Window) -> ChildNews:
+def child_news(
+    student: row_types.StudentRow, index: lookups.ClassIndex, window: Window
+) -> ChildNews:
     """The child's marks, absences and recommendations the guardian has not been told of,
     and homework due after today (homework is not news, it is the week ahead)."""
     today, lookup = window.today, index.lookup
     keyed = _items(student.id, index, today)
     new = [(key, row) for key, day, row in keyed if window.is_new(key, day)]
-    spans = v.spans_of(student.id, index)
-    homework = [h for h in v.homework_view(student.id, spans, index).upcoming if h.due_date > today]
+    spans = family.spans_of(student.id, index)
+    homework = [
+        h for h in family.homework_view(student.id, spans, index).upcoming if h.due_date > today
+    ]
     return ChildNews(
-        name=v.full_name(student.last_name, student.first_name),
+        name=lookups.full_name(student.last_name, student.first_name),
         class_name=index.scope.class_row.name,
         marks=sorted(
             (_new_mark(r, index) for k, r in new if k.startswith("m:")),
@@ -251,7 +247,9 @@ def child_news(student: q.StudentRow, index: v.ClassIndex, window: Window) -> Ch
     )
 
 
-def _items(student_id: str, index: v.ClassIndex, today: dt.date) -> list[tuple[str, dt.date, Any]]:
+def _items(
+    student_id: str, index: lookups.ClassIndex, today: dt.date
+) -> list[tuple[str, dt.date, Any]]:
     """(key, date, row) of every mark, absence and recommendation up to today, by date."""
     items: list[tuple[str, dt.date, Any]] = []
     items += [(f"m:{m.id}", m.date, m) for m in index.marks.get(student_id, ())]
@@ -264,22 +262,22 @@ def _items(student_id: str, index: v.ClassIndex, today: dt.date) -> list[tuple[s
     return sorted((i for i in items if i[1] <= today), key=lambda i: (i[1], i[0]))
 
 
-def _new_mark(mark: q.MarkRow, index: v.ClassIndex) -> NewMark:
+def _new_mark(mark: row_types.MarkRow, index: lookups.ClassIndex) -> NewMark:
     lookup = index.lookup
     period = lookup.periods_by_id.get(mark.period_id or "")
     work = index.works_by_id.get(mark.work_id or "")
-    if mark.kind in q.FINAL_KINDS:
+    if mark.kind in row_types.FINAL_KINDS:
         note = f"итоговая, {period.name}" if period else "итоговая за год"
     elif work is not None:
         note = work.title or lookup.work_kinds.get(work.kind, "")
     else:
-        note = render.MARK_KINDS.get(mark.kind, "")
+        note = formatting.MARK_KINDS.get(mark.kind, "")
     return NewMark(lookup.subject(mark.subject_id), mark.raw_text, mark.date, note)
 
 
-def _absence(row: q.AttendanceRow, lookup: v.Lookup) -> v.AbsenceView:
+def _absence(row: row_types.AttendanceRow, lookup: lookups.Lookup) -> family.AbsenceView:
     code = lookup.codes.get(row.code)
-    return v.AbsenceView(
+    return family.AbsenceView(
         date=row.date,
         slot=row.slot,
         subject=lookup.subject(row.subject_id),
@@ -290,8 +288,10 @@ def _absence(row: q.AttendanceRow, lookup: v.Lookup) -> v.AbsenceView:
     )
 
 
-def _recommendation(row: q.RecommendationRow, lookup: v.Lookup) -> v.RecommendationView:
-    return v.RecommendationView(
+def _recommendation(
+    row: row_types.RecommendationRow, lookup: lookups.Lookup
+) -> family.RecommendationView:
+    return family.RecommendationView(
         row.date, lookup.teacher_short(row.teacher_id), lookup.subject(row.subject_id), row.text
     )
 
@@ -325,9 +325,9 @@ def digest_letter(
         address=address,
         since=since,
         today=today,
-        categories=render.ATTENDANCE_CATEGORIES,
+        categories=formatting.ATTENDANCE_CATEGORIES,
     )
-    subject = f"Электронный дневник: новое на {render.date_long(today)}"
+    subject = f"Электронный дневник: новое на {formatting.date_long(today)}"
     attachments = (address.attachment,) if address.attachment else ()
     return Letter((_recipient(guardian),), subject, text, markup, attachments)
 
@@ -350,7 +350,7 @@ STAGES = {"nearing": "срок рассмотрения истекает", "over
 
 def _moment(value: dt.datetime, config: Config) -> str:
     local = value.astimezone(config.school.zone())
-    return f"{render.date_long(local.date())}, {local:%H:%M}"
+    return f"{formatting.date_long(local.date())}, {local:%H:%M}"
 
 
 def breach_reminder_letter(

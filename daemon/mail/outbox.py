@@ -5,7 +5,7 @@ Rows of `OutboxItem` are queued by whoever records an act (the endpoint queues
 items of each kind to the sender registered for that kind and records the outcome: a
 delivered item gets `done_at`; a failed one keeps its error, counts an attempt and waits
 (exponential backoff, stored in `next_try`, so it survives restarts). Kinds without a
-sender are left alone, so mail waits in the same table until the mailer registers.
+sender are left alone, so mail waits in the same table until its sender is registered.
 
 Delivery is at least once; the receiver deduplicates by the item's key (upstream by
 `event_id`), which makes it exactly once in effect even when the daemon dies between
@@ -15,18 +15,14 @@ sending and recording.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import json
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from otmetka.daemon.core.config import Config
+from otmetka.daemon.core.delivery import BatchSize, Delivery, Sender, SenderUnavailable
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.exchange import http
-from otmetka.daemon.runtime import open_project
 from otmetka.db import outbox as sync_db
 from otmetka.db.outbox import OutboxEntry
 
@@ -36,28 +32,9 @@ OK_FACT = "outbox.last_ok"
 ERROR_FACT = "outbox.last_error"
 FIRST_RETRY = dt.timedelta(minutes=1)
 
-
-@dataclass(frozen=True)
-class Delivery:
-    ok: bool
-    error: str = ""
-
-
-class SenderUnavailable(OtmetkaError):
-    """The channel is not configured (no upstream URL, mail off): items wait untouched."""
-
-
-# A sender delivers a batch and says, per item key, what happened. It raises
-# SenderUnavailable when it cannot try at all, and OtmetkaError when the channel failed
-# as a whole (every item of the batch then counts a failed attempt).
-Sender = Callable[[Config, list[OutboxEntry], threading.Event], dict[str, Delivery]]
-BatchSize = Callable[[Config], int]
-
+# Filled by the runtime's wiring, so `otmetka run` and `otmetka outbox flush` deliver every
+# kind without the outbox knowing who sends what.
 _SENDERS: dict[str, tuple[Sender, BatchSize]] = {}
-
-# Modules that register their sender when imported; `flush` imports them, so `otmetka run`
-# and `otmetka outbox flush` deliver every kind without the CLI knowing the kinds.
-SENDER_MODULES = ("otmetka.daemon.mail.mailer",)
 
 
 def register_sender(kind: str, sender: Sender, batch_size: BatchSize = lambda _c: 50) -> None:
@@ -66,41 +43,12 @@ def register_sender(kind: str, sender: Sender, batch_size: BatchSize = lambda _c
 
 
 def registered_kinds() -> list[str]:
-    for module in SENDER_MODULES:
-        importlib.import_module(module)
     return list(_SENDERS)
 
 
-# --- pushing events upstream ----------------------------------------------------------------
-
-_WIRE_TYPES = {"push_event": "event", "local_change": "local_change"}
-
-
-def _wire(item: OutboxEntry) -> dict[str, Any]:
-    return {"event_id": item.key, "type": _WIRE_TYPES[item.kind], "data": json.loads(item.payload)}
-
-
-def _verdict(answer: dict[str, Any] | None) -> Delivery:
-    if answer is None:
-        return Delivery(False, "upstream did not confirm this event; it is sent again")
-    if answer.get("status") in ("accepted", "duplicate"):
-        return Delivery(True)
-    return Delivery(False, f"upstream refused it: {answer.get('error') or answer.get('status')}")
-
-
-def push_upstream(
-    config: Config, items: list[OutboxEntry], stop: threading.Event
-) -> dict[str, Delivery]:
-    """POST the items to upstream /exchange/v1/events; idempotent by event id."""
-    if not config.source.url:
-        raise SenderUnavailable("source.url is not set, so nothing can be pushed upstream")
-    client = http.UpstreamClient(http.params_from_config(config), stop)
-    verdicts = client.push_events([_wire(item) for item in items])
-    return {item.key: _verdict(verdicts.get(item.key)) for item in items}
-
-
-for _kind in _WIRE_TYPES:
-    register_sender(_kind, push_upstream, lambda config: config.source.push_batch)
+def clear_senders() -> None:
+    """Forget every registered sender (for tests that wire their own)."""
+    _SENDERS.clear()
 
 
 # --- flushing -------------------------------------------------------------------------------
@@ -171,7 +119,6 @@ def flush(
     config: Config, *, now: dt.datetime | None = None, stop: threading.Event | None = None
 ) -> FlushResult:
     """Send every due item of every kind that has a sender; returns what happened."""
-    open_project(config)
     moment = now or sync_db.now_utc()
     result = FlushResult()
     for kind in registered_kinds():

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otmetka.daemon.acts.rules import staff_actor
+from otmetka.daemon.acts.paper import staff_actor
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
-from otmetka.daemon.ops.backup import private_dir
-from otmetka.daemon.runtime import open_project
+from otmetka.daemon.core.private import PRIVATE_FILE, private_dir
 from otmetka.db import audit, write_transaction
 from otmetka.db import retention as kept
-from otmetka.site_builder import crypto
-from otmetka.site_builder.pages import render
+from otmetka.site_builder import crypto, formatting
+from otmetka.site_builder.atomic import write_atomic
 
 # --- purge ---------------------------------------------------------------------------------------
 
@@ -70,7 +69,6 @@ def purge(
     config: Config, *, dry_run: bool = False, now: dt.datetime | None = None, actor: str = ""
 ) -> PurgeResult:
     """Delete the data of students who left more than `retention.purge_after_days` ago."""
-    open_project(config)
     moment = now or dt.datetime.now(dt.UTC)
     cutoff = cutoff_of(config, moment)
     before = moment - dt.timedelta(days=config.retention.purge_after_days)
@@ -109,15 +107,6 @@ def scheduled_purge(config: Config) -> str | None:
     """The daemon's check: purge what is due; None when there was nothing."""
     result = purge(config, actor="daemon:retention")
     return result.summary() if result.rows else None
-
-
-def _register_scheduled_check() -> None:
-    from otmetka.daemon.runner import scheduler
-
-    scheduler.register_deadline_check("retention", scheduled_purge)
-
-
-_register_scheduled_check()
 
 
 # --- the extract of the event log ---------------------------------------------------------------
@@ -188,7 +177,6 @@ def _entry_with_check(entry: Any) -> dict[str, Any]:
 
 def collect_extract(config: Config, login: str, now: dt.datetime | None = None) -> Extract:
     """Every event and audit entry of the person behind `login` (all their logins)."""
-    open_project(config)
     credential = kept.credential_by_login(crypto.normalise_login(login))
     if credential is None:
         raise OtmetkaError(f"no login «{login}»; check the spelling on the slip")
@@ -248,10 +236,7 @@ def extract(
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
+    write_atomic(path, text.encode("utf-8"), mode=PRIVATE_FILE)
 
 
 CSV_COLUMNS = [
@@ -280,8 +265,6 @@ CSV_COLUMNS = [
 
 def _csv_text(found: Extract) -> str:
     """One row per audit entry, then one per event; columns that do not apply are empty."""
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -305,7 +288,7 @@ CHANNELS = {"electronic": "электронно, со страницы", "paper"
 def _local(text: str, config: Config) -> str:
     moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
     local = moment.astimezone(config.school.zone())
-    return f"{render.date_long(local.date())}, {local:%H:%M:%S}"
+    return f"{formatting.date_long(local.date())}, {local:%H:%M:%S}"
 
 
 def _event_lines(number: int, event: dict[str, Any], config: Config) -> list[str]:

@@ -34,13 +34,14 @@ from otmetka.daemon.access import credentials as creds
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.runtime import open_project, today_in
+from otmetka.daemon.core.settings import today_in
 from otmetka.db import credentials as stored
-from otmetka.db import journal, write_transaction
+from otmetka.db import journal, row_types, write_transaction
 from otmetka.db import printing as printed
 from otmetka.db import queries as q
 from otmetka.site_builder.atomic import write_atomic
-from otmetka.site_builder.pdf import extracts
+from otmetka.site_builder.pdf import extracts, slips
+from otmetka.site_builder.pdf.engine import render_pdf
 from otmetka.site_builder.workers import spawn_pool
 
 CACHE_KEEP_DAYS = 35  # a cached extract unused this long is deleted
@@ -78,7 +79,7 @@ def _nothing_reason(empty: list[str]) -> str:
     return f"no student with a family on paper delivery (or no students) in {names}"
 
 
-def _classes(class_name: str | None, everyone: bool) -> list[q.ClassRow]:
+def _classes(class_name: str | None, everyone: bool) -> list[row_types.ClassRow]:
     if bool(class_name) == bool(everyone):
         raise OtmetkaError("say which extracts to print: --class 7Б or --all (not both)")
     classes = q.class_units()
@@ -110,7 +111,7 @@ def _file_name(class_name: str, paper_only: bool) -> str:
 
 @dataclass(frozen=True)
 class _Plan:
-    classes: list[q.ClassRow]
+    classes: list[row_types.ClassRow]
     folder: Path  # where the class PDFs go
     single_file: Path | None  # --out for one class
     paper_only: bool
@@ -118,7 +119,11 @@ class _Plan:
 
 
 def _plan(
-    config: Config, classes: list[q.ClassRow], out: Path | None, paper_only: bool, today: dt.date
+    config: Config,
+    classes: list[row_types.ClassRow],
+    out: Path | None,
+    paper_only: bool,
+    today: dt.date,
 ) -> _Plan:
     default = config.printing.extracts_dir / today.isoformat()
     if len(classes) == 1 and out is not None and not out.is_dir():
@@ -245,8 +250,6 @@ def _index_lines(
 def _write_index(
     config: Config, plan: _Plan, done: list[extracts.ClassExtracts], files: dict[str, Path]
 ) -> Path:
-    from otmetka.site_builder.pdf.engine import render_pdf
-
     school = q.school()
     html = extracts.index_html(
         school_name=school.name if school and school.name else config.school.name,
@@ -331,7 +334,6 @@ def print_extracts(
     `today` (default: the school's today) is the date the data is given for and the date
     of issue. `layout="class"` renders a class as one document (for bench/print.py).
     """
-    open_project(config)
     started = time.perf_counter()
     day = today or today_in(config)
     plan = _plan(config, _classes(class_name, everyone), out, paper_only, day)
@@ -405,8 +407,6 @@ class SlipsResult:
 
 
 def _login_only(config: Config, people: set[creds.PageKey]) -> SlipsResult:
-    from otmetka.site_builder.pdf import slips
-
     active = stored.active_by_person()
     keys = sorted(k for k in people if k in active)
     if not keys:
@@ -432,7 +432,6 @@ def print_slips(
     reporter: Reporter,
 ) -> SlipsResult:
     """Slips for the people of a class (or everyone) who have not been given one."""
-    open_project(config)
     people = creds.people_in_scope(class_name, everyone)
     if login_only:
         return _login_only(config, people)

@@ -4,7 +4,7 @@ The PDFs are written owner-only (they hold marks and names) under
 `paths.var_dir/reports/<date>/` unless `--out` says otherwise, recorded (otmetka.db.analytics), and
 their readers' pages marked for a rebuild: the next build links a class's latest report
 from its class teacher's page and the school's from the deputy heads' pages, encrypted for
-each reader (otmetka.site_builder.report_attachments). `report school` also writes and records every
+each reader (otmetka.site_builder.attachments). `report school` also writes and records every
 class's report, so each class teacher gets theirs.
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -22,11 +20,14 @@ from pathlib import Path
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
-from otmetka.daemon.lists.classlists import find_class, safe_name
-from otmetka.daemon.runtime import open_project, today_in
+from otmetka.daemon.core.private import PRIVATE_FILE
+from otmetka.daemon.core.settings import today_in
+from otmetka.daemon.lists.export import safe_name
+from otmetka.daemon.lists.layout import find_class
 from otmetka.db import acts as events
 from otmetka.db import analytics, write_transaction
 from otmetka.db import queries as q
+from otmetka.site_builder.atomic import write_atomic
 from otmetka.site_builder.pdf import reports
 
 ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -54,17 +55,7 @@ class ReportResult:
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pdf")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=PRIVATE_FILE)
 
 
 def _target(out: Path | None, default: Path) -> Path:
@@ -97,7 +88,6 @@ def report_class(
     if not class_name:
         raise OtmetkaError("say which class: otmetka report class 7Б")
     started = time.monotonic()
-    open_project(config)
     today = today or today_in(config)
     row = find_class(class_name)
     school = reports.School.load(today, config.school.name)
@@ -117,7 +107,6 @@ def report_school(
 ) -> ReportResult:
     """Write every class's analytics PDF and the school's (overview + every class)."""
     started = time.monotonic()
-    open_project(config)
     today = today or today_in(config)
     school = reports.School.load(today, config.school.name)
     if not school.lookup.classes:

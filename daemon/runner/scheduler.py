@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import logging.handlers
 import signal
@@ -28,42 +27,29 @@ import schedule
 import waitress
 from waitress import wasyncore
 
-from otmetka.daemon import runtime as project
-from otmetka.daemon.core import pidfile as daemon_status
+from otmetka.daemon import runtime
+from otmetka.daemon.core import jobs, pidfile, settings
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.endpoint import app
 from otmetka.daemon.exchange import http
 from otmetka.daemon.exchange.inbox import Inbox, InboxWatcher
 from otmetka.daemon.mail import outbox
 from otmetka.daemon.ops import backup
-from otmetka.daemon.runtime import open_project
-from otmetka.db import build_state as site_state
-from otmetka.db import close_database
+from otmetka.db import build_state, close_database
 
 log = logging.getLogger("otmetka.scheduler")
 
 # --- deadline checks --------------------------------------------------------------------------
 
-# Checks of legal deadlines (e.g. the one working day to handle a breach report). The
-# endpoint's breach handling registers its check here; the scheduler runs every registered
-# check each `schedule.deadline_check_minutes`. A check returns a line for the log (or None
-# when there was nothing to do) and raises on failure.
-DeadlineCheck = Callable[[Config], str | None]
-DEADLINE_CHECKS: dict[str, DeadlineCheck] = {}
-# Modules that register a check when imported (add e.g. "otmetka.daemon.acts.rules" here).
-DEADLINE_MODULES: tuple[str, ...] = ("otmetka.daemon.mail.mailer", "otmetka.daemon.ops.retention")
-
-
-def register_deadline_check(name: str, check: DeadlineCheck) -> None:
-    DEADLINE_CHECKS[name] = check
+# The checks themselves are registered in core/jobs.py by the runtime's wiring (which
+# open_project runs); the scheduler runs them all each `schedule.deadline_check_minutes`.
 
 
 def run_deadline_checks(config: Config) -> str | None:
-    for module in DEADLINE_MODULES:
-        importlib.import_module(module)
     lines, failures = [], []
-    for name, check in DEADLINE_CHECKS.items():
+    for name, check in jobs.DEADLINE_CHECKS.items():
         try:
             line = check(config)
         except Exception as error:  # one broken check must not hide the others
@@ -119,10 +105,10 @@ class Daemon:
         self.watch = watch and config.source.kind != "none"  # inbox also for http: USB sticks
         self.stop_event = threading.Event()
         self.wake = threading.Event()
-        self.lock = daemon_status.PidLock(daemon_status.pid_path(config))
+        self.lock = pidfile.PidLock(pidfile.pid_path(config))
         endpoint = f"http://{config.endpoint.host}:{config.endpoint.port}/"
-        self.status = daemon_status.StatusFile(daemon_status.status_path(config), endpoint)
-        self.inbox = Inbox(config, project.mark_rules(config))
+        self.status = pidfile.StatusFile(pidfile.status_path(config), endpoint)
+        self.inbox = Inbox(config, settings.mark_rules(config))
         self.watcher: InboxWatcher | None = None
         self.server: Any = None
         self.server_thread: threading.Thread | None = None
@@ -135,7 +121,7 @@ class Daemon:
     def start(self) -> None:
         self.lock.acquire()
         try:
-            open_project(self.config)
+            runtime.open_project(self.config)
             if self.serve:
                 self._start_endpoint()
             if self.watch:
@@ -148,10 +134,8 @@ class Daemon:
             raise
 
     def _start_endpoint(self) -> None:
-        from otmetka.daemon.endpoint import app as endpoint
-
         self.server = waitress.create_server(
-            endpoint.create_app(self.config),
+            app.create_app(self.config),
             sockets=[_listening_socket(self.config.endpoint.host, self.config.endpoint.port)],
             threads=self.config.endpoint.threads,
             ident="otmetka",
@@ -234,14 +218,14 @@ class Daemon:
     # --- the jobs ---
 
     def pull(self) -> str:
-        open_project(self.config)
+        runtime.open_project(self.config)
         params = http.params_from_config(self.config)
-        result = http.pull(params, rules=project.mark_rules(self.config), stop=self.stop_event)
+        result = http.pull(params, rules=settings.mark_rules(self.config), stop=self.stop_event)
         self.build_wanted |= result.changed
         return result.summary()
 
     def take_inbox(self) -> str | None:
-        open_project(self.config)
+        runtime.open_project(self.config)
         outcomes = self.inbox.tick()
         self.build_wanted |= any(outcome.changed for outcome in outcomes)
         return "; ".join(outcome.message for outcome in outcomes) or None
@@ -249,16 +233,16 @@ class Daemon:
     def pages_waiting(self) -> None:
         """Acts recorded by the endpoint mark pages to redo (a class teacher's control table
         shows who consented and acknowledged); no pull has to change anything for those."""
-        open_project(self.config)
-        self.build_wanted |= site_state.any_dirty()
+        runtime.open_project(self.config)
+        self.build_wanted |= build_state.any_dirty()
 
     def build(self) -> str:
         self.build_wanted = False  # a failed build waits for the next change, not 1 s
-        result = project.build(self.config, Reporter(quiet=True))
+        result = runtime.build(self.config, Reporter(quiet=True))
         return result.summary()
 
     def flush_outbox(self) -> str | None:
-        open_project(self.config)
+        runtime.open_project(self.config)
         result = outbox.flush(self.config, stop=self.stop_event)
         if result.errors:
             raise OtmetkaError(result.summary())

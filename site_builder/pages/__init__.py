@@ -1,1 +1,2 @@
-"""Page content: view models per role, charts, markdown and the Jinja rendering of pages."""
+"""Page content: who has a page, view models per role, charts, and the pages assembled and
+rendered class by class."""

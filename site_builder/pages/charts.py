@@ -39,11 +39,6 @@ def number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}".replace(".", ",")
 
 
-def percent(share: float | None) -> str:
-    """0.955 -> «95,5 %»."""
-    return "—" if share is None else f"{share * 100:.1f}".replace(".", ",") + " %"
-
-
 def _fmt(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 

@@ -3,7 +3,7 @@
 A full build of a big school spends nearly all its time on per-class work (one bundle of
 the class's journal, each child's section, the staff tables), which one process does on
 one core. With `site.build_workers` > 1 each worker renders whole classes and sends back
-a `render.ClassWork`; the builder takes them in school order, assembles the pages that
+an `assembly.ClassWork`; the builder takes them in school order, assembles the pages that
 gather several classes (guardians, class and deputy heads) and encrypts and writes pages
 while the workers render the next classes.
 
@@ -19,34 +19,33 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 
 from otmetka.db import open_database
-from otmetka.site_builder.pages import render
+from otmetka.site_builder.pages import assembly, audience
 from otmetka.site_builder.workers import database_url, spawn_pool
 
-PageKey = tuple[str, str]
 _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages held
 
-_build: render._Build | None = None  # a worker's own view of the school, made once
+_build: assembly.PageBuild | None = None  # a worker's own view of the school, made once
 
 
-def _start(url: str, today: dt.date, wanted: set[PageKey] | None) -> None:
+def _start(url: str, today: dt.date, wanted: set[audience.PageKey] | None) -> None:
     global _build
     open_database(url)
-    _build = render._build_for(today, wanted)
+    _build = assembly.build_for(today, wanted)
 
 
-def _work(class_id: str) -> render.ClassWork:
+def _work(class_id: str) -> assembly.ClassWork:
     assert _build is not None, "the worker was not started"
     return _build.class_work(class_id)
 
 
 def class_works(
-    todo: list[str], today: dt.date, wanted: set[PageKey] | None, workers: int
-) -> Iterator[render.ClassWork]:
+    todo: list[str], today: dt.date, wanted: set[audience.PageKey] | None, workers: int
+) -> Iterator[assembly.ClassWork]:
     """The work of every class in `todo`, in that order, rendered by `workers` processes."""
     url = database_url()
     assert url is not None
     pool = spawn_pool(min(workers, len(todo)), _start, (url, today, wanted))
-    pending: deque[Future[render.ClassWork]] = deque()
+    pending: deque[Future[assembly.ClassWork]] = deque()
     classes = iter(todo)
     try:
         for class_id in classes:

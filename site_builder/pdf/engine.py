@@ -19,12 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from weasyprint import CSS, HTML
-from weasyprint.document import Document
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import URLFetcher
+if TYPE_CHECKING:  # WeasyPrint takes most of a second to load: only PDF work loads it
+    from weasyprint import CSS
+    from weasyprint.document import Document
 
 FONT_FAMILY = '"PT Sans", sans-serif'
 
@@ -48,19 +47,23 @@ def fonts_version() -> str:
     return digest.hexdigest()[:12]
 
 
-class LocalOnlyFetcher(URLFetcher):  # type: ignore[misc]
-    """Fetches the shipped fonts and data: URLs; refuses every other URL."""
+def local_only_fetcher() -> Any:
+    """A URL fetcher for the shipped fonts and data: URLs that refuses every other URL."""
+    from weasyprint.urls import URLFetcher
 
-    def __init__(self) -> None:
-        super().__init__(allowed_protocols=("file", "data"))
-        self._root = fonts_dir().resolve()
+    class LocalOnlyFetcher(URLFetcher):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols=("file", "data"))
+            self._root = fonts_dir().resolve()
 
-    def fetch(self, url: str, headers: Any = None) -> Any:
-        if url.startswith("file:"):
-            path = Path(url.split("?")[0].removeprefix("file://")).resolve()
-            if not path.is_relative_to(self._root):
-                raise ValueError(f"refusing to read {url}: only the shipped fonts are read")
-        return super().fetch(url, headers)
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if url.startswith("file:"):
+                path = Path(url.split("?")[0].removeprefix("file://")).resolve()
+                if not path.is_relative_to(self._root):
+                    raise ValueError(f"refusing to read {url}: only the shipped fonts are read")
+            return super().fetch(url, headers)
+
+    return LocalOnlyFetcher()
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,16 @@ class RenderedPdf:
 
 class _Engine:
     def __init__(self) -> None:
+        from weasyprint.text.fonts import FontConfiguration
+
         self.font_config = FontConfiguration()
-        self.fetcher = LocalOnlyFetcher()
+        self.fetcher = local_only_fetcher()
         self.base_url = fonts_dir().as_uri() + "/"
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 - one engine per process, kept for good
     def stylesheet(self, css: str) -> CSS:
+        from weasyprint import CSS
+
         return CSS(
             string=fonts_css() + "\n" + css,
             base_url=self.base_url,
@@ -85,6 +92,8 @@ class _Engine:
         )
 
     def layout(self, html: str, css: str) -> Document:
+        from weasyprint import HTML
+
         return HTML(string=html, base_url=self.base_url, url_fetcher=self.fetcher).render(
             stylesheets=[self.stylesheet(css)], font_config=self.font_config
         )

@@ -1,7 +1,7 @@
 """Paper extracts: one A4 extract per student, printed class by class.
 
 An extract shows what the student's page shows, from the same view models
-(`otmetka.site_builder.pages.views.child_view`), so paper and screen agree: grades by subject with
+(`otmetka.site_builder.pages.family.child_view`), so paper and screen agree: grades by subject with
 averages, attendance, the test schedule, homework of the coming week and recommendations,
 under the school's header with the date of issue, and ends with a tear-off acknowledgement
 slip carrying a short code that staff type into `otmetka ack register`.
@@ -35,11 +35,11 @@ import jinja2
 from markupsafe import Markup
 
 from otmetka.db import acts as events
-from otmetka.db import database, open_database
+from otmetka.db import database, open_database, row_types
 from otmetka.db import queries as q
-from otmetka.site_builder import crypto, static_files
-from otmetka.site_builder.pages import render
-from otmetka.site_builder.pages import views as v
+from otmetka.site_builder import crypto, formatting, static_files, templating
+from otmetka.site_builder.pages import family, lookups
+from otmetka.site_builder.pdf import engine
 
 CODE_LENGTH = 8
 # Where the code goes: the content is hashed without it, since the code derives from the hash.
@@ -75,13 +75,13 @@ def format_code(code: str) -> str:
 # --- templates and styles -------------------------------------------------------------------
 
 
-def _marks_text(marks: Sequence[v.MarkView]) -> str:
+def _marks_text(marks: Sequence[family.MarkView]) -> str:
     """«5 (7.09), 4- ×2 (14.09)»: one text run per subject lays out far faster than a box
     per mark, and 60 marks still wrap like a sentence."""
     out = []
     for mark in marks:
-        extra = f" ×{render.number(mark.weight)}" if mark.weight != 1 else ""
-        kind = render.MARK_KINDS.get(mark.kind)
+        extra = f" ×{formatting.number(mark.weight)}" if mark.weight != 1 else ""
+        kind = formatting.MARK_KINDS.get(mark.kind)
         note = f", {kind}" if kind else ""
         out.append(f"{mark.raw}{extra} ({mark.date.day}.{mark.date.month:02}{note})")
     return ", ".join(out)
@@ -90,10 +90,7 @@ def _marks_text(marks: Sequence[v.MarkView]) -> str:
 @functools.cache
 def environment() -> jinja2.Environment:
     """The pages' environment (same filters, same wording) plus the print filters."""
-    env = render.environment().overlay()
-    env.filters = dict(env.filters)  # an overlay shares the dict: do not touch the pages'
-    env.filters["marks"] = _marks_text
-    return env
+    return templating.with_filters(templating.environment(), marks=_marks_text)
 
 
 @functools.cache
@@ -124,12 +121,10 @@ def _weasyprint_version() -> str:
 
 def content_hash(article: str, css: str) -> str:
     """Everything that decides the printed pages, except the code (derived from this)."""
-    from otmetka.site_builder.pdf.engine import fonts_version
-
     wrapper = (
         resources.files("otmetka.site_builder") / "templates" / "print_document.html.j2"
     ).read_text(encoding="utf-8")
-    parts = (_weasyprint_version(), fonts_version(), wrapper, css, article)
+    parts = (_weasyprint_version(), engine.fonts_version(), wrapper, css, article)
     return hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -139,10 +134,10 @@ def content_hash(article: str, css: str) -> str:
 @dataclass(frozen=True)
 class ExtractContext:
     school_name: str
-    child: v.ChildView
+    child: family.ChildView
     full_name: str  # with the patronymic: an extract is a document given to a family
     guardians: list[str]
-    period: q.PeriodRow | None
+    period: row_types.PeriodRow | None
     today: dt.date
     issued: dt.date
 
@@ -214,9 +209,9 @@ class ClassExtracts:
 
 @dataclass
 class _School:
-    lookup: v.Lookup
+    lookup: lookups.Lookup
     school_name: str
-    guardians: dict[str, list[q.GuardianRow]]
+    guardians: dict[str, list[row_types.GuardianRow]]
     on_paper: set[str]  # paper delivery, or refused / withdrew consent to electronic
 
 
@@ -229,14 +224,14 @@ def _school(job: ExtractJob) -> _School:
     if key not in _SCHOOL:
         _SCHOOL.clear()
         ref = q.reference()
-        guardians: dict[str, list[q.GuardianRow]] = defaultdict(list)
+        guardians: dict[str, list[row_types.GuardianRow]] = defaultdict(list)
         for guardian, student_id in q.guardians_with_children(job.today):
             if guardian not in guardians[student_id]:
                 guardians[student_id].append(guardian)
         name = ref.school.name if ref.school and ref.school.name else job.school_name
         refusing = {g for g, state in events.consent_states().items() if state in events.ON_PAPER}
         paper = {g.id for rows in guardians.values() for g in rows if g.delivery == "paper"}
-        lookup = v.Lookup.build(ref, job.today)
+        lookup = lookups.Lookup.build(ref, job.today)
         _SCHOOL[key] = _School(lookup, name, dict(guardians), paper | refusing)
     return _SCHOOL[key]
 
@@ -247,38 +242,40 @@ def _connect(job: ExtractJob) -> None:
         open_database(job.db_url, job.busy_timeout_ms)
 
 
-def _scope(job: ExtractJob, lookup: v.Lookup) -> v.ClassScope:
-    scope = v.ClassScope.build(lookup.classes[job.class_id], lookup)
+def _scope(job: ExtractJob, lookup: lookups.Lookup) -> lookups.ClassScope:
+    scope = lookups.ClassScope.build(lookup.classes[job.class_id], lookup)
     period = lookup.periods_by_id.get(job.period_id or "")
     return dataclasses.replace(scope, period=period) if period else scope
 
 
-def _addressees(job: ExtractJob, school: _School, student_id: str) -> list[q.GuardianRow]:
+def _addressees(job: ExtractJob, school: _School, student_id: str) -> list[row_types.GuardianRow]:
     rows = school.guardians.get(student_id, [])
     chosen = [g for g in rows if g.id in school.on_paper] if job.paper_only else list(rows)
     return sorted(chosen, key=lambda g: (g.last_name, g.first_name, g.middle_name, g.id))
 
 
-def class_contexts(job: ExtractJob) -> tuple[v.ClassScope, list[tuple[ExtractContext, list[str]]]]:
+def class_contexts(
+    job: ExtractJob,
+) -> tuple[lookups.ClassScope, list[tuple[ExtractContext, list[str]]]]:
     school = _school(job)
     scope = _scope(job, school.lookup)
     start, end = scope.load_range
     bundle = q.class_bundle(
         job.class_id, start, end, finals_from=scope.year_start, notes_from=scope.year_start
     )
-    index = v.ClassIndex(bundle, scope, school.lookup)
+    index = lookups.ClassIndex(bundle, scope, school.lookup)
     students = sorted(
         (s for s in bundle.students if s.left_at is None or s.left_at > job.today),
-        key=v.student_sort_key,
+        key=lookups.student_sort_key,
     )
     out = []
     for student in students:
         guardians = _addressees(job, school, student.id)
         if job.paper_only and not guardians:
             continue
-        names = [v.full_name(g.last_name, g.first_name, g.middle_name) for g in guardians]
-        child = v.child_view(student, index)
-        full = v.full_name(student.last_name, student.first_name, student.middle_name)
+        names = [lookups.person_name(g) for g in guardians]
+        child = family.child_view(student, index)
+        full = lookups.person_name(student)
         ctx = ExtractContext(
             school.school_name, child, full, names, scope.period, job.today, job.issued
         )
@@ -322,8 +319,6 @@ def _unique_code(job: ExtractJob, student_id: str, guardians: list[str], digest:
 
 
 def _student_part(job: ExtractJob, ctx: ExtractContext, guardian_ids: list[str]) -> ExtractPart:
-    from otmetka.site_builder.pdf.engine import render_pdf
-
     css = extract_css(job.paper_size)
     article = article_html(ctx)
     digest = content_hash(article, css)
@@ -332,7 +327,7 @@ def _student_part(job: ExtractJob, ctx: ExtractContext, guardian_ids: list[str])
     pages, rendered = 0, False
     if not _cached(path):
         html = document_html([article.replace(_CODE_SLOT, format_code(code))], ctx.full_name)
-        pdf = render_pdf(html, css)
+        pdf = engine.render_pdf(html, css)
         _write_cache(path, pdf.data)
         pages, rendered = pdf.pages, True
     return ExtractPart(
@@ -353,18 +348,14 @@ def _class_pdf_path(job: ExtractJob) -> Path:
 
 
 def _per_student(job: ExtractJob, items: list[tuple[ExtractContext, list[str]]]) -> Any:
-    from otmetka.site_builder.pdf.engine import merge_pdfs
-
     parts = [_student_part(job, ctx, guardians) for ctx, guardians in items]
     paths = [_cache_path(job, p.content_hash, p.code) for p in parts]
-    data, pages = merge_pdfs(paths)
+    data, pages = engine.merge_pdfs(paths)
     return parts, data, pages, sum(p.pages for p in parts)
 
 
 def _one_document(job: ExtractJob, items: list[tuple[ExtractContext, list[str]]]) -> Any:
     """The whole class as one document: measured by bench/print.py, not used by the CLI."""
-    from otmetka.site_builder.pdf.engine import render_pdf
-
     css = extract_css(job.paper_size, "class")
     parts, articles = [], []
     for ctx, guardians in items:
@@ -378,7 +369,7 @@ def _one_document(job: ExtractJob, items: list[tuple[ExtractContext, list[str]]]
                 ctx.child.student_id, ctx.full_name, tuple(guardians), names, code, digest, True, 0
             )
         )
-    pdf = render_pdf(document_html(articles, job.class_id), css)
+    pdf = engine.render_pdf(document_html(articles, job.class_id), css)
     return parts, pdf.data, pdf.pages, pdf.pages
 
 

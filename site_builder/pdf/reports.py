@@ -23,9 +23,8 @@ from otmetka.db import acts as events
 from otmetka.db import open_database
 from otmetka.db import queries as q
 from otmetka.site_builder import static_files
-from otmetka.site_builder.pages import render
-from otmetka.site_builder.pages import views as v
-from otmetka.site_builder.pdf import extracts
+from otmetka.site_builder.pages import audience, lookups, staff_blocks, staff_views
+from otmetka.site_builder.pdf import engine, extracts
 from otmetka.site_builder.workers import database_url, spawn_pool
 
 CSS_FILE = "print-report.css"
@@ -40,19 +39,19 @@ def report_css() -> str:
 class School:
     """What every class report of one run needs: loaded once."""
 
-    lookup: v.Lookup
-    roster: render.Roster
-    staff: render.StaffData
+    lookup: lookups.Lookup
+    roster: audience.Roster
+    staff: staff_blocks.StaffData
     school_name: str
 
     @classmethod
     def load(cls, today: dt.date, school_name: str = "") -> School:
         ref = q.reference()
-        lookup = v.Lookup.build(ref, today)
+        lookup = lookups.Lookup.build(ref, today)
         refusing = {g for g, state in events.consent_states().items() if state in events.ON_PAPER}
-        roster = render.load_roster(today, ref.classes, ref.teachers, refusing)
+        roster = audience.load_roster(today, ref.classes, ref.teachers, refusing)
         name = (ref.school.name if ref.school else "") or school_name
-        return cls(lookup, roster, render.StaffData.load(lookup, roster), name)
+        return cls(lookup, roster, staff_blocks.StaffData.load(lookup, roster), name)
 
 
 @dataclass(frozen=True)
@@ -60,21 +59,21 @@ class ClassReport:
     class_id: str
     class_name: str
     html: str  # the <article>
-    summary: v.ClassSummary
+    summary: staff_views.ClassSummary
 
 
 def class_report(school: School, class_id: str) -> ClassReport:
     """One class's report as an HTML article: one class bundle, like a page build."""
     lookup = school.lookup
-    scope = v.ClassScope.build(lookup.classes[class_id], lookup)
+    scope = lookups.ClassScope.build(lookup.classes[class_id], lookup)
     start, end = scope.load_range
     bundle = q.class_bundle(
         class_id, start, end, finals_from=scope.year_start, notes_from=scope.year_start
     )
-    index = v.ClassIndex(bundle, scope, lookup)
-    stats, control = render.class_staff(scope, index, school.roster, school.staff.facts)
-    prefix = f"r-{render.class_anchor(class_id)}"
-    pupils = [render.pupil_block(p, stats, f"{prefix}-{p.anchor}") for p in stats.pupils]
+    index = lookups.ClassIndex(bundle, scope, lookup)
+    stats, control = staff_blocks.class_staff(scope, index, school.roster, school.staff.facts)
+    prefix = f"r-{staff_blocks.class_anchor(class_id)}"
+    pupils = [staff_blocks.pupil_block(p, stats, f"{prefix}-{p.anchor}") for p in stats.pupils]
     html = (
         extracts.environment()
         .get_template("report_class.html.j2")
@@ -83,23 +82,23 @@ def class_report(school: School, class_id: str) -> ClassReport:
             class_teacher=lookup.teacher_full(scope.class_row.class_teacher_id),
             today=lookup.today,
             stats=stats,
-            charts=render.class_charts(stats, prefix),
+            charts=staff_blocks.class_charts(stats, prefix),
             control=control,
-            cls=v.ClassListView(scope.class_row.name, stats.period, []),
+            cls=staff_views.ClassListView(scope.class_row.name, stats.period, []),
             pupil_blocks=pupils,
         )
     )
-    summary = v.class_summary(stats, control, scope.class_row, lookup)
+    summary = staff_views.class_summary(stats, control, scope.class_row, lookup)
     return ClassReport(class_id, scope.class_row.name, html, summary)
 
 
-def school_overview(school: School, summaries: Sequence[v.ClassSummary]) -> str:
+def school_overview(school: School, summaries: Sequence[staff_views.ClassSummary]) -> str:
     template = extracts.environment().get_template("report_school.html.j2")
     return template.render(
         school_name=school.school_name,
         today=school.lookup.today,
         summaries=summaries,
-        school_charts=render.school_charts(summaries, "r-school"),
+        school_charts=staff_blocks.school_charts(summaries, "r-school"),
     )
 
 
@@ -110,10 +109,8 @@ class Pdf:
 
 
 def to_pdf(articles: Sequence[str], title: str) -> Pdf:
-    from otmetka.site_builder.pdf.engine import render_pdf
-
     html = extracts.document_html([Markup(a) for a in articles], title)
-    rendered = render_pdf(html, report_css())
+    rendered = engine.render_pdf(html, report_css())
     return Pdf(rendered.data, rendered.pages)
 
 
@@ -151,8 +148,6 @@ def _class_pdf(class_id: str) -> tuple[ClassReport, Pdf]:
 
 def school_pdf(school: School, parts: Sequence[tuple[ClassReport, Pdf]]) -> Pdf:
     """The overview followed by the class reports already rendered."""
-    from otmetka.site_builder.pdf.engine import merge_pdfs
-
     overview = to_pdf([school_overview(school, [r.summary for r, _ in parts])], "Аналитика: школа")
-    data, pages = merge_pdfs([overview.data, *(pdf.data for _, pdf in parts)])
+    data, pages = engine.merge_pdfs([overview.data, *(pdf.data for _, pdf in parts)])
     return Pdf(data, pages)

@@ -19,7 +19,7 @@ import jinja2
 import segno
 from markupsafe import Markup
 
-from otmetka.site_builder import static_files
+from otmetka.site_builder import static_files, templating
 from otmetka.site_builder.pdf.engine import RenderedPdf, render_pdf
 
 SLIPS_PER_SHEET = 8
@@ -90,14 +90,7 @@ def _sheets(slips: Sequence[Slip]) -> Iterator[list[Slip]]:
 
 @functools.cache
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("otmetka.site_builder", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("print_slips.html.j2")
+    return templating.environment().get_template("print_slips.html.j2")
 
 
 @functools.cache

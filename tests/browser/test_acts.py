@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.db import close_database
@@ -68,7 +68,7 @@ def test_acknowledgement_waits_offline_and_arrives_once(
     school: School, api_port: int, context: BrowserContext
 ) -> None:
     config = school.config
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     page = context.new_page()
     _open(page, config, school.logins[MOTHER])
     page.click('[data-otm-act="acknowledgement"]')
@@ -94,7 +94,7 @@ def test_an_answer_lost_on_the_way_is_sent_again_with_the_same_id(
     school: School, api_port: int, context: BrowserContext
 ) -> None:
     config = school.config
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     page = context.new_page()
     api = f"http://127.0.0.1:{api_port}/api/v1/acknowledgements"
     delivered: list[int] = []

@@ -13,13 +13,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.runtime import build_options
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
 from tests.support.page_factories import page_school
@@ -44,7 +44,7 @@ def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
             logins = {row["name"]: row for row in csv.DictReader(handle)}
         # Her page shows the children only once she has consented (on paper here).
         mother = logins["Иванова Мария"]["login"]
-        acts.register_consent(config, login=mother, decision="granted", paper=True)
+        paper.register_consent(config, login=mother, decision="granted", paper=True)
         build.build_site(build_options(config, today=TODAY))
     finally:
         close_database()

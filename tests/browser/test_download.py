@@ -20,10 +20,10 @@ from otmetka.daemon.access import credentials as creds
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import printing
-from otmetka.daemon.runtime import build_options
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
 from tests.support.page_factories import page_school

@@ -15,13 +15,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.runtime import build_options
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
 from tests.support.analytics_factories import analytics_school
@@ -46,8 +46,8 @@ def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
         with issued.list_path.open(encoding="utf-8-sig") as handle:
             logins = {row["name"]: row for row in csv.DictReader(handle)}
         alla = logins["Алексеева Алла"]["login"]
-        acts.register_consent(config, login=alla, decision="granted", paper=True)
-        acts.register_ack(config, login=alla, paper=True, date="2026-09-15")
+        paper.register_consent(config, login=alla, decision="granted", paper=True)
+        paper.register_ack(config, login=alla, paper=True, date="2026-09-15")
         build.build_site(build_options(config, today=TODAY))
     finally:
         close_database()

@@ -1,4 +1,4 @@
-"""PostgreSQL for real: a throwaway server (tests/pg_support.py) runs the core flows that
+"""PostgreSQL for real: a throwaway server (tests/support/pg_support.py) runs the core flows that
 the SQLite tests run — migrations, imports, credentials and pages, acts through the API,
 the audit chain, the outbox — and `otmetka db copy` moves a school from its SQLite file
 into PostgreSQL with every row, key and act intact."""
@@ -13,17 +13,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.acts import paper
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import ImportResult, import_document
 from otmetka.daemon.exchange.reader import BatchError
 from otmetka.daemon.mail import outbox
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.runtime import open_project
 from otmetka.db import (
     audit,
     close_database,
@@ -278,9 +279,9 @@ def _sqlite_school(folder: Path) -> School:
     write_config_file(folder)
     school = build_school(make_config(folder))
     config, mother = school.config, school.login(MOTHER)
-    acts.register_consent(config, login=mother, decision="granted", paper=True)
-    acts.register_ack(config, login=mother, paper=True, date="2026-09-16")
-    acts.register_breach(config, login=school.login(STUDENT), received_at=dt.datetime.now(dt.UTC))
+    paper.register_consent(config, login=mother, decision="granted", paper=True)
+    paper.register_ack(config, login=mother, paper=True, date="2026-09-16")
+    paper.register_breach(config, login=school.login(STUDENT), received_at=dt.datetime.now(dt.UTC))
     school.rebuild()
     return school
 
@@ -321,7 +322,7 @@ def test_db_copy_moves_a_school_from_sqlite_to_postgresql(
     assert on_postgres == project_dir / "config.yaml"
     assert _pages(school, config) == pages  # the same keys open the same pages
     assert _everything() == rows and _plain(journal_dump()) == journal_rows
-    acts.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
+    paper.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
     assert _cli(runner, school.config, "audit", "verify")[0] == 0  # new rows get new ids
     open_project(config)
     rows = _everything()

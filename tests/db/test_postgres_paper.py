@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
-from otmetka.daemon.lists import classlists as lists
+from otmetka.daemon.acts import paper
+from otmetka.daemon.cli import main
+from otmetka.daemon.lists import layout
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
 from otmetka.db import audit, close_database, models
@@ -100,7 +100,7 @@ def test_class_lists_go_out_and_come_back_on_postgresql(school: School, tmp_path
     assert "3 students" in output, output
     assert "nothing changed" in _cli(school, "lists", "import", str(sheet))
     book = load_workbook(sheet)
-    book[lists.SHEET_GUARDIANS]["E2"] = "+7 912 345-67-89"  # a teacher corrects a phone
+    book[layout.SHEET_GUARDIANS]["E2"] = "+7 912 345-67-89"  # a teacher corrects a phone
     book.save(sheet)
     output = _cli(school, "lists", "import", str(sheet))
     assert "1 corrections recorded (0 students, 1 guardians)" in output, output
@@ -122,7 +122,7 @@ def test_mail_leaves_once_from_postgresql(school: School, inbox_port: tuple[Inbo
 
 def test_purge_and_secret_rotation_on_postgresql(school: School) -> None:
     config = school.config
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     leave_school(["s-3"], "2020-01-15")  # long past the 30 days
     close_database()
     assert "purged 1 students" in _cli(school, "retention", "purge")
@@ -174,7 +174,7 @@ def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
     close_database()
     archive = tmp_path / "off-site" / "school.tar.gz"
     assert f"backup written to {archive}" in _cli(school, "backup", "--out", str(archive))
-    acts.register_breach(config, login=school.login(STUDENT), received_at="2026-09-16T10:00")
+    paper.register_breach(config, login=school.login(STUDENT), received_at="2026-09-16T10:00")
     close_database()
 
     output = _cli(school, "restore", str(archive))
@@ -188,7 +188,7 @@ def test_a_backup_on_postgresql_restores_there_and_on_an_empty_sqlite_machine(
     assert audit.verify().ok
     school.rebuild()
     assert school.site() == before
-    acts.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
+    paper.register_ack(config, login=school.login(MOTHER), paper=True, date="2026-09-17")
     open_project(config)  # the ids went on past the restored rows: the chain goes on
     assert models.Event.select().count() == 1 and audit.verify().ok
     close_database()

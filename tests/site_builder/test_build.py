@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.runtime import build_options
 from otmetka.db import models
 from otmetka.site_builder import atomic, build, crypto
 from tests.support.factories import change, envelope, small_school
@@ -37,7 +37,7 @@ def _issue(config: Config) -> dict[str, dict[str, str]]:
     with result.list_path.open(encoding="utf-8-sig") as handle:
         rows = {row["name"]: row for row in csv.DictReader(handle)}
     login = rows["Иванова Мария"]["login"]
-    acts.register_consent(config, login=login, decision="granted", paper=True)
+    paper.register_consent(config, login=login, decision="granted", paper=True)
     return rows
 
 

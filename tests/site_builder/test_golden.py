@@ -3,7 +3,7 @@
 A change to the templates, the views or the queries that alters what a page shows shows up
 here as a diff to review. After an intended change, regenerate the files with one command:
 
-    UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/site_builder/test_golden.py
 
 and read the diff of tests/golden/ before committing it.
 """
@@ -16,7 +16,8 @@ import pytest
 
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.site_builder.pages.render import PageKey, render_pages
+from otmetka.site_builder.pages.audience import PageKey
+from otmetka.site_builder.pages.render import render_pages
 from tests.support import paths
 from tests.support.page_factories import TODAY, page_school
 
@@ -51,5 +52,5 @@ def test_golden_page(rendered: dict[PageKey, str], name: str) -> None:
     assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 .venv/bin/pytest {__file__}"
     assert page == path.read_text(encoding="utf-8"), (
         f"{name} differs from the golden file; if the change is intended, regenerate with "
-        "UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py"
+        "UPDATE_GOLDEN=1 .venv/bin/pytest tests/site_builder/test_golden.py"
     )

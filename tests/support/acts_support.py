@@ -17,8 +17,9 @@ from otmetka.daemon.access import credentials as creds
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.runtime import open_project
 from otmetka.db import models
 from otmetka.site_builder import build, crypto, keys
 from tests.support.factories import change, envelope, small_school

@@ -24,7 +24,7 @@ Marks (weight 1 unless said; «5-» counts 5 under the default rules):
 - s-c: maths 2 (1 Sep), 2/2 (3 Sep), 3 (15 Sep); Russian 4 (16 Sep); English «н/а».
 - s-d: maths 5 (1 Sep), before leaving.
 
-The figures worked out by hand are in tests/test_analytics.py, next to the asserts.
+The figures worked out by hand are in tests/db/test_analytics.py, next to the asserts.
 """
 
 from __future__ import annotations

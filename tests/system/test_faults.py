@@ -17,7 +17,7 @@
   (one with --debug), the database as it was; with room again the import completes.
 
 (Killing a pull and an outbox push is in test_crash.py; a mail sender killed after the 250
-of a single letter in test_mailer.py.)
+of a single letter in tests/daemon/mail/test_smtp.py.)
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ import pytest
 import yaml
 
 from otmetka.daemon import runtime as project
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, load_config
 from otmetka.daemon.demo import school as demo
 from otmetka.daemon.endpoint.app import create_app
-from otmetka.daemon.mail import letters, mailer
+from otmetka.daemon.mail import letters, smtp
 from otmetka.db import close_database, write_transaction
 from otmetka.site_builder import crypto
 from tests.support.acts_support import ack_body, build_school, call, make_config, write_config_file
@@ -362,7 +362,7 @@ def test_serve_killed_while_acts_arrive_loses_and_doubles_nothing(project_dir: P
     config_path = write_config_file(project_dir, extra)
     config = make_config(project_dir, endpoint={"rate_per_credential_per_minute": 1_000_000})
     school = build_school(config)
-    acts.register_consent(
+    paper.register_consent(
         config, login=school.login("Иванова Мария"), decision="granted", paper=True
     )
     token = school.token("Иванова Мария")
@@ -529,7 +529,7 @@ def _queue_letters(config: Config, count: int) -> dict[str, str]:
                     subject=f"Письмо №{n}",
                     text="Здравствуйте!\n\nЭто проверка.\n",
                 )
-                assert mailer.queue_letter(config, f"fault:{n}", letter, mailer.now_utc())
+                assert smtp.queue_letter(config, f"fault:{n}", letter, smtp.now_utc())
     finally:
         close_database()
     payloads = query(_database(config), "SELECT payload FROM outbox_item WHERE kind = 'mail'")
@@ -590,7 +590,7 @@ def test_mail_flush_killed_in_a_long_queue_sends_every_letter(tmp_path: Path) ->
         # Later it is someone's unfinished attempt no more, and goes again.
         project.open_project(config)
         try:
-            later = mailer.flush_mail(config, now=mailer.now_utc() + dt.timedelta(minutes=5))
+            later = smtp.flush_mail(config, now=smtp.now_utc() + dt.timedelta(minutes=5))
         finally:
             close_database()
         assert (later.sent, later.failed, later.waiting) == (1, 0, 0)

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from otmetka.daemon.access import secret as site_secret
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.acts import paper, registers
+from otmetka.daemon.cli import main
 from otmetka.daemon.core import pidfile as daemon_status
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.runtime import open_project
@@ -39,7 +39,7 @@ def school(project_dir: Path) -> School:
     write_config_file(project_dir)
     config = make_config(project_dir)
     school = build_school(config)
-    acts.register_breach(config, login=school.login(SON), received_at="2026-09-16T10:00")
+    paper.register_breach(config, login=school.login(SON), received_at="2026-09-16T10:00")
     open_project(config)
     school.rebuild()
     return school
@@ -118,7 +118,7 @@ def test_the_rotation_is_audited_without_the_secret(school: School) -> None:
     assert details["what"] == "site secret rotated"
     assert details["credentials"] == details["page_ids"] == len(_page_ids())
     assert old_secret not in entry.details and new_secret not in entry.details
-    assert acts.verify_audit(config).ok
+    assert registers.verify_audit(config).ok
 
 
 def _commit_without_rename(school: School) -> bytes:
@@ -170,7 +170,7 @@ def test_the_next_rotation_finishes_one_killed_after_its_commit(school: School) 
     rotations = models.AuditEntry.select().where(
         models.AuditEntry.action == site_secret.AUDIT_ACTION
     )
-    assert rotations.count() == 2 and acts.verify_audit(config).ok
+    assert rotations.count() == 2 and registers.verify_audit(config).ok
 
 
 @pytest.mark.parametrize("leftover", ["uncommitted", "cut off"])

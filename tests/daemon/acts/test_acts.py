@@ -14,14 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.acts import registers
 from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import acts as events
 from otmetka.db import audit, close_database, models
 from otmetka.site_builder import crypto
-from otmetka.site_builder.pages import render
+from otmetka.site_builder.pages import consent_text
 from tests.support import paths
 from tests.support.acts_support import (
     QUIET,
@@ -236,7 +237,7 @@ def test_an_old_report_is_overdue_at_once(school: School, cli: Cli) -> None:
     assert code == 0
     code, output = cli("breach", "list")
     assert "overdue" in output and "1 overdue" in output and "ученик: Петров Иван" in output
-    (entry,) = acts.breach_register()
+    (entry,) = registers.breach_register()
     assert entry.status(dt.datetime.now(dt.UTC)) == "overdue"
 
 
@@ -272,7 +273,7 @@ def test_a_breach_that_cannot_issue_a_login_changes_nothing(school: School, cli:
 
 def test_consent_document_matches_the_page_text() -> None:
     doc = paths.ROOT / "docs" / "consent.md"
-    expected = render.consent_document()
+    expected = consent_text.consent_document()
     if os.environ.get("UPDATE_GOLDEN"):
         doc.write_text(expected, encoding="utf-8")
     assert doc.read_text(encoding="utf-8") == expected, (

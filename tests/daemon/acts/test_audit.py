@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.acts import paper
+from otmetka.daemon.cli import main
 from otmetka.db import audit, close_database, models
 from tests.support.acts_support import School, build_school, make_config, write_config_file
 
@@ -27,10 +27,10 @@ def school(project_dir: Path) -> Iterator[School]:
     """Three acts on paper: consent (seq 1), acknowledgement (seq 2), breach (seq 3-…)."""
     built = build_school(make_config(project_dir))
     config, login = built.config, built.login(MOTHER)
-    acts.register_consent(config, login=login, decision="granted", paper=True)
-    acts.register_ack(config, login=login, paper=True, date="2026-09-16")
+    paper.register_consent(config, login=login, decision="granted", paper=True)
+    paper.register_ack(config, login=login, paper=True, date="2026-09-16")
     moment = dt.datetime.now(dt.UTC)
-    acts.register_breach(config, login=built.login("Петров Иван"), received_at=moment)
+    paper.register_breach(config, login=built.login("Петров Иван"), received_at=moment)
     yield built
     close_database()
 

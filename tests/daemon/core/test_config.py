@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otmetka.daemon.core.config import (
-    Config,
-    ConfigError,
-    config_from_dict,
-    load_config,
-    render_config_docs,
-    render_default_config,
-)
+from otmetka.daemon.core.config import Config, ConfigError, config_from_dict, load_config
+from otmetka.daemon.core.config_docs import render_config_docs, render_default_config
 from otmetka.daemon.core.errors import OtmetkaError
 from tests.support import paths
 
@@ -113,7 +107,7 @@ def test_committed_config_yaml_is_generated():
     committed = (ROOT / "config.yaml").read_text(encoding="utf-8")
     assert committed == render_default_config(), (
         "config.yaml is stale: run "
-        ".venv/bin/python -m otmetka.daemon.core.config yaml > config.yaml"
+        ".venv/bin/python -m otmetka.daemon.core.config_docs yaml > config.yaml"
     )
 
 
@@ -121,7 +115,7 @@ def test_committed_docs_are_generated():
     committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert committed == render_config_docs(), (
         "docs/configuration.md is stale: run "
-        ".venv/bin/python -m otmetka.daemon.core.config docs > docs/configuration.md"
+        ".venv/bin/python -m otmetka.daemon.core.config_docs docs > docs/configuration.md"
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo import school
 from otmetka.daemon.exchange import schema as exchange
 
 AS_OF = dt.date(2026, 11, 27)  # a Friday in the 2nd quarter: the 1st quarter is over
@@ -46,7 +46,7 @@ class Index:
 
 @pytest.fixture(scope="module")
 def doc() -> Doc:
-    return demo.generate_school(students=120, seed=7, as_of=AS_OF)
+    return school.generate_school(students=120, seed=7, as_of=AS_OF)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def ix(doc: Doc) -> Index:
 
 @pytest.fixture(scope="module")
 def big() -> Index:
-    return Index(demo.generate_school(students=300, seed=1, as_of=AS_OF))
+    return Index(school.generate_school(students=300, seed=1, as_of=AS_OF))
 
 
 def _digest(doc: Doc) -> str:
@@ -68,14 +68,14 @@ def _digest(doc: Doc) -> str:
 
 
 def test_same_arguments_give_identical_output(doc: Doc) -> None:
-    assert _digest(demo.generate_school(students=120, seed=7, as_of=AS_OF)) == _digest(doc)
+    assert _digest(school.generate_school(students=120, seed=7, as_of=AS_OF)) == _digest(doc)
 
 
 def test_output_does_not_depend_on_string_hashing() -> None:
     """Two processes with different PYTHONHASHSEED produce the same bytes."""
     code = (
-        "import datetime, hashlib, json; from otmetka.daemon.demo import school as demo; "
-        "d = demo.generate_school(60, 3, datetime.date(2026, 10, 5)); "
+        "import datetime, hashlib, json; from otmetka.daemon.demo import school; "
+        "d = school.generate_school(60, 3, datetime.date(2026, 10, 5)); "
         "print(hashlib.sha256(json.dumps(d, ensure_ascii=False).encode()).hexdigest())"
     )
     digests = {
@@ -92,7 +92,7 @@ def test_output_does_not_depend_on_string_hashing() -> None:
 
 
 def test_another_seed_gives_another_school(doc: Doc) -> None:
-    other = demo.generate_school(students=120, seed=8, as_of=AS_OF)
+    other = school.generate_school(students=120, seed=8, as_of=AS_OF)
     assert _digest(other) != _digest(doc)
     assert [c["data"]["last_name"] for c in other["changes"] if c["type"] == "student"] != [
         c["data"]["last_name"] for c in doc["changes"] if c["type"] == "student"
@@ -157,7 +157,7 @@ def test_every_reference_points_to_an_earlier_entity(ix: Index) -> None:
 
 def test_write_exchange_file_is_compact_utf8(doc: Doc, tmp_path: Path) -> None:
     path = tmp_path / "demo.json"
-    demo.write_exchange_file(doc, path)
+    school.write_exchange_file(doc, path)
     data = path.read_bytes()
     assert data == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     assert "Русский язык".encode() in data
@@ -166,13 +166,13 @@ def test_write_exchange_file_is_compact_utf8(doc: Doc, tmp_path: Path) -> None:
 
 def test_too_small_a_school_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 11"):
-        demo.generate_school(students=10, as_of=AS_OF)
+        school.generate_school(students=10, as_of=AS_OF)
 
 
 @pytest.mark.parametrize("as_of", ["2026-09-01", "2026-10-30", "2027-01-05", "2027-07-15"])
 def test_edges_of_the_year_still_validate(as_of: str) -> None:
     day = dt.date.fromisoformat(as_of)
-    doc = demo.generate_school(students=30, seed=2, as_of=day)
+    doc = school.generate_school(students=30, seed=2, as_of=day)
     exchange.Envelope.model_validate(doc)
     years = [c["data"]["start"] for c in doc["changes"] if c["type"] == "academic_year"]
     assert years == ["2026-09-01"]  # the year whose September 1 is on or before as_of
@@ -233,7 +233,7 @@ def test_classes_one_to_eleven_with_class_teachers(ix: Index) -> None:
 
 
 def test_parallel_classes_scale_with_size() -> None:
-    doc = demo.generate_school(students=1000, seed=1, as_of=dt.date(2026, 9, 14))
+    doc = school.generate_school(students=1000, seed=1, as_of=dt.date(2026, 9, 14))
     classes = [c["data"] for c in doc["changes"] if c["type"] == "class_unit"]
     assert 35 <= len(classes) <= 45
     assert {"1А", "1Б", "5В"} <= {c["name"] for c in classes}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import config_from_dict
 from otmetka.daemon.demo.fake_upstream import FAULT_KINDS, FakeUpstream
 from otmetka.db import close_database, models, open_database

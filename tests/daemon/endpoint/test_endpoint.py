@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.endpoint.app import RateLimiter, create_app, openapi
+from otmetka.daemon.endpoint.app import create_app
+from otmetka.daemon.endpoint.limits import RateLimiter
+from otmetka.daemon.endpoint.openapi import openapi
 from otmetka.db import acts as events
 from otmetka.db import audit, close_database, models
 from tests.support import paths
@@ -348,7 +350,7 @@ def test_the_id_of_an_event_is_unique_across_kinds(school: School, port: int) ->
 def test_openapi_file_matches_the_schemas() -> None:
     committed = paths.ROOT / "docs" / "openapi.json"
     assert json.loads(committed.read_text(encoding="utf-8")) == openapi(), (
-        "regenerate: .venv/bin/python -m otmetka.daemon.endpoint.app openapi > docs/openapi.json"
+        "regenerate: .venv/bin/python -m otmetka.daemon.endpoint.openapi > docs/openapi.json"
     )
     routes = openapi()["paths"]
     assert {"/api/v1/acknowledgements", "/api/v1/consents", "/api/v1/breach-reports"} <= set(routes)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts import paper
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.db import close_database, journal
 from tests.support.acts_support import (
@@ -56,7 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("fuzz-endpoint")
     config = make_config(folder, endpoint={"rate_per_credential_per_minute": 1_000_000})
     school = build_school(config)
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     tokens = {name: school.token(name) for name in (MOTHER, SON, "Королёва Анна Петровна")}
     yield Site(create_app(config), tokens)
     close_database()

@@ -16,17 +16,12 @@ import pytest
 
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.demo import school as demo
-from otmetka.daemon.exchange import importer
+from otmetka.daemon.exchange import importer, row_makers
 from otmetka.daemon.exchange import schema as exchange
 from otmetka.daemon.exchange.importer import import_batch, import_document, import_file
-from otmetka.daemon.exchange.reader import (
-    MAX_KEPT_PROBLEMS,
-    MAX_LISTED_ERRORS,
-    BatchError,
-    MarkValues,
-    from_document,
-    read_file,
-)
+from otmetka.daemon.exchange.reader import BatchError, from_document, read_file
+from otmetka.daemon.exchange.records import MAX_KEPT_PROBLEMS, MAX_LISTED_ERRORS
+from otmetka.daemon.exchange.validation import MarkValues
 from otmetka.db import close_database, journal, migrate, models, open_database
 from tests.support.factories import change, envelope, small_school, write_json
 
@@ -122,7 +117,7 @@ def _old_row(entity: str, item: Any, tz: ZoneInfo, mark: Any) -> tuple[Any, ...]
         return flat
 
     row = flatten(item.data.model_dump())
-    row.update(id=item.id, updated_at=importer._utc_text(item.updated_at, tz), deleted_at=None)
+    row.update(id=item.id, updated_at=row_makers.utc_text(item.updated_at, tz), deleted_at=None)
     if mark is not None:
         row.update(value=mark.value, value2=mark.value2, passed=mark.passed)
     return tuple(
@@ -136,8 +131,8 @@ def test_generated_rows_match_the_plain_conversion(school: Document, rules: Mark
     for raw in [*school["changes"], *small_school()["changes"]]:
         item = exchange.CHANGE_ADAPTER.validate_python(raw)
         mark = marks.of(item.data) if item.type == "mark" else None
-        at = importer._utc_text(item.updated_at, tz)
-        row = importer.row_maker(item.type)(item, item.data.__dict__, at, mark)
+        at = row_makers.utc_text(item.updated_at, tz)
+        row = row_makers.row_maker(item.type)(item, item.data.__dict__, at, mark)
         assert row == _old_row(item.type, item, tz, mark), raw
         seen.add(item.type)
     assert seen == set(exchange.ENTITY_MODELS)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import importer, inbox

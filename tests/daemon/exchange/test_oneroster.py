@@ -14,7 +14,7 @@ import pytest
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.exchange import oneroster
+from otmetka.daemon.exchange import oneroster, oneroster_document
 from otmetka.daemon.exchange.inbox import Inbox
 from otmetka.daemon.exchange.reader import BatchError
 from otmetka.db import close_database, models
@@ -184,7 +184,7 @@ def test_a_11_bundle_maps_to_the_journal(config: Config, file_db: Path, tmp_path
     assert str(_data(models.Membership, "e5")["date_to"]) == "2026-12-28"
     assert models.Membership.select().count() == 7  # teachers are not members
     assert _data(models.Work, "li-1")["kind"] == "cat-kr"
-    assert _data(models.Work, "li-2")["kind"] == oneroster.DEFAULT_WORK_KIND
+    assert _data(models.Work, "li-2")["kind"] == oneroster_document.DEFAULT_WORK_KIND
     marks = {m.id: (m.raw_text, m.scale, m.value, m.subject_id, str(m.date)) for m in models.Mark}
     assert marks == {
         "r1": ("5", "five", 5.0, "c-alg", "2026-09-15"),

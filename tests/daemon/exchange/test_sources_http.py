@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.demo.fake_upstream import FakeUpstream

@@ -14,12 +14,17 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import inbox
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.lists import classlists as lists
+from otmetka.daemon.lists.corrections import change_day
+from otmetka.daemon.lists.export import safe_name, workbook
+from otmetka.daemon.lists.layout import find_class, snapshot
+from otmetka.daemon.lists.reading import ListError
+from otmetka.daemon.lists.recording import ListImportResult, apply_list
+from otmetka.daemon.lists.status import status_lines
 from otmetka.db import lists as stored
 from otmetka.db import models
 from tests.support.analytics_factories import analytics_school
@@ -39,9 +44,9 @@ def delta(*changes: dict[str, Any], cursor: str = "c2") -> dict[str, Any]:
 
 
 def exported(tmp_path: Path, name: str = "5А.xlsx") -> Path:
-    class_row = lists.find_class("5А")
+    class_row = find_class("5А")
     path = tmp_path / name
-    lists.workbook(lists.snapshot(class_row, TODAY), TODAY).save(path)
+    workbook(snapshot(class_row, TODAY), TODAY).save(path)
     return path
 
 
@@ -54,8 +59,8 @@ def edit(path: Path, cells: dict[tuple[str, str], Any], name: str = "edited.xlsx
     return target
 
 
-def apply(path: Path) -> lists.ListImportResult:
-    return lists.apply_list(path, MarkRules(), today=TODAY, author="test", school_id="sch-5")
+def apply(path: Path) -> ListImportResult:
+    return apply_list(path, MarkRules(), today=TODAY, author="test", school_id="sch-5")
 
 
 def guardian(gid: str) -> models.Guardian:
@@ -207,7 +212,7 @@ def test_corrections_are_recorded_applied_and_queued(school: None, tmp_path: Pat
     assert queued[("guardian", "g-b", "delivery")]["previous"] == "paper"
     assert queued[("guardian", "g-b", "delivery")]["school_id"] == "sch-5"
     # The guardian now on electronic delivery has a page; the change is marked for rebuild.
-    from otmetka.site_builder.pages.render import people_with_pages
+    from otmetka.site_builder.pages.audience import people_with_pages
 
     assert ("guardian", "g-b") in people_with_pages(TODAY)
     assert models.DirtyPerson.get_or_none(person_kind="guardian", person_id="g-b") is not None
@@ -220,7 +225,7 @@ def test_a_group_change_ends_the_old_membership_and_starts_the_new(
     assert apply(path).corrections == 1
     (made,) = changes()
     assert (made.field, made.old_value, made.new_value) == ("group:eng", "g-eng-1", "g-eng-2")
-    day = lists.change_day(made, dt.date(2026, 9, 1))
+    day = change_day(made, dt.date(2026, 9, 1))
     rows = {
         r.group_id: r
         for r in stored.memberships_of(["s-b"], ["g-eng-1", "g-eng-2"])
@@ -237,9 +242,9 @@ def test_a_group_change_ends_the_old_membership_and_starts_the_new(
     )
     # Exported again on that day, the list shows the new group: nothing left to apply.
     again = tmp_path / "again.xlsx"
-    lists.workbook(lists.snapshot(lists.find_class("5А"), day), day).save(again)
+    workbook(snapshot(find_class("5А"), day), day).save(again)
     assert load_workbook(again)[STUDENTS]["F3"].value == "5А английский, 2 подгруппа"
-    result = lists.apply_list(again, MarkRules(), today=day, author="test", school_id="sch-5")
+    result = apply_list(again, MarkRules(), today=day, author="test", school_id="sch-5")
     assert result.corrections == 0
 
 
@@ -262,7 +267,7 @@ def test_wrong_cells_are_named_and_nothing_is_applied(school: None, tmp_path: Pa
         },
     )
     before = journal_dump()
-    with pytest.raises(lists.ListError) as raised:
+    with pytest.raises(ListError) as raised:
         apply(path)
     message = str(raised.value)
     for where in (
@@ -281,17 +286,17 @@ def test_wrong_cells_are_named_and_nothing_is_applied(school: None, tmp_path: Pa
 
 def test_a_moved_column_or_a_foreign_file_is_refused(school: None, tmp_path: Path) -> None:
     moved = edit(exported(tmp_path), {(STUDENTS, "C1"): "Отчество", (STUDENTS, "D1"): "Имя"})
-    with pytest.raises(lists.ListError, match="ячейка C1: заголовок «Отчество» вместо «Имя»"):
+    with pytest.raises(ListError, match="ячейка C1: заголовок «Отчество» вместо «Имя»"):
         apply(moved)
     foreign = tmp_path / "foreign.xlsx"
     from openpyxl import Workbook
 
     Workbook().save(foreign)
-    with pytest.raises(lists.ListError, match="это не список класса, выгруженный otmetka"):
+    with pytest.raises(ListError, match="это не список класса, выгруженный otmetka"):
         apply(foreign)
     broken = tmp_path / "broken.xlsx"
     broken.write_text("not a spreadsheet")
-    with pytest.raises(lists.ListError, match="не читается как таблица XLSX"):
+    with pytest.raises(ListError, match="не читается как таблица XLSX"):
         apply(broken)
 
 
@@ -369,7 +374,7 @@ def test_upstream_changing_the_same_field_is_a_conflict_in_status(
     assert guardian("g-a").phone == "+7 495 000-00-00"  # upstream's value stands
     (conflict,) = changes("conflict")
     assert conflict.new_value == "+7 912 345-67-89"  # the correction is kept, not lost
-    lines = lists.status_lines()
+    lines = status_lines()
     assert lines[0] == "local corrections: 0 waiting for upstream, 0 confirmed, 1 conflicts"
     assert (
         "conflict: guardian Алексеева Алла (g-a), phone: corrected to «+7 912 345-67-89»"
@@ -379,9 +384,7 @@ def test_upstream_changing_the_same_field_is_a_conflict_in_status(
     # The teacher exports again and leaves upstream's value: the conflict is settled.
     result = apply(exported(tmp_path, "again.xlsx"))
     assert result.settled == 1 and [c.state for c in changes()] == ["resolved"]
-    assert lists.status_lines() == [
-        "local corrections: 0 waiting for upstream, 0 confirmed, 0 conflicts"
-    ]
+    assert status_lines() == ["local corrections: 0 waiting for upstream, 0 confirmed, 0 conflicts"]
 
 
 def test_a_correction_made_again_replaces_the_earlier_one(school: None, tmp_path: Path) -> None:
@@ -400,7 +403,7 @@ def test_a_group_correction_survives_an_upstream_resend(school: None, tmp_path: 
     load(analytics_school(cursor="c-again"), origin="again.json")  # resends m-g-eng-1-s-b
     (made,) = changes()
     assert made.state == "pending"
-    day = lists.change_day(made, dt.date(2026, 9, 1))
+    day = change_day(made, dt.date(2026, 9, 1))
     live = [r for r in stored.memberships_of(["s-b"], ["g-eng-1", "g-eng-2"]) if not r.deleted]
     on_day = {
         r.group_id for r in live if r.date_from <= day and (r.date_to is None or day <= r.date_to)
@@ -409,7 +412,7 @@ def test_a_group_correction_survives_an_upstream_resend(school: None, tmp_path: 
 
 
 def test_file_names_of_a_class() -> None:
-    assert lists.safe_name("7Б/2") == "7Б_2"
+    assert safe_name("7Б/2") == "7Б_2"
 
 
 def test_a_correction_that_cannot_hold_becomes_a_conflict_and_the_batch_goes_in(

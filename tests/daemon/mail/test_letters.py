@@ -15,18 +15,19 @@ import pytest
 from click.testing import CliRunner
 
 from otmetka.daemon.access import credentials
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.mail import mailer
-from otmetka.daemon.runtime import build_options
+from otmetka.daemon.mail import campaigns, smtp
 from otmetka.db import close_database, migrate, models, open_database
 from otmetka.site_builder.build import build_site
-from tests.daemon.mail.test_mailer import decoded, make_config, smtp_server, write_config_file
+from tests.daemon.mail.mail_support import decoded, make_config, write_config_file
 from tests.support.factories import change, envelope
 from tests.support.page_factories import HOSTILE_TEXT, page_school
+from tests.support.servers import smtp_server
 
 FRIDAY = dt.datetime(2026, 9, 18, 15, 0, tzinfo=dt.UTC)  # 18:00 in Moscow
 TODAY = dt.date(2026, 9, 18)
@@ -199,8 +200,8 @@ def test_intro_is_queued_once_per_guardian(
     school: dict[tuple[str, str], tuple[str, str]], project_dir: Path
 ) -> None:
     config = make_config(project_dir, 25)
-    first = mailer.queue_intro(config, FRIDAY, "7Б")
-    again = mailer.queue_intro(config, FRIDAY + dt.timedelta(days=1))
+    first = campaigns.queue_intro(config, FRIDAY, "7Б")
+    again = campaigns.queue_intro(config, FRIDAY + dt.timedelta(days=1))
     assert (first.queued, again.queued, again.already) == (2, 0, 2)
     keys = sorted(r.key for r in models.OutboxItem.select())
     assert keys == ["intro:g-1:1", "intro:g-4:1"]
@@ -221,8 +222,8 @@ def test_intro_for_an_unknown_class_is_refused(
 
 def digest_letters(config: Config, now: dt.datetime = FRIDAY) -> dict[str, Any]:
     with smtp_server() as (port, inbox):
-        mailer.queue_digest(config, now)
-        sent = mailer.flush_mail(make_config(config.base_dir, port), now=now)
+        campaigns.queue_digest(config, now)
+        sent = smtp.flush_mail(make_config(config.base_dir, port), now=now)
     assert sent.failed == 0 and not sent.reason
     return by_recipient(inbox)
 
@@ -282,7 +283,7 @@ def test_digest_tells_each_thing_once_and_catches_late_marks(
 ) -> None:
     config = make_config(project_dir, 25, grades_in_body=True)
     digest_letters(config)
-    again = mailer.queue_digest(config, FRIDAY + dt.timedelta(hours=1))
+    again = campaigns.queue_digest(config, FRIDAY + dt.timedelta(hours=1))
     assert (again.queued, again.nothing_new) == (0, 2)
     late = change(
         "mark",

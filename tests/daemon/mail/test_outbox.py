@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.cli.main import main
+from otmetka.daemon import runtime
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.mail import outbox
@@ -40,6 +41,7 @@ def pushing(
     config = config_from_dict(
         {"source": source, "schedule": schedule}, base_dir=project_dir, env={}
     )
+    runtime.open_project(config)  # as the CLI and the daemon do before a flush
     yield config
     close_database()
 
@@ -137,6 +139,7 @@ def test_a_repeat_upstream_already_has_counts_as_delivered(
 
 def test_without_an_upstream_events_wait_untouched(project_dir: Path) -> None:
     config = config_from_dict({}, base_dir=project_dir, env={})
+    runtime.open_project(config)
     outbox.flush(config, now=T0)
     (key,) = _queue(1)
     result = outbox.flush(config, now=T0)

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.acts import paper, registers
+from otmetka.daemon.cli import main
 from otmetka.daemon.core import pidfile as daemon_status
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
-from otmetka.daemon.ops import backup
+from otmetka.daemon.core.settings import build_options
+from otmetka.daemon.ops import backup, restore
 from otmetka.daemon.runner import scheduler
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.runtime import open_project
 from otmetka.db import build_state as site_state
 from otmetka.db import close_database, models
 from otmetka.db.migrations import LATEST_VERSION
@@ -39,7 +40,7 @@ def school(project_dir: Path) -> School:
     write_config_file(project_dir)
     config = make_config(project_dir)
     school = build_school(config)
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     open_project(config)
     # Full: a restored site is rebuilt whole, so compare it with a whole build of the
     # original (an incremental one may keep pages an act did not mark for a rebuild).
@@ -216,11 +217,11 @@ def test_restore_keeps_the_replaced_database_aside(school: School, tmp_path: Pat
     archive = backup.backup(config, tmp_path / "before.tar.gz").path
     son = school.login("Иванов Артём")
     # An act after the backup: it lives in the current database (partly still in its WAL).
-    acts.register_breach(config, login=son, received_at="2026-09-16T10:00")
+    paper.register_breach(config, login=son, received_at="2026-09-16T10:00")
     open_project(config)
     assert models.BreachReport.select().count() == 1
 
-    result = backup.restore(config, archive)
+    result = restore.restore(config, archive, reopen=open_project)
     assert result.secret_restored is False  # the same secret: kept as it was
     (aside,) = result.set_aside
     assert aside.name.startswith("otmetka.sqlite3.before-restore-")
@@ -230,7 +231,7 @@ def test_restore_keeps_the_replaced_database_aside(school: School, tmp_path: Pat
         assert old.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     open_project(config)
     assert models.BreachReport.select().count() == 0
-    assert acts.verify_audit(config).ok
+    assert registers.verify_audit(config).ok
     assert site_state.manifest() == {}  # every page is rebuilt from the restored data
     build.build_site(build_options(config, today=TODAY))
     assert school.open_page(MOTHER) == school.site()[MOTHER][1]
@@ -242,7 +243,7 @@ def test_a_nightly_copy_restores_too_and_keeps_the_site_secret(school: School) -
     assert stat.S_IMODE(nightly.stat().st_mode) == 0o600
     assert stat.S_IMODE(config.paths.backup_dir.stat().st_mode) == 0o700
     secret = config.site.secret_file.read_bytes()
-    result = backup.restore(config, nightly)
+    result = restore.restore(config, nightly, reopen=open_project)
     assert result.kind == "database copy" and not result.secret_restored
     assert config.site.secret_file.read_bytes() == secret
 
@@ -258,7 +259,7 @@ def test_restore_waits_for_the_daemon_to_stop(school: School, tmp_path: Path) ->
     lock.acquire()  # as `otmetka run` holds it
     try:
         with pytest.raises(OtmetkaError, match="already running"):
-            backup.restore(config, archive)
+            restore.restore(config, archive, reopen=open_project)
     finally:
         lock.release()
     assert _sha(database) == digest

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.acts import rules as acts
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.acts import paper
+from otmetka.daemon.cli import main
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.ops import retention
 from otmetka.daemon.runner import scheduler
-from otmetka.daemon.runtime import build_options, open_project
+from otmetka.daemon.runtime import open_project
 from otmetka.db import audit, close_database, journal, models
 from otmetka.site_builder import build
 from tests.support.acts_support import (
@@ -40,7 +41,7 @@ def school(project_dir: Path) -> School:
     write_config_file(project_dir, "retention:\n  purge_after_days: 30\n")
     config = make_config(project_dir, retention={"purge_after_days": 30})
     school = build_school(config)
-    acts.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
+    paper.register_consent(config, login=school.login(MOTHER), decision="granted", paper=True)
     open_project(config)
     return school
 
@@ -148,7 +149,7 @@ def test_cli_purge_dry_run(school: School, runner: CliRunner) -> None:
 
 def test_audit_extract_after_a_withdrawal(school: School, runner: CliRunner) -> None:
     login = school.login(MOTHER)
-    acts.register_consent(school.config, login=login, decision="refused", paper=True)
+    paper.register_consent(school.config, login=login, decision="refused", paper=True)
     out = school.config.base_dir / "act" / "extract.json"
     code, output = _cli(runner, school, "audit", "extract", "--login", login, "--out", str(out))
     assert code == 0, output
@@ -194,7 +195,7 @@ def test_extract_names_a_purged_person_by_id(project_dir: Path) -> None:
     config = make_config(project_dir, retention={"purge_after_days": 30})
     school = build_school(config)
     login = school.login(MOTHER)
-    acts.register_consent(config, login=login, decision="granted", paper=True)
+    paper.register_consent(config, login=login, decision="granted", paper=True)
     open_project(config)
     leave_school(["s-1", "s-2"], "2026-09-15")
     retention.purge(config, now=AFTER)

@@ -17,18 +17,17 @@ from pypdf import PdfReader
 from weasyprint.formatting_structure import boxes
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import printing
-from otmetka.daemon.runtime import build_options
 from otmetka.db import models
 from otmetka.db import printing as printed
-from otmetka.site_builder import attachments as files
-from otmetka.site_builder import build, crypto
+from otmetka.site_builder import attachments, build, crypto
 from otmetka.site_builder.pdf import engine, extracts
 from tests.support.factories import change, envelope
 from tests.support.page_factories import TODAY, page_school, two_class_school
@@ -490,7 +489,7 @@ def test_teacher_copy_follows_new_prints_and_new_logins(school: None, config: Co
     assert _open_file(config, second, new_key).startswith(b"%PDF")
     with pytest.raises(crypto.DecryptionError):
         _open_file(config, second, old_key)
-    assert files.publish(config.site.output_dir, {}) == 0  # no teacher: nothing kept
+    assert attachments.publish(config.site.output_dir, {}) == 0  # no teacher: nothing kept
     assert not list((config.site.output_dir / "f").glob("*.bin"))
 
 
@@ -503,13 +502,13 @@ def test_printing_marks_the_class_teacher_page_for_a_rebuild(school: None, confi
 
 def test_staff_register_a_signed_slip_by_its_code(school: None, config: Config) -> None:
     """The tear-off slip's code names the extract: the act records its children and hash."""
-    from otmetka.daemon.acts import rules as acts
+    from otmetka.daemon.acts import paper
     from otmetka.daemon.core.errors import OtmetkaError
 
     _print(config)
     alena = printed.extracts_of_class("cls-7b")["s-1"]
-    first = acts.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
-    again = acts.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    first = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    again = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
     assert first.event_id == again.event_id and "already registered" in again.summary()
     event = models.Event.get(models.Event.event_id == first.event_id)
     body = json.loads(event.payload)
@@ -517,6 +516,6 @@ def test_staff_register_a_signed_slip_by_its_code(school: None, config: Config) 
     assert body["code"] == alena.code and body["content_hash"] == alena.content_hash
     assert body["children"] == ["s-1"]
     with pytest.raises(OtmetkaError, match="no printed extract has the code"):
-        acts.register_ack(config, login=None, paper=True, date=None, code="ZZZZ-ZZZZ")
+        paper.register_ack(config, login=None, paper=True, date=None, code="ZZZZ-ZZZZ")
     with pytest.raises(OtmetkaError, match="--code from the tear-off slip, or --login"):
-        acts.register_ack(config, login=None, paper=True, date=None)
+        paper.register_ack(config, login=None, paper=True, date=None)

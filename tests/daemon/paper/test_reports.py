@@ -17,18 +17,17 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.demo import school as demo
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import reports
-from otmetka.daemon.runtime import build_options
 from otmetka.db import analytics, models
-from otmetka.site_builder import build, crypto
-from otmetka.site_builder import report_attachments as report_files
+from otmetka.site_builder import attachments, build, crypto
 from otmetka.site_builder.pdf import reports as site_reports
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
@@ -178,7 +177,7 @@ def test_staff_pages_link_the_latest_reports_encrypted(school: None, config: Con
     build.build_site(build_options(config, today=TODAY))
     new = set((config.site.output_dir / "r").glob("*.bin"))
     assert len(new) == 2 and len(old & new) == 1  # the school report's copy stays
-    assert report_files.publish(config.site.output_dir, {}) == 0
+    assert attachments.publish(config.site.output_dir, {}) == 0
     assert not list((config.site.output_dir / "r").glob("*.bin"))  # no reader: nothing kept
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.cli.main import main
+from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter

@@ -17,18 +17,26 @@ from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.core import pidfile as daemon_status
+from otmetka.daemon.core import jobs, pidfile
 from otmetka.daemon.core.config import Config, config_from_dict, load_config
 from otmetka.daemon.core.errors import OtmetkaError
+from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
+from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
 from otmetka.db import acts as events
-from otmetka.db import build_state as site_state
-from otmetka.db import close_database, models, write_transaction
+from otmetka.db import build_state, close_database, models, write_transaction
 from tests.support.factories import small_school, write_json
 from tests.support.servers import free_port
-from tests.support.sync_support import OTMETKA, daemon_process, run_log, wait_for, write_project
+from tests.support.sync_support import (
+    OTMETKA,
+    daemon_process,
+    run_log,
+    stored_cursor,
+    wait_for,
+    write_project,
+)
 
 TOKEN = "scheduler-token"
 NIGHT = dt.datetime(2026, 11, 27, 23, 35, tzinfo=dt.UTC)  # 02:35 in Moscow on the 28th
@@ -52,9 +60,6 @@ def project(project_dir: Path) -> Iterator[Config]:
 
 def test_backup_is_a_consistent_copy_and_old_ones_are_rotated(project: Config) -> None:
     open_project(project)
-    from otmetka.daemon.core.marks import MarkRules
-    from otmetka.daemon.exchange.importer import import_document
-
     import_document(small_school(), "school.json", MarkRules())
     made = [scheduler.backup_now(project, NIGHT + dt.timedelta(days=n)) for n in range(5)]
     kept = scheduler.backups(project.paths.backup_dir)
@@ -89,7 +94,7 @@ def test_deadline_checks_run_each_and_report_failures(
     project: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[str] = []
-    monkeypatch.setattr(scheduler, "DEADLINE_CHECKS", {})
+    monkeypatch.setattr(jobs, "DEADLINE_CHECKS", {})
     assert scheduler.run_deadline_checks(project) is None  # nothing registered: a no-op
 
     def broken(config: Config) -> str | None:
@@ -99,8 +104,8 @@ def test_deadline_checks_run_each_and_report_failures(
         seen.append(config.school.school_id)
         return "1 report due tomorrow"
 
-    scheduler.register_deadline_check("breach", broken)
-    scheduler.register_deadline_check("other", fine)
+    jobs.register_deadline_check("breach", broken)
+    jobs.register_deadline_check("other", fine)
     with pytest.raises(OtmetkaError, match="breach: calendar missing"):
         scheduler.run_deadline_checks(project)
     assert seen == ["demo-school"]  # the broken check did not stop the next one
@@ -119,15 +124,15 @@ def test_one_daemon_per_project_and_a_clean_stop(project: Config) -> None:
     daemon.start()
     try:
         assert _health(project.endpoint.port) == 200
-        state = daemon_status.probe(project)
+        state = pidfile.probe(project)
         assert state.running and f"pid {os.getpid()}" in state.line
         with pytest.raises(OtmetkaError, match="already running"):
             scheduler.Daemon(project, serve=False).start()
     finally:
         daemon.close()
-    state = daemon_status.probe(project)
+    state = pidfile.probe(project)
     assert not state.running and not state.expected and "stopped cleanly" in state.line
-    assert not daemon_status.pid_path(project).exists()
+    assert not pidfile.pid_path(project).exists()
 
 
 def test_a_busy_port_is_one_clear_error_and_leaves_no_pid_file(project: Config) -> None:
@@ -138,8 +143,8 @@ def test_a_busy_port_is_one_clear_error_and_leaves_no_pid_file(project: Config) 
             OtmetkaError, match=f"cannot listen on 127.0.0.1:{project.endpoint.port}"
         ):
             scheduler.Daemon(project).start()
-    assert not daemon_status.pid_path(project).exists()
-    assert not daemon_status.probe(project).expected
+    assert not pidfile.pid_path(project).exists()
+    assert not pidfile.probe(project).expected
 
 
 def test_the_loop_imports_dropped_files_builds_and_survives_a_failing_job(
@@ -148,17 +153,19 @@ def test_the_loop_imports_dropped_files_builds_and_survives_a_failing_job(
     daemon = scheduler.Daemon(project, serve=False)
     daemon.start()
     try:
-        monkeypatch.setattr(scheduler, "DEADLINE_CHECKS", {"broken": _raise})
+        monkeypatch.setattr(jobs, "DEADLINE_CHECKS", {"broken": _raise})
         daemon.sched.run_all()
         write_json(project.paths.inbox_dir / "school.json", small_school())
         wait_for(lambda: (daemon.tick(), models.ImportLog.select().count())[1], what="import")
-        jobs = json.loads(daemon_status.status_path(project).read_text("utf-8"))["jobs"]
-        assert jobs["deadlines"]["ok"] is False and "boom" in jobs["deadlines"]["last_error"]
+        recorded = json.loads(pidfile.status_path(project).read_text("utf-8"))["jobs"]
         assert (
-            jobs["inbox"]["ok"]
-            and "school.json: imported 33 records" in jobs["inbox"]["last_result"]
+            recorded["deadlines"]["ok"] is False and "boom" in recorded["deadlines"]["last_error"]
         )
-        assert jobs["build"]["ok"] and "built site" in jobs["build"]["last_result"]
+        assert (
+            recorded["inbox"]["ok"]
+            and "school.json: imported 33 records" in recorded["inbox"]["last_result"]
+        )
+        assert recorded["build"]["ok"] and "built site" in recorded["build"]["last_result"]
         assert (project.paths.inbox_dir / "done" / "school.json").is_file()
         assert not daemon.build_wanted
     finally:
@@ -176,7 +183,7 @@ def test_pages_marked_by_acts_get_built_without_a_pull(project: Config) -> None:
         daemon.pages_waiting()
         assert daemon.build_wanted
         daemon.tick()
-        assert not daemon.build_wanted and not site_state.any_dirty()
+        assert not daemon.build_wanted and not build_state.any_dirty()
     finally:
         daemon.close()
 
@@ -221,12 +228,10 @@ def test_run_pulls_serves_and_stops_cleanly_on_sigterm(project_dir: Path) -> Non
         assert "Traceback" not in log
         stopped = _status(config_path)
         assert stopped.returncode == 0 and "daemon: stopped cleanly" in stopped.stdout
-        assert not daemon_status.pid_path(config).exists()
+        assert not pidfile.pid_path(config).exists()
 
 
 def _pulled(database: Path) -> bool:
-    from tests.support.sync_support import stored_cursor
-
     return stored_cursor(database) == "c33"
 
 
@@ -249,7 +254,7 @@ def test_status_fails_when_the_daemon_died_or_the_pull_is_old(project_dir: Path)
         assert dead.returncode == 1
         assert "daemon: DOWN" in dead.stdout and "not running (killed, crashed" in dead.stdout
         # The daemon is back, but its last good pull is too old (upstream unreachable).
-        status = json.loads(daemon_status.status_path(config).read_text("utf-8"))
+        status = json.loads(pidfile.status_path(config).read_text("utf-8"))
         assert status["state"] == "running"  # a killed daemon never wrote "stopped"
     stale = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(timespec="seconds")
     with closing(sqlite3.connect(database)) as conn, conn:
@@ -258,7 +263,7 @@ def test_status_fails_when_the_daemon_died_or_the_pull_is_old(project_dir: Path)
             (stale, "pull.http"),
         )
     with daemon_process(config_path, {"OTMETKA_UPSTREAM_TOKEN": TOKEN}):
-        wait_for(lambda: daemon_status.probe(config).running, what="the daemon")
+        wait_for(lambda: pidfile.probe(config).running, what="the daemon")
         wait_for(lambda: "last pull failed" in _status(config_path).stdout, what="a failed pull")
         old = _status(config_path)
         assert old.returncode == 1, old.stdout

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from markupsafe import Markup
 
+from otmetka.site_builder import formatting
 from otmetka.site_builder.pages import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -180,4 +181,4 @@ def test_nothing_to_draw_says_so() -> None:
 
 def test_figures() -> None:
     assert charts.number(4.345, 1) == "4,3" and charts.number(None) == "—"
-    assert charts.percent(25 / 29) == "86,2 %" and charts.percent(None) == "—"
+    assert formatting.percent(25 / 29) == "86,2 %" and formatting.percent(None) == "—"

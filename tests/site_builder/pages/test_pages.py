@@ -10,17 +10,12 @@ import pytest
 
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.db import queries
-from otmetka.site_builder.pages import views
-from otmetka.site_builder.pages.markdown import render_markdown
-from otmetka.site_builder.pages.render import (
-    PageKey,
-    average,
-    expand_dirty,
-    page_css,
-    people_with_pages,
-    render_pages,
-)
+from otmetka.db import analytics, row_types
+from otmetka.site_builder.formatting import average
+from otmetka.site_builder.markdown import render_markdown
+from otmetka.site_builder.pages import family
+from otmetka.site_builder.pages.audience import PageKey, expand_dirty, people_with_pages
+from otmetka.site_builder.pages.render import page_css, render_pages
 from tests.support.factories import change
 from tests.support.page_factories import (
     TODAY,
@@ -248,8 +243,8 @@ def test_average_format() -> None:
 
 
 def test_weighted_average_counts_both_parts_of_a_double_mark() -> None:
-    def mark(value: float | None, value2: float | None, weight: float) -> queries.MarkRow:
-        return queries.MarkRow(
+    def mark(value: float | None, value2: float | None, weight: float) -> row_types.MarkRow:
+        return row_types.MarkRow(
             "m",
             "s",
             "math",
@@ -267,8 +262,8 @@ def test_weighted_average_counts_both_parts_of_a_double_mark() -> None:
         )
 
     marks = [mark(5, None, 1), mark(3, 5, 2), mark(None, None, 3)]
-    assert views.weighted_average(marks) == pytest.approx((5 + 6 + 10) / 5)
-    assert views.weighted_average([mark(None, None, 1)]) is None
+    assert analytics.weighted_average(marks) == pytest.approx((5 + 6 + 10) / 5)
+    assert analytics.weighted_average([mark(None, None, 1)]) is None
 
 
 @pytest.mark.parametrize(
@@ -321,8 +316,8 @@ def test_a_family_across_two_classes_gets_one_page(memory_db: None) -> None:
 
 
 def test_work_label_does_not_repeat_the_kind() -> None:
-    def work(kind: str, title: str, control: bool = False) -> views.WorkView:
-        return views.WorkView(TODAY, "Алгебра", kind, title, control)
+    def work(kind: str, title: str, control: bool = False) -> family.WorkView:
+        return family.WorkView(TODAY, "Алгебра", kind, title, control)
 
     assert work("Тест", "Shopping").label == "Тест: Shopping"
     assert work("Тест", "").label == "Тест"

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from otmetka.daemon.access import credentials as creds
-from otmetka.daemon.acts import rules as acts
+from otmetka.daemon.acts.paper import register_ack, register_breach, register_consent
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import build_state as site_state
 from otmetka.db import models, write_transaction
-from otmetka.site_builder.pages import render, views
+from otmetka.site_builder.pages import audience, render, staff_views
 from tests.support.analytics_factories import analytics_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -66,9 +66,9 @@ def test_journal_shows_marks_and_codes_by_date_and_nothing_to_edit(school: None)
 
 def test_control_tables_follow_the_acts(school: None, config: Config) -> None:
     login = logins(config)
-    acts.register_consent(config, login=login["Алексеева Алла"], decision="granted", paper=True)
-    acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
-    acts.register_consent(config, login=login["Васильева Вера"], decision="refused", paper=True)
+    register_consent(config, login=login["Алексеева Алла"], decision="granted", paper=True)
+    register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    register_consent(config, login=login["Васильева Вера"], decision="refused", paper=True)
     page = text_of(pages(TEACHER)[TEACHER])
     assert "Алексеева Алла Алексеев Антон на бумаге, 15 сент. дано электронно" in page
     assert "Васильева Вера Васильев Виктор нет отказ электронно" in page
@@ -91,7 +91,7 @@ def test_people_without_slips_are_listed(school: None) -> None:
 
 def test_deputy_page_compares_classes_and_lists_breaches(school: None, config: Config) -> None:
     login = logins(config)
-    acts.register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
+    register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
     page = pages(DEPUTY)[DEPUTY]
     text = text_of(page)
     # 5А: 3 students, (41/11 + 23/7 + 5)/3, 2 at risk, 25 of 29, nobody acknowledged yet
@@ -105,16 +105,16 @@ def test_deputy_page_compares_classes_and_lists_breaches(school: None, config: C
 
 def test_breach_state_is_overdue_after_the_deadline_day(school: None, config: Config) -> None:
     login = logins(config)
-    acts.register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
+    register_breach(config, login=login["Алексеев Антон"], received_at="2026-09-11T14:30")
     (report,) = models.BreachReport.select()
     names = {("student", "s-a"): "Алексеев Антон"}
-    (line,) = views.breach_lines([report], names, dt.date(2026, 9, 14))
+    (line,) = staff_views.breach_lines([report], names, dt.date(2026, 9, 14))
     assert (line.received, line.deadline.date(), line.state) == (
         dt.datetime(2026, 9, 11, 14, 30),
         dt.date(2026, 9, 14),
         "open",
     )
-    (late,) = views.breach_lines([report], names, dt.date(2026, 9, 15))
+    (late,) = staff_views.breach_lines([report], names, dt.date(2026, 9, 15))
     assert late.state == "overdue"
 
 
@@ -125,7 +125,7 @@ def test_school_offset_is_read_off_a_deadline(zone_hours: int, day: int) -> None
     # UTC-12 (no school there) reads as UTC+12 (Kamchatka): the day is the same.
     local_end = dt.datetime(2026, 9, day, 23, 59, 59, 999999)
     stored = local_end - dt.timedelta(hours=zone_hours)  # naive UTC, as the table keeps it
-    assert views.school_offset(stored) == dt.timedelta(hours=zone_hours)
+    assert staff_views.school_offset(stored) == dt.timedelta(hours=zone_hours)
 
 
 def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: None) -> None:
@@ -133,16 +133,16 @@ def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: No
     with write_transaction():
         site_state.record_pages([("page-dep", DEPUTY, "h1")], now - dt.timedelta(hours=21))
         site_state.record_pages([("page-t5", TEACHER, "h2")], now - dt.timedelta(hours=21))
-    assert render.expand_dirty({("student", "s-a")}) == {
+    assert audience.expand_dirty({("student", "s-a")}) == {
         ("student", "s-a"),
         ("guardian", "g-a"),
         TEACHER,
         DEPUTY,  # built 21 hours ago: redone
     }
-    assert render.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a"), TEACHER}
+    assert audience.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a"), TEACHER}
     with write_transaction():
         site_state.record_pages([("page-dep", DEPUTY, "h3")], now)
-    assert DEPUTY not in (render.expand_dirty({("student", "s-a")}) or set())
+    assert DEPUTY not in (audience.expand_dirty({("student", "s-a")}) or set())
 
 
 def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
@@ -151,8 +151,8 @@ def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
     login = logins(config)
     with write_transaction():
         site_state.clear_dirty(site_state.dirty_rows())
-    acts.register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
-    assert TEACHER in (render.expand_dirty(site_state.dirty_rows()) or set())
+    register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    assert TEACHER in (audience.expand_dirty(site_state.dirty_rows()) or set())
 
 
 def test_the_class_teacher_sees_each_student_without_the_class_wide_parts(school: None) -> None:

@@ -1,0 +1,169 @@
+"""Validating an exchange batch: the envelope header, then each change record against the
+exchange models, with every problem named by where it is and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from otmetka.daemon.core.marks import MarkError, MarkRules, MarkValue, parse_mark
+from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange.records import BatchError, Problems, RawBatch, loads
+
+
+def late_header_problems(raw: RawBatch) -> list[str]:
+    """Problems with envelope keys that only turned up after the records."""
+    late = getattr(raw.changes, "late_header", {})
+    late = {key: value for key, value in late.items() if key not in raw.taken}
+    if not late:
+        return []
+    return header_problems(raw.origin, {**raw.header, **late})
+
+
+# --- validating --------------------------------------------------------------------------
+
+_HINTS = {
+    "missing": "add it",
+    "extra_forbidden": "remove it or check its spelling against docs/exchange-format.md",
+    "literal_error": "use one of the values listed in docs/exchange-format.md",
+}
+_NOT_AN_OBJECT = {"dict_type", "model_attributes_type", "model_type"}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # A change's loc is (type tag, 'data', field, ...): name the field inside the record.
+    parts = list(loc[1:]) if loc and loc[0] in exchange.CHANGE_MODELS else list(loc)
+    if parts[:1] == ["data"] and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        known = ", ".join(exchange.ENTITY_MODELS)
+        return f"unknown entity type {error['ctx']['tag']!r}; use one of: {known}"
+    if kind == "union_tag_not_found":
+        return "field 'type': required field is missing; add the entity type"
+    if kind in _NOT_AN_OBJECT and not error["loc"]:
+        return "is not a JSON object; each change is an object with type, id, updated_at, data"
+    message = "required field is missing" if kind == "missing" else error["msg"]
+    if kind != "missing" and "input" in error and not isinstance(error["input"], dict):
+        message = f"{error['input']!r}: {message}"
+    hint = _HINTS.get(kind, "correct the value")
+    return f"field '{_field_path(error['loc'])}': {message}; {hint}"
+
+
+def _where(origin: str, index: int, raw: Any) -> str:
+    record_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
+    record_type = raw.get("type", "?") if isinstance(raw, dict) else "?"
+    return f"{origin}: record {index} (id '{record_id}', type '{record_type}')"
+
+
+def header_problems(origin: str, header: dict[str, Any]) -> list[str]:
+    try:
+        exchange.EnvelopeHeader.model_validate(header)
+    except ValidationError as error:
+        return [f"{origin}: envelope: {_describe(e)}" for e in error.errors()]  # type: ignore[arg-type]
+    return []
+
+
+def check_header(raw: RawBatch) -> exchange.EnvelopeHeader:
+    header = raw.header
+    if header.get("format") != exchange.FORMAT_NAME:
+        raise BatchError(
+            raw.origin,
+            [
+                f"{raw.origin}: envelope: field 'format' is {header.get('format')!r}, not "
+                f"'{exchange.FORMAT_NAME}'; this is not an otmetka exchange file"
+            ],
+        )
+    if header.get("version") != exchange.FORMAT_VERSION:
+        raise BatchError(
+            raw.origin,
+            [
+                f"{raw.origin}: envelope: field 'version' is {header.get('version')!r}; "
+                f"this otmetka reads version {exchange.FORMAT_VERSION}: upgrade otmetka "
+                "or ask upstream for version 1"
+            ],
+        )
+    problems = header_problems(raw.origin, header)
+    if problems:
+        raise BatchError(raw.origin, problems)
+    return exchange.EnvelopeHeader.model_validate(header)
+
+
+_VALIDATOR = exchange.CHANGE_ADAPTER.validator
+
+
+def _parsed(item: Any) -> Any:
+    """A record as a value, to name it in a message."""
+    if not isinstance(item, bytes):
+        return item
+    try:
+        return loads(item)
+    except ValueError:  # pydantic's parser took it, the standard library does not
+        return None  # named as record <index> (id '?')
+
+
+def _validate(raw: RawBatch, index: int, item: Any, problems: Problems) -> Any:
+    """The validated change, or None with its problems recorded."""
+    try:
+        if isinstance(item, bytes):
+            try:
+                return _VALIDATOR.validate_json(item)
+            except ValidationError as error:
+                if error.errors()[0]["type"] != "json_invalid":
+                    raise
+            item = raw.records.reparse(index, item)
+        return _VALIDATOR.validate_python(item)
+    except ValidationError as error:
+        where = _where(raw.origin, index, _parsed(item))
+        problems.extend(f"{where}: {_describe(e)}" for e in error.errors())  # type: ignore[arg-type]
+        return None
+
+
+class MarkValues:
+    """parse_mark with a memory: a year has a million marks but a few dozen distinct cells."""
+
+    def __init__(self, rules: MarkRules) -> None:
+        self.rules = rules
+        self.known: dict[tuple[str, str, float | None], MarkValue | str] = {}
+
+    def of(self, data: Any) -> MarkValue | str:
+        """The numbers of a mark, or the text of why it is not on its scale."""
+        key = (data.raw, data.scale, data.value)
+        found = self.known.get(key)
+        if found is None:
+            try:
+                found = parse_mark(data.raw, data.scale, data.value, self.rules)
+            except MarkError as error:
+                found = str(error)
+            self.known[key] = found
+        return found
+
+
+# (record index, validated change, numbers of a mark or None)
+Valid = tuple[int, Any, MarkValue | None]
+
+
+def validated(raw: RawBatch, rules: MarkRules, problems: Problems) -> Iterator[Valid | None]:
+    """Every record in order: validated, or None when it has problems (recorded)."""
+    marks = MarkValues(rules)
+    records = raw.records
+    for index, item in enumerate(records):
+        change = _validate(raw, index, item, problems)
+        if change is None:
+            yield None
+        elif change.type != "mark" or change.data is None:
+            yield index, change, None
+        elif isinstance(value := marks.of(change.data), str):
+            problems.add(
+                f"{raw.origin}: record {index} (id '{change.id}', type 'mark'): "
+                f"field 'raw': {value}"
+            )
+            yield None
+        else:
+            yield index, change, value

@@ -1,0 +1,221 @@
+"""The parts of the staff pages (and of the PDF reports, which show the same): the class
+journal as one HTML table, the analytics charts, the pupils' blocks, and the school-wide
+facts and per-class tables they are made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from otmetka.db import acts as events
+from otmetka.db import analytics
+from otmetka.db import printing as printed
+from otmetka.site_builder import attachments, formatting, templating
+from otmetka.site_builder.pages import analysis, audience, charts, lookups, staff_views
+
+
+def class_anchor(class_id: str) -> str:
+    return "k" + hashlib.sha256(class_id.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass
+class StaffData:
+    """School-wide facts for the staff pages, loaded once per build (a fixed number of
+    statements, whatever the number of classes)."""
+
+    facts: staff_views.SchoolFacts
+    reports: dict[str, attachments.ReportFile]
+    roster: audience.Roster
+
+    @classmethod
+    def load(cls, lookup: lookups.Lookup, roster: audience.Roster) -> StaffData:
+        today = lookup.today
+        scopes = [lookups.ClassScope.build(c, lookup) for c in lookup.classes.values()]
+        since = min((s.period_range[0] for s in scopes), default=today)
+        since = min(since, lookups.week_of(today)[0])
+        consents = events.consent_states()
+        facts = staff_views.SchoolFacts(
+            consents=consents,
+            acknowledgements=analytics.acknowledgement_rows(since),
+            paper=events.paper_list(today),
+            no_slips=printed.people_without_slips(needing_logins(roster, consents)),
+        )
+        names = {cid: row.name for cid, row in lookup.classes.items()}
+        return cls(facts, attachments.report_files(names), roster)
+
+    def breach_lines(self, lookup: lookups.Lookup) -> list[staff_views.BreachLine]:
+        names: dict[tuple[str, str], str] = {
+            (audience.TEACHER, tid): lookup.teacher_full(tid) for tid in lookup.teachers
+        }
+        for sid, student in self.roster.students.items():
+            names[(audience.STUDENT, sid)] = lookups.person_name(student)
+        for guardians in self.roster.links.values():
+            for g in guardians:
+                names[(audience.GUARDIAN, g.id)] = lookups.full_name(
+                    g.last_name, g.first_name, g.middle_name
+                )
+        return staff_views.breach_lines(events.breaches(include_closed=True), names, lookup.today)
+
+
+def class_staff(
+    scope: lookups.ClassScope,
+    index: lookups.ClassIndex,
+    roster: audience.Roster,
+    facts: staff_views.SchoolFacts,
+) -> tuple[analysis.AnalyticsView, staff_views.ControlView]:
+    """The analytics and control tables of a class, from its bundle: no statement."""
+    everyone = roster.by_class.get(scope.class_row.id, [])
+    start, end = scope.period_range
+    figures = analytics.class_analytics(
+        index.bundle,
+        [s.id for s in everyone],
+        start,
+        end,
+        scope.today,
+        period_id=scope.period.id if scope.period else None,
+    )
+    period = scope.period.name if scope.period else ""
+    view = analysis.analytics_view(figures, everyone, scope.class_row, period, index.lookup)
+    return view, staff_views.control_view(scope, everyone, roster.links, facts)
+
+
+def needing_logins(roster: audience.Roster, consents: dict[str, str]) -> set[audience.PageKey]:
+    """Who should have been given a login: those with a page, families on paper aside."""
+    refusing = {gid for gid, state in consents.items() if state in events.ON_PAPER}
+    paper = roster.paper_students
+    if refusing and not paper:  # a roster loaded without the consents
+        paper = events.students_of_refusing_families(refusing)
+    people = {(audience.STUDENT, sid) for sid in roster.students if sid not in paper}
+    return people | {(audience.GUARDIAN, gid) for gid in roster.guardians if gid not in refusing}
+
+
+# --- the journal, charts, blocks ----------------------------------------------------------
+
+
+def _cell(cell: staff_views.Cell) -> str:
+    marks, codes = cell
+    if not marks and not codes:
+        return "<td></td>"
+    parts = [f"<b>{escape(m)}</b>" for m in marks] + [f"<i>{escape(c)}</i>" for c in codes]
+    return f"<td>{' '.join(parts)}</td>"
+
+
+def journal_table(journal: staff_views.SubjectJournal, table_id: str) -> Markup:
+    """Students × dates of one subject. Built as one string: a class teacher's page holds
+    tens of thousands of cells, and a template loop per cell would dominate the build."""
+    heads = "".join(f'<th scope="col">{day.day}.{day.month:02}</th>' for day in journal.dates)
+    rows = []
+    for line in journal.lines:
+        cells = "".join(_cell(cell) for cell in line.cells)
+        finals = escape(", ".join(line.finals)) if line.finals else ""
+        rows.append(
+            f'<tr><th scope="row">{escape(line.name)}</th>{cells}'
+            f'<td class="num">{formatting.average(line.average)}</td><td>{finals}</td></tr>'
+        )
+    return Markup(
+        f'<div class="tw"><table class="jr" id="{table_id}">'
+        f'<caption class="sr">Журнал: {escape(journal.subject)}</caption>'
+        f'<thead><tr><th scope="col">Ученик</th>{heads}<th scope="col">Ср. балл</th>'
+        f'<th scope="col">Итог</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
+SPREAD_SERIES = ("«5»", "«4»", "«3»", "«2»")
+
+
+def class_charts(stats: analysis.AnalyticsView, prefix: str) -> dict[str, Markup]:
+    """The charts of a class's analytics (the page and the PDF report draw the same)."""
+    subjects = [s for s in stats.subjects if s.marks]
+    return {
+        "averages": charts.bar_chart(
+            f"{prefix}-avg",
+            "Средний балл по предметам",
+            [charts.Bar(s.subject, s.average, formatting.average(s.average)) for s in subjects],
+            maximum=5,
+            headers=("Предмет", "Средний балл"),
+        ),
+        "spread": charts.stacked_bars(
+            f"{prefix}-spread",
+            "Оценки по предметам",
+            [charts.Stack(s.subject, s.spread) for s in subjects],
+            series=SPREAD_SERIES,
+            headers=("Предмет", *SPREAD_SERIES, "Всего"),
+        ),
+        "weeks": charts.column_chart(
+            f"{prefix}-weeks",
+            "Посещаемость по неделям",
+            [
+                charts.Bar(
+                    f"{w.start.day}.{w.start.month:02}",
+                    w.attendance,
+                    formatting.percent(w.attendance),
+                )
+                for w in stats.weeks
+            ],
+            maximum=1,
+            headers=("Неделя с", "Посещаемость"),
+            note="доля уроков, на которых ученики были",
+        ),
+        "reasons": charts.bar_chart(
+            f"{prefix}-reasons",
+            "Пропуски и опоздания по причинам",
+            [
+                charts.Bar(formatting.ATTENDANCE_CATEGORIES[c].capitalize(), n, str(n))
+                for c, n in stats.absences
+            ],
+            maximum=max((n for _c, n in stats.absences), default=0) or 1,
+            headers=("Причина", "Уроков"),
+        ),
+    }
+
+
+def pupil_chart(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
+    labels = [f"{w.start.day}.{w.start.month:02}" for w in stats.weeks]
+    return charts.line_chart(
+        chart_id,
+        f"Средний балл по неделям: {pupil.name}",
+        labels,
+        [
+            charts.Series("ученик", pupil.weekly),
+            charts.Series("класс", tuple(w.average for w in stats.weeks)),
+        ],
+        minimum=2,
+        maximum=5,
+        label_header="Неделя с",
+    )
+
+
+def pupil_block(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
+    return templating.fragment(
+        "_pupil_stats.html.j2", p=pupil, stats=stats, chart=pupil_chart(pupil, stats, chart_id)
+    )
+
+
+def school_charts(summaries: Sequence[staff_views.ClassSummary], prefix: str) -> dict[str, Markup]:
+    return {
+        "averages": charts.bar_chart(
+            f"{prefix}-avg",
+            "Средний балл по классам",
+            [charts.Bar(s.name, s.average, formatting.average(s.average)) for s in summaries],
+            maximum=5,
+            headers=("Класс", "Средний балл"),
+        ),
+        "attendance": charts.bar_chart(
+            f"{prefix}-att",
+            "Посещаемость по классам",
+            [charts.Bar(s.name, s.attendance, formatting.percent(s.attendance)) for s in summaries],
+            maximum=1,
+            headers=("Класс", "Посещаемость"),
+        ),
+        "risk": charts.bar_chart(
+            f"{prefix}-risk",
+            "Ученики в группе риска",
+            [charts.Bar(s.name, s.at_risk, str(s.at_risk)) for s in summaries],
+            maximum=max((s.at_risk for s in summaries), default=0) or 1,
+            headers=("Класс", "Учеников"),
+        ),
+    }
