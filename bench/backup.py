@@ -37,7 +37,8 @@ from otmetka.db import close_database, models
 from otmetka.site_builder.workers import spawn_pool
 
 AS_OF = dt.date(2027, 5, 28)  # the end of the school year: a full year of marks
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+# The repository: the tests' PostgreSQL helper imports as tests.support.pg_support.
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
@@ -66,7 +67,7 @@ def _three(config: Config, folder: Path, where: str) -> list[str]:
 
 
 def _on_postgres(sqlite_config: Config, folder: Path) -> list[str]:
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(REPOSITORY))
     from tests.support.pg_support import running_cluster
 
     with running_cluster() as cluster:

@@ -59,12 +59,12 @@ def demo_project(folder: Path, students: int, as_of: dt.date) -> Config:
     """A fresh project in `folder` holding the demo school, imported through the importer."""
     from otmetka.daemon.core.config import config_from_dict
     from otmetka.daemon.core.settings import mark_rules
-    from otmetka.daemon.demo import school as demo
+    from otmetka.daemon.demo.school import generate_school
     from otmetka.daemon.exchange.importer import import_document
     from otmetka.daemon.runtime import open_project
 
     config = config_from_dict({}, base_dir=folder, env={})
     open_project(config)
-    document = demo.generate_school(students=students, seed=1, as_of=as_of)
+    document = generate_school(students=students, seed=1, as_of=as_of)
     import_document(document, "demo", mark_rules(config))
     return config

@@ -35,12 +35,12 @@ from common import record
 from otmetka.daemon.acts import rules as acts
 from otmetka.daemon.core.config import config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import generate_school
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runtime import open_project
 from otmetka.db import acts as events
 from otmetka.db import close_database, models, write_transaction
-from otmetka.db import credentials as stored
+from otmetka.db import credentials as credentials_db
 from otmetka.site_builder import crypto, keys
 from otmetka.site_builder.pages import audience
 
@@ -70,7 +70,7 @@ def _setup(folder: Path, students: int) -> dict[str, tuple[str, list[str]]]:
     Returns guardian id -> (token, children)."""
     config = config_from_dict({}, base_dir=folder, env={})
     open_project(config)
-    import_document(demo.generate_school(students, seed=1, as_of=AS_OF), "demo", MarkRules())
+    import_document(generate_school(students, seed=1, as_of=AS_OF), "demo", MarkRules())
     roster = audience.roster(AS_OF)
     families: dict[str, tuple[str, list[str]]] = {}
     now = dt.datetime.now(dt.UTC)
@@ -79,7 +79,7 @@ def _setup(folder: Path, students: int) -> dict[str, tuple[str, list[str]]]:
         for gid in sorted(roster.guardians):
             key = secrets.token_bytes(32)
             login = crypto.generate_login()
-            stored.add(
+            credentials_db.add(
                 key=("guardian", gid),
                 login=login,
                 page_id=crypto.page_id_for_login(login, "bench"),
@@ -107,7 +107,7 @@ def _import_again(database: str, students: int, started: object, done: object) -
     """In its own process: a full import of the same school under a new cursor."""
     from otmetka.db import open_database
 
-    document = demo.generate_school(students, seed=1, as_of=AS_OF)
+    document = generate_school(students, seed=1, as_of=AS_OF)
     document["cursor"] = "bench-again"
     stamp = "2026-11-27T23:00:00+03:00"
     for change in document["changes"]:

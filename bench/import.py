@@ -33,7 +33,7 @@ from typing import Any
 from common import peak_rss_mb, record
 
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import document_header, iter_changes, write_exchange_file
 from otmetka.daemon.exchange.importer import import_file
 from otmetka.db import close_database, migrate, models, open_database
 
@@ -53,10 +53,10 @@ def _counted(changes: Iterator[dict[str, Any]], counts: Counter[str]) -> Iterato
 def _write_exchange(path: Path, students: int, as_of: dt.date) -> Counter[str]:
     """The demo school as a .json or .jsonl file, never whole in memory; counts by type."""
     counts: Counter[str] = Counter()
-    header = demo.document_header(students, 1, as_of)
-    changes = _counted(demo.iter_changes(students, 1, as_of), counts)
+    header = document_header(students, 1, as_of)
+    changes = _counted(iter_changes(students, 1, as_of), counts)
     if path.suffix == ".json":
-        demo.write_exchange_file({**header, "changes": changes}, path)
+        write_exchange_file({**header, "changes": changes}, path)
         return counts
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with path.open("w", encoding="utf-8") as out:
@@ -173,8 +173,8 @@ def _through_http(args: argparse.Namespace, pool: Pool, database: Path) -> dict[
 
     counts: Counter[str] = Counter()
     started = time.perf_counter()
-    header = demo.document_header(args.students, 1, args.as_of)
-    changes = _counted(demo.iter_changes(args.students, 1, args.as_of), counts)
+    header = document_header(args.students, 1, args.as_of)
+    changes = _counted(iter_changes(args.students, 1, args.as_of), counts)
     with FakeUpstream(header, changes) as upstream:
         generated = time.perf_counter() - started
         work = (upstream.url, upstream.token, args.page_limit, database)

@@ -28,7 +28,7 @@ from common import peak_rss_mb, record
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import mark_rules
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import generate_school
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import printing
 from otmetka.daemon.runtime import open_project
@@ -71,7 +71,7 @@ def main() -> None:
         settings = {"printing": {"workers": args.workers}}
         config = config_from_dict(settings, base_dir=folder, env={})
         open_project(config)
-        document = demo.generate_school(students=args.students, seed=1, as_of=AS_OF)
+        document = generate_school(students=args.students, seed=1, as_of=AS_OF)
         import_document(document, "demo", mark_rules(config))
         del document
         per_student = _run(config, "student", folder / "out-1")

@@ -19,19 +19,18 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.private import secure_private_paths
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options, mark_rules
-from otmetka.daemon.exchange import http, importer, inbox, push, reader
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import http, importer, inbox, push, reader, schema
 from otmetka.daemon.lists import recording, settle
 from otmetka.daemon.lists import status as lists_status
 from otmetka.daemon.mail import campaigns, outbox, reminders, smtp
 from otmetka.daemon.ops import retention
 from otmetka.daemon.ops import status as ops_status
-from otmetka.db import database, migrate, open_database
+from otmetka.db import database, migrate, open_database, staff_facts
 from otmetka.db import status as db_status
 from otmetka.db.connection import opened_url
 from otmetka.db.migrations import SchemaTooNew
 from otmetka.site_builder import keys
-from otmetka.site_builder.build import BuildResult, build_site
+from otmetka.site_builder.build import BuildResult, build_pages, build_site
 
 
 def wire() -> None:
@@ -103,7 +102,7 @@ def sync_file(config: Config, path: Path, reporter: Reporter) -> importer.Import
 
 
 def schema_text() -> str:
-    return json.dumps(exchange.json_schema(), ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(schema.json_schema(), ensure_ascii=False, indent=2) + "\n"
 
 
 @dataclass
@@ -142,6 +141,17 @@ def build(config: Config, reporter: Reporter, *, full: bool = False) -> BuildRes
     result = build_site(build_options(config, full=full), bar=reporter.bar)
     reporter.summary(result.summary())
     return result
+
+
+def refresh_staff_pages(config: Config) -> BuildResult | None:
+    """Rebuild the deputy heads' pages that are older than the latest act (they count every
+    class's consents and acknowledgements and list the breaches); None if none is. The class
+    teachers' pages follow an act through the dirty set and `build`."""
+    open_project(config)
+    stale = staff_facts.deputies_behind_acts()
+    if not stale:
+        return None
+    return build_pages(build_options(config), {("teacher", tid) for tid in stale})
 
 
 # --- `otmetka sync --http` and `otmetka sync --inbox`: one pull or one inbox pass, now ---------

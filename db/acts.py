@@ -119,6 +119,47 @@ def acknowledgements(guardian_id: str) -> list[models.Event]:
     return list(query.order_by(e.occurred_at, e.received_at))
 
 
+@dataclass(frozen=True)
+class LastAcknowledgement:
+    """A guardian's latest valid acknowledgement, as the next page version shows it."""
+
+    occurred_at: dt.datetime  # naive UTC
+    channel: str
+    week_start: dt.date | None  # the week the page showed; None on paper
+    week_end: dt.date | None
+
+
+def last_acknowledgements(guardian_ids: Iterable[str] | None) -> dict[str, LastAcknowledgement]:
+    """Guardian -> latest valid acknowledgement, in one statement (None: every guardian)."""
+    e = models.Event
+    valid = (e.kind == "acknowledgement") & (e.invalid == False)  # noqa: E712
+    if guardian_ids is not None:
+        valid &= e.guardian_id.in_(sorted(set(guardian_ids)))
+    newest = (
+        e.select(e.guardian_id.alias("gid"), pw.fn.MAX(e.occurred_at).alias("at"))
+        .where(valid)
+        .group_by(e.guardian_id)
+        .alias("newest")
+    )
+    on = (e.guardian_id == newest.c.gid) & (e.occurred_at == newest.c.at)
+    rows = e.select(e.guardian_id, e.occurred_at, e.channel, e.payload).join(newest, on=on)
+    found: dict[str, LastAcknowledgement] = {}
+    for row in rows.where(valid).order_by(e.received_at, e.event_id):
+        found[str(row.guardian_id)] = _last_acknowledgement(row)
+    return found
+
+
+def _last_acknowledgement(row: models.Event) -> LastAcknowledgement:
+    shown = json.loads(row.payload).get("shown") or {}
+    start, end = shown.get("week_start"), shown.get("week_end")
+    return LastAcknowledgement(
+        occurred_at=stored_time(row.occurred_at),
+        channel=str(row.channel),
+        week_start=dt.date.fromisoformat(start) if isinstance(start, str) else None,
+        week_end=dt.date.fromisoformat(end) if isinstance(end, str) else None,
+    )
+
+
 # --- consent ---------------------------------------------------------------------------------
 
 
@@ -203,19 +244,36 @@ def consent_counts() -> dict[str, int]:
 
 
 _CONSENTS_OF = (
-    'SELECT "payload", "invalid" FROM "event" WHERE "kind" = \'consent\' AND "guardian_id" = ? '
+    'SELECT "payload", "invalid", "occurred_at" FROM "event" '
+    'WHERE "kind" = \'consent\' AND "guardian_id" = ? '
     'ORDER BY "occurred_at", "received_at", "event_id"'
 )
 
 
 def consent_state(guardian_id: str) -> str:
     """One guardian's current consent: the same fold as `consent_history`, in one query."""
-    state = "unknown"
-    for payload, invalid in database.execute_sql(_sql(_CONSENTS_OF), (guardian_id,)):
+    return consent_since(guardian_id)[0]
+
+
+def consent_since(guardian_id: str) -> tuple[str, dt.datetime | None]:
+    """One guardian's current consent and when the family made that choice (naive UTC; a
+    repeated grant does not move it); None while the state is unknown."""
+    state, since = "unknown", None
+    for payload, invalid, occurred in database.execute_sql(_sql(_CONSENTS_OF), (guardian_id,)):
         decision = str(json.loads(payload).get("decision", ""))
-        if not invalid and decision in DECISIONS:
-            state = next_state(state, decision)
-    return state
+        if invalid or decision not in DECISIONS:
+            continue
+        after = next_state(state, decision)
+        if after != state:
+            state, since = after, stored_time(occurred)
+    return state, since
+
+
+def stored_time(value: object) -> dt.datetime:
+    """A time read back with raw SQL (SQLite gives text), as naive UTC."""
+    if isinstance(value, dt.datetime):
+        return utc_naive(value)
+    return utc_naive(dt.datetime.fromisoformat(str(value)))
 
 
 # --- families ----------------------------------------------------------------------------------

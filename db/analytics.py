@@ -37,8 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from otmetka.db import models, row_types
-from otmetka.db import queries as q
+from otmetka.db import models, queries, row_types
 from otmetka.db.connection import database
 
 DAY = dt.timedelta(days=1)
@@ -210,7 +209,7 @@ def longest_run_of_twos(marks: Sequence[row_types.MarkRow]) -> int:
 # --- lessons due --------------------------------------------------------------------------
 
 
-def _member_spans(bundle: q.ClassBundle) -> dict[str, list[row_types.MembershipRow]]:
+def _member_spans(bundle: queries.ClassBundle) -> dict[str, list[row_types.MembershipRow]]:
     spans: dict[str, list[row_types.MembershipRow]] = defaultdict(list)
     for row in bundle.memberships:
         spans[row.group_id].append(row)
@@ -218,7 +217,7 @@ def _member_spans(bundle: q.ClassBundle) -> dict[str, list[row_types.MembershipR
 
 
 def lessons_due(
-    bundle: q.ClassBundle, students: set[str], start: dt.date, end: dt.date
+    bundle: queries.ClassBundle, students: set[str], start: dt.date, end: dt.date
 ) -> dict[str, list[row_types.LessonRow]]:
     """Student -> the lessons they were due to attend between `start` and `end`."""
     spans = _member_spans(bundle)
@@ -252,7 +251,7 @@ class _Input:
 
 
 def _input(
-    bundle: q.ClassBundle,
+    bundle: queries.ClassBundle,
     students: set[str],
     start: dt.date,
     end: dt.date,
@@ -352,7 +351,7 @@ def _weeks(data: _Input) -> tuple[WeekFigures, ...]:
     )
 
 
-def _subjects(bundle: q.ClassBundle, data: _Input) -> tuple[SubjectFigures, ...]:
+def _subjects(bundle: queries.ClassBundle, data: _Input) -> tuple[SubjectFigures, ...]:
     marks = _by_subject(m for rows in data.marks.values() for m in rows)
     taught = {lesson.subject_id for rows in data.due.values() for lesson in rows}
     return tuple(
@@ -368,7 +367,7 @@ def _count(marks: dict[str, list[row_types.MarkRow]], subject_id: str) -> int:
 
 
 def class_analytics(
-    bundle: q.ClassBundle,
+    bundle: queries.ClassBundle,
     students: Sequence[str],
     start: dt.date,
     end: dt.date,
@@ -400,10 +399,10 @@ def class_analytics(
 
 def load_class_analytics(
     class_id: str, start: dt.date, end: dt.date, today: dt.date, *, period_id: str | None = None
-) -> tuple[q.ClassBundle, ClassAnalytics]:
+) -> tuple[queries.ClassBundle, ClassAnalytics]:
     """Load the class's rows for the period (one bundle: a fixed number of statements) and
     analyse the students on roll on `today`, sorted by name."""
-    bundle = q.class_bundle(class_id, start, end, finals_from=start, notes_from=end)
+    bundle = queries.class_bundle(class_id, start, end, finals_from=start, notes_from=end)
     students = sorted(
         (s for s in bundle.students if s.left_at is None or s.left_at > today),
         key=lambda s: (s.last_name, s.first_name, s.middle_name, s.id),

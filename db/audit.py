@@ -105,8 +105,17 @@ def append(actor: str, action: str, subject: str, details: dict[str, Any], at: d
     return digest
 
 
-def record_event(actor: str, event: models.Event, at: dt.datetime) -> str:
-    details = {"kind": event.kind, "digest": event_digest(event)}
+def record_event(
+    actor: str, event: models.Event, at: dt.datetime, claimed: dt.datetime | None = None
+) -> str:
+    """The entry that vouches for an event: its digest, the time the act claims (as sent,
+    before a clock ahead of ours is clamped) and the time it was received, side by side."""
+    details = {
+        "kind": event.kind,
+        "digest": event_digest(event),
+        "claimed_at": stamp(event.occurred_at if claimed is None else claimed),
+        "received_at": stamp(event.received_at),
+    }
     return append(actor, RECORD_ACTION, event_subject(event.event_id), details, at)
 
 

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 
 from otmetka.db import models
-
-PageKey = tuple[str, str]
+from otmetka.db.connection import batches, chunks
+from otmetka.db.row_types import PageKey
 
 
 def dirty_rows() -> set[tuple[str, str]]:
@@ -42,8 +42,8 @@ def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -
         for page_id, key, content_hash in entries
     ]
     m = models.BuildManifest
-    for start in range(0, len(rows), 500):
-        m.insert_many(rows[start : start + 500]).on_conflict(
+    for batch in batches(rows):
+        m.insert_many(batch).on_conflict(
             conflict_target=[m.page_id],
             preserve=[m.person_kind, m.person_id, m.content_hash, m.built_at],
         ).execute()
@@ -51,9 +51,8 @@ def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -
 
 def forget_pages(page_ids: Iterable[str]) -> None:
     m = models.BuildManifest
-    ids = list(page_ids)
-    for start in range(0, len(ids), 500):
-        m.delete().where(m.page_id.in_(ids[start : start + 500])).execute()
+    for chunk in chunks(page_ids):
+        m.delete().where(m.page_id.in_(chunk)).execute()
 
 
 def get_setting(key: str) -> str | None:

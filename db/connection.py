@@ -3,20 +3,25 @@
 Models bind to `database`, a proxy that is initialised late (`open_database`) so that the
 config decides the file or URL. SQLite gets WAL (readers never block the writer), foreign
 keys, a busy timeout and full fsync, because the events written here are legal records.
+Also the write transaction, and `batches`/`chunks`: long lists cut to one statement each.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import peewee
 from playhouse.db_url import connect as connect_url
 
 database = peewee.DatabaseProxy()
 _opened_url: str | None = None
+# Values bound in one statement: far below SQLite's variable limit, and a page of rows.
+BATCH = 500
+T = TypeVar("T")
 
 
 def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, object]:
@@ -115,6 +120,17 @@ def write_transaction() -> Iterator[None]:
             # belong to one database, so schools sharing a server do not wait for each other.
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield
+
+
+def batches(items: list[T], size: int = BATCH) -> Iterator[list[T]]:
+    """`items` in slices of at most `size`, one statement each."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def chunks(values: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    """The distinct `values`, sorted, in lists of at most `size` for one IN (...) each."""
+    return batches(sorted(set(values)), size)
 
 
 WRITE_LOCK = 0x6F746D6B  # "otmk": the advisory lock key of write transactions on PostgreSQL

@@ -9,8 +9,8 @@ import peewee as pw
 
 from otmetka.db import models
 from otmetka.db.acts import utc_naive
+from otmetka.db.row_types import PageKey
 
-PageKey = tuple[str, str]
 _PEOPLE: dict[str, type[models.PersonModel]] = {
     "guardian": models.Guardian,
     "student": models.Student,
@@ -43,6 +43,7 @@ def add(
     token_hash: str,
     at: dt.datetime,
 ) -> models.Credential:
+    """A new active login from `at` on; an aware `at` is stored as naive UTC like every time."""
     return models.Credential.create(
         login=login,
         person_kind=key[0],
@@ -53,7 +54,7 @@ def add(
         kdf_iterations=iterations,
         token_hash=token_hash,
         state="active",
-        issued_at=at,
+        issued_at=utc_naive(at),
     )
 
 

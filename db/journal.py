@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
-from otmetka.db.connection import database
+from otmetka.db.connection import chunks, database
 
 
 def table_for(entity: str) -> type[models.JournalModel]:
@@ -86,19 +86,13 @@ def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:
 _IN_CHUNK = 900
 
 
-def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
-    wanted = list(set(values))
-    for start in range(0, len(wanted), _IN_CHUNK):
-        yield wanted[start : start + _IN_CHUNK]
-
-
 def _ids_where(sql: str, values: Iterable[str]) -> set[str]:
     """First column of `sql` (ending in `IN`) for every chunk of `values`.
 
     Plain SQL, not a peewee query: peewee renders an IN list value by value in Python, and
     a page of a pull looks up thousands of ids."""
     found: set[str] = set()
-    for chunk in _chunks(values):
+    for chunk in chunks(values, _IN_CHUNK):
         marks = ", ".join(database.param for _ in chunk)
         cursor = database.execute_sql(f"{sql} ({marks})", chunk)
         found.update(row[0] for row in cursor.fetchall())
@@ -114,7 +108,7 @@ def existing_ids(entity: str, ids: Iterable[str]) -> set[str]:
 def rows_by_id(entity: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     table = table_for(entity)
     result: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, _IN_CHUNK):
         query = table.select().where(table.id.in_(chunk)).dicts()
         result.update({row["id"]: row for row in query})  # type: ignore[index, misc]
     return result

@@ -14,13 +14,12 @@ from typing import Any, NamedTuple
 import peewee as pw
 
 from otmetka.db import models
-from otmetka.db.connection import database
+from otmetka.db.connection import chunks, database
 from otmetka.db.outbox import OutboxEntry
 
 MAIL = "mail"
 # `last_error` of a row whose attempt has started and not finished (docs/mail.md).
 SENDING = "sending: "
-_CHUNK = 500
 
 
 class GuardianContact(NamedTuple):
@@ -57,11 +56,10 @@ class QueuedMail(NamedTuple):
 def guardian_contacts(ids: Iterable[str]) -> dict[str, GuardianContact]:
     """Live guardians among `ids` who have an e-mail address."""
     g = models.Guardian
-    wanted = sorted(set(ids))
     found: dict[str, GuardianContact] = {}
-    for start in range(0, len(wanted), _CHUNK):
+    for chunk in chunks(ids):
         query = g.select(g.id, g.last_name, g.first_name, g.middle_name, g.email).where(
-            g.id.in_(wanted[start : start + _CHUNK]), g.deleted_at.is_null(), g.email != ""
+            g.id.in_(chunk), g.deleted_at.is_null(), g.email != ""
         )
         for row in database.execute(query).fetchall():
             contact = GuardianContact._make(row)
@@ -72,10 +70,9 @@ def guardian_contacts(ids: Iterable[str]) -> dict[str, GuardianContact]:
 
 def mail_states(ids: Iterable[str]) -> dict[str, MailState]:
     gm = models.GuardianMail
-    wanted = sorted(set(ids))
     found: dict[str, MailState] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        for row in gm.select().where(gm.guardian_id.in_(wanted[start : start + _CHUNK])):
+    for chunk in chunks(ids):
+        for row in gm.select().where(gm.guardian_id.in_(chunk)):
             seen = frozenset(json.loads(row.digest_seen or "[]"))
             found[row.guardian_id] = MailState(
                 row.guardian_id, row.intro_version, row.digest_at, seen
@@ -175,9 +172,7 @@ def mark_sent(item_id: int, at: dt.datetime, note: str = "") -> None:
 def note_unreachable(ids: Iterable[int], error: str) -> None:
     """Say why letters were not tried (no connection); attempts and next try unchanged."""
     o = models.OutboxItem
-    wanted = list(ids)
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    for chunk in chunks(ids):
         o.update(last_error=error).where(_id().in_(chunk), o.done_at.is_null()).execute()
 
 

@@ -61,6 +61,10 @@ def _local_change_base_and_analytics_reports(db: peewee.Database) -> None:
     db.create_tables([models.AnalyticsReport], safe=False)
 
 
+def _page_versions_table(db: peewee.Database) -> None:
+    db.create_tables([models.PageVersion], safe=False)
+
+
 # Append only. Each step runs once, in order, in its own transaction.
 MIGRATIONS: list[Callable[[peewee.Database], None]] = [
     _initial_layout,
@@ -70,6 +74,7 @@ MIGRATIONS: list[Callable[[peewee.Database], None]] = [
     _printing_tables,
     _breach_reports_table,
     _local_change_base_and_analytics_reports,
+    _page_versions_table,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -314,6 +314,18 @@ class BuildManifest(BaseModel):
     built_at = pw.DateTimeField()
 
 
+class PageVersion(BaseModel):
+    """A version of a page built for a login: an acknowledgement must name one of them."""
+
+    credential = pw.ForeignKeyField(Credential, backref="page_versions")
+    version = pw.CharField(help_text="sha256 of the page content the parent saw")
+    first_built_at = pw.DateTimeField()
+    last_built_at = pw.DateTimeField(help_text="last build that rendered this version")
+
+    class Meta:
+        indexes = ((("credential", "version"), True),)
+
+
 class LocalChange(BaseModel):
     """A teacher's correction awaiting upstream; applied on top of upstream data."""
 
@@ -467,6 +479,7 @@ LOCAL_TABLES: list[type[BaseModel]] = [
     AuditEntry,
     OutboxItem,
     BuildManifest,
+    PageVersion,
     LocalChange,
     SyncState,
     ImportLog,

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from otmetka.db import models
-from otmetka.db.connection import write_transaction
-
-_CHUNK = 500
+from otmetka.db.acts import utc_naive
+from otmetka.db.connection import chunks, write_transaction
 
 
 def _moment(value: Any) -> dt.datetime | None:
@@ -25,10 +24,6 @@ def _moment(value: Any) -> dt.datetime | None:
         return None
     moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _stored(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def now_utc() -> dt.datetime:
@@ -78,7 +73,7 @@ def enqueue(kind: str, key: str, payload: dict[str, Any], at: dt.datetime | None
 
     Returns False for a repeated key, so a replayed request never queues twice.
     """
-    moment = _stored(at or now_utc())
+    moment = utc_naive(at or now_utc())
     o = models.OutboxItem
     if o.select().where(o.key == key).exists():
         return False
@@ -97,7 +92,7 @@ def due_items(kinds: Iterable[str], now: dt.datetime, limit: int) -> list[Outbox
     o = models.OutboxItem
     query = (
         o.select()
-        .where(o.kind.in_(list(kinds)), o.done_at.is_null(), o.next_try <= _stored(now))
+        .where(o.kind.in_(list(kinds)), o.done_at.is_null(), o.next_try <= utc_naive(now))
         .order_by(_pk())
         .limit(limit)
     )
@@ -111,11 +106,9 @@ def due_items(kinds: Iterable[str], now: dt.datetime, limit: int) -> list[Outbox
 
 def mark_sent(ids: Iterable[int], at: dt.datetime) -> None:
     o = models.OutboxItem
-    wanted = list(ids)
     with write_transaction():
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            o.update(done_at=_stored(at), last_error="").where(_pk().in_(chunk)).execute()
+        for chunk in chunks(ids):
+            o.update(done_at=utc_naive(at), last_error="").where(_pk().in_(chunk)).execute()
 
 
 def mark_failed(failures: dict[int, tuple[str, dt.datetime]]) -> None:
@@ -124,7 +117,7 @@ def mark_failed(failures: dict[int, tuple[str, dt.datetime]]) -> None:
     with write_transaction():
         for item_id, (error, next_try) in failures.items():
             o.update(
-                attempts=o.attempts + 1, last_error=error[:2000], next_try=_stored(next_try)
+                attempts=o.attempts + 1, last_error=error[:2000], next_try=utc_naive(next_try)
             ).where(_pk() == item_id).execute()
 
 
@@ -149,17 +142,11 @@ def outbox_backlog() -> dict[str, Any]:
 # --- stored journal facts for adapters ------------------------------------------------------
 
 
-def _by_chunks(ids: Iterable[str]) -> Iterable[list[str]]:
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), _CHUNK):
-        yield wanted[start : start + _CHUNK]
-
-
 def stored_student_classes(student_ids: Iterable[str]) -> dict[str, str]:
     """The class each (not deleted) student is in now."""
     s = models.Student
     found: dict[str, str] = {}
-    for chunk in _by_chunks(student_ids):
+    for chunk in chunks(student_ids):
         query = s.select(s.id, s.class_unit_id).where(s.id.in_(chunk), s.deleted_at.is_null())
         found.update({row.id: row.class_unit_id for row in query})
     return found
@@ -169,7 +156,7 @@ def stored_group_classes(group_ids: Iterable[str]) -> dict[str, list[str]]:
     """The classes each stored group belongs to."""
     g = models.Group
     found: dict[str, list[str]] = {}
-    for chunk in _by_chunks(group_ids):
+    for chunk in chunks(group_ids):
         query = g.select(g.id, g.class_unit_ids).where(g.id.in_(chunk), g.deleted_at.is_null())
         found.update({row.id: _id_list(row.class_unit_ids) for row in query})
     return found
@@ -178,7 +165,7 @@ def stored_group_classes(group_ids: Iterable[str]) -> dict[str, list[str]]:
 def stored_group_subjects(group_ids: Iterable[str]) -> dict[str, str]:
     g = models.Group
     found: dict[str, str] = {}
-    for chunk in _by_chunks(group_ids):
+    for chunk in chunks(group_ids):
         query = g.select(g.id, g.subject_id).where(g.id.in_(chunk), g.deleted_at.is_null())
         found.update({row.id: row.subject_id for row in query if row.subject_id})
     return found
@@ -188,7 +175,7 @@ def stored_guardian_links(person_ids: Iterable[str]) -> dict[str, tuple[str, str
     """Live guardian links touching these guardians or students: id -> (guardian, student)."""
     link = models.GuardianLink
     found: dict[str, tuple[str, str]] = {}
-    for chunk in _by_chunks(person_ids):
+    for chunk in chunks(person_ids):
         query = link.select(link.id, link.guardian_id, link.student_id).where(
             (link.guardian_id.in_(chunk) | link.student_id.in_(chunk)),
             link.deleted_at.is_null(),
@@ -201,7 +188,7 @@ def stored_work_subjects(work_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Subject and date of stored works: id -> (subject_id, date)."""
     w = models.Work
     found: dict[str, tuple[str, str]] = {}
-    for chunk in _by_chunks(work_ids):
+    for chunk in chunks(work_ids):
         query = w.select(w.id, w.subject_id, w.date).where(w.id.in_(chunk), w.deleted_at.is_null())
         found.update({row.id: (row.subject_id, str(row.date)) for row in query})
     return found

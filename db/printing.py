@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from otmetka.db import models
+from otmetka.db.connection import batches, chunks
+from otmetka.db.row_types import PageKey
 
-PageKey = tuple[str, str]
-_CHUNK = 500
 # Cyrillic capitals that look like Latin ones: a code typed on a Russian layout still
 # matches (otmetka.site_builder.crypto maps passwords the same way).
 _LOOKALIKES = str.maketrans("АВЕКМНОРСТХУ", "ABEKMHOPCTXY")
@@ -85,12 +85,9 @@ def extract_by_code(code: str) -> ExtractRecord | None:
 def codes_in_use(codes: Iterable[str]) -> dict[str, tuple[str, str]]:
     """code -> (student id, content hash) for those of `codes` already recorded."""
     e = models.ExtractIssue
-    wanted = sorted(set(codes))
     found: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        query = e.select(e.code, e.student_id, e.content_hash).where(
-            e.code.in_(wanted[start : start + _CHUNK])
-        )
+    for chunk in chunks(codes):
+        query = e.select(e.code, e.student_id, e.content_hash).where(e.code.in_(chunk))
         found.update({row.code: (row.student_id, row.content_hash) for row in query})
     return found
 
@@ -204,18 +201,17 @@ def record_slips(slips: Iterable[SlipRow], at: dt.datetime) -> None:
         }
         for s in slips
     ]
-    for start in range(0, len(rows), _CHUNK):
-        models.CredentialSlip.insert_many(rows[start : start + _CHUNK]).execute()
+    for batch in batches(rows):
+        models.CredentialSlip.insert_many(batch).execute()
 
 
 def logins_with_password_slip(logins: Iterable[str]) -> set[str]:
     """Those of `logins` whose password was printed on a slip (at issue or later)."""
     s = models.CredentialSlip
-    wanted = sorted(set(logins))
     found: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
+    for chunk in chunks(logins):
         query = s.select(s.login).where(
-            s.login.in_(wanted[start : start + _CHUNK]),
+            s.login.in_(chunk),
             s.with_password == True,  # noqa: E712
         )
         found.update(row.login for row in query)

@@ -21,9 +21,8 @@ from typing import Any
 
 import peewee as pw
 
-from otmetka.db import models as m
-from otmetka.db import row_types
-from otmetka.db.connection import database
+from otmetka.db import models, row_types
+from otmetka.db.connection import chunks, database
 
 Convert = Callable[[Any], Any]
 
@@ -65,89 +64,95 @@ def _fetch(
     return out
 
 
-def _alive(model: type[m.JournalModel]) -> pw.Expression:
+def _alive(model: type[models.JournalModel]) -> pw.Expression:
     return model.deleted_at.is_null()
 
 
-def _columns(model: type[m.JournalModel], row: type[tuple[Any, ...]]) -> list[pw.Field]:
+def _columns(model: type[models.JournalModel], row: type[tuple[Any, ...]]) -> list[pw.Field]:
     return [getattr(model, name) for name in row._fields]  # type: ignore[attr-defined]
 
 
-def _select_alive(model: type[m.JournalModel], row: type[row_types.Row]) -> pw.ModelSelect[Any]:
+def _select_alive(
+    model: type[models.JournalModel], row: type[row_types.Row]
+) -> pw.ModelSelect[Any]:
     return model.select(*_columns(model, row)).where(_alive(model))
+
+
+def _live(
+    model: type[models.JournalModel],
+    row: type[row_types.Row],
+    *where: pw.Expression,
+    order: Sequence[Any],
+    converters: dict[int, Convert] | None = None,
+) -> list[row_types.Row]:
+    """The live rows of `model` that meet `where`, in `order`, as `row` tuples."""
+    query = _select_alive(model, row)
+    if where:
+        query = query.where(*where)
+    return _fetch(query.order_by(*order), row, converters)
 
 
 # --- school-wide --------------------------------------------------------------------------
 
 
 def school() -> row_types.SchoolRow | None:
-    query = _select_alive(m.School, row_types.SchoolRow).order_by(m.School.id).limit(1)
+    query = _select_alive(models.School, row_types.SchoolRow).order_by(models.School.id).limit(1)
     rows = _fetch(query, row_types.SchoolRow)
     return rows[0] if rows else None
 
 
 def academic_years() -> list[row_types.YearRow]:
-    query = _select_alive(m.AcademicYear, row_types.YearRow).order_by(m.AcademicYear.start)
-    return _fetch(query, row_types.YearRow, {2: _date, 3: _date})
+    y = models.AcademicYear
+    return _live(y, row_types.YearRow, order=[y.start], converters={2: _date, 3: _date})
 
 
 def periods() -> list[row_types.PeriodRow]:
-    query = _select_alive(m.Period, row_types.PeriodRow).order_by(m.Period.start, m.Period.id)
-    return _fetch(query, row_types.PeriodRow, {4: _date, 5: _date})
+    p = models.Period
+    return _live(p, row_types.PeriodRow, order=[p.start, p.id], converters={4: _date, 5: _date})
 
 
 def holidays() -> list[row_types.HolidayRow]:
-    query = _select_alive(m.Holiday, row_types.HolidayRow).order_by(m.Holiday.start, m.Holiday.id)
-    return _fetch(query, row_types.HolidayRow, {3: _date, 4: _date, 5: _ids})
+    h = models.Holiday
+    converters: dict[int, Convert] = {3: _date, 4: _date, 5: _ids}
+    return _live(h, row_types.HolidayRow, order=[h.start, h.id], converters=converters)
 
 
 def bell_slots() -> list[row_types.BellSlotRow]:
-    query = _select_alive(m.BellSlot, row_types.BellSlotRow).order_by(
-        m.BellSlot.shift, m.BellSlot.number, m.BellSlot.id
-    )
-    return _fetch(query, row_types.BellSlotRow)
+    b = models.BellSlot
+    return _live(b, row_types.BellSlotRow, order=[b.shift, b.number, b.id])
 
 
 def subjects() -> list[row_types.SubjectRow]:
-    return _fetch(
-        _select_alive(m.Subject, row_types.SubjectRow).order_by(m.Subject.id), row_types.SubjectRow
-    )
+    return _live(models.Subject, row_types.SubjectRow, order=[models.Subject.id])
 
 
 def teachers() -> list[row_types.TeacherRow]:
-    query = _select_alive(m.Teacher, row_types.TeacherRow).order_by(m.Teacher.id)
-    return _fetch(query, row_types.TeacherRow, {4: _ids})
+    t = models.Teacher
+    return _live(t, row_types.TeacherRow, order=[t.id], converters={4: _ids})
 
 
 def work_kinds() -> list[row_types.WorkKindRow]:
-    return _fetch(
-        _select_alive(m.WorkKind, row_types.WorkKindRow).order_by(m.WorkKind.id),
-        row_types.WorkKindRow,
-    )
+    return _live(models.WorkKind, row_types.WorkKindRow, order=[models.WorkKind.id])
 
 
 def attendance_codes() -> list[row_types.AttendanceCodeRow]:
-    query = _select_alive(m.AttendanceCode, row_types.AttendanceCodeRow).order_by(
-        m.AttendanceCode.id
-    )
-    return _fetch(query, row_types.AttendanceCodeRow)
+    codes = models.AttendanceCode
+    return _live(codes, row_types.AttendanceCodeRow, order=[codes.id])
 
 
 def class_units() -> list[row_types.ClassRow]:
-    query = _select_alive(m.ClassUnit, row_types.ClassRow).order_by(
-        m.ClassUnit.grade, m.ClassUnit.name, m.ClassUnit.id
-    )
-    return _fetch(query, row_types.ClassRow)
+    c = models.ClassUnit
+    return _live(c, row_types.ClassRow, order=[c.grade, c.name, c.id])
 
 
 def _active(today: dt.date) -> pw.Expression:
-    s = m.Student
+    s = models.Student
     return _alive(s) & (s.left_at.is_null() | (s.left_at > today.isoformat()))
 
 
 def active_students(today: dt.date) -> list[row_types.StudentRow]:
     """Students on roll on `today` (not left, or leaving later) whose class exists."""
-    s, c = m.Student, m.ClassUnit
+    s, c = models.Student, models.ClassUnit
     query = (
         s.select(*_columns(s, row_types.StudentRow))
         .join(c, on=(c.id == s.class_unit_id))
@@ -159,7 +164,7 @@ def active_students(today: dt.date) -> list[row_types.StudentRow]:
 
 def guardians_with_children(today: dt.date) -> list[tuple[row_types.GuardianRow, str]]:
     """(guardian, active child id) for every live link; one row per link, in id order."""
-    g, link, s = m.Guardian, m.GuardianLink, m.Student
+    g, link, s = models.Guardian, models.GuardianLink, models.Student
     query = (
         g.select(*_columns(g, row_types.GuardianRow), link.student_id)
         .join(link, on=(link.guardian_id == g.id))
@@ -173,13 +178,12 @@ def guardians_with_children(today: dt.date) -> list[tuple[row_types.GuardianRow,
 
 def _live_links(column: pw.Field, ids: Iterable[str]) -> list[tuple[str, str]]:
     """(guardian id, student id) of live guardian links whose `column` is among `ids`."""
-    link = m.GuardianLink
-    wanted = sorted(set(ids))
+    link = models.GuardianLink
     found: list[tuple[str, str]] = []
-    for start in range(0, len(wanted), 500):
+    for chunk in chunks(ids):
         query = (
             link.select(link.guardian_id, link.student_id)
-            .where(_alive(link), column.in_(wanted[start : start + 500]))
+            .where(_alive(link), column.in_(chunk))
             .order_by(link.guardian_id, link.student_id)
         )
         found.extend((row[0], row[1]) for row in database.execute(query).fetchall())
@@ -188,26 +192,23 @@ def _live_links(column: pw.Field, ids: Iterable[str]) -> list[tuple[str, str]]:
 
 def guardians_of_students(student_ids: Iterable[str]) -> list[tuple[str, str]]:
     """(guardian id, student id) of live links of the given students."""
-    return _live_links(m.GuardianLink.student_id, student_ids)
+    return _live_links(models.GuardianLink.student_id, student_ids)
 
 
 def students_of_guardians(guardian_ids: Iterable[str]) -> set[str]:
     """Ids of the students the given guardians have a live link to."""
-    return {sid for _, sid in _live_links(m.GuardianLink.guardian_id, guardian_ids)}
+    return {sid for _, sid in _live_links(models.GuardianLink.guardian_id, guardian_ids)}
 
 
 def class_teachers_of_students(student_ids: Iterable[str]) -> dict[str, str]:
     """Student id -> class teacher id, for students whose class has one."""
-    s, c = m.Student, m.ClassUnit
-    wanted = sorted(set(student_ids))
+    s, c = models.Student, models.ClassUnit
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
+    for chunk in chunks(student_ids):
         query = (
             s.select(s.id, c.class_teacher_id)
             .join(c, on=(c.id == s.class_unit_id))
-            .where(
-                s.id.in_(wanted[start : start + 500]), _alive(c), c.class_teacher_id.is_null(False)
-            )
+            .where(s.id.in_(chunk), _alive(c), c.class_teacher_id.is_null(False))
         )
         found.update({row[0]: row[1] for row in database.execute(query).fetchall()})
     return found
@@ -238,12 +239,12 @@ class ClassBundle:
 
 
 def _class_student_ids(class_id: str) -> pw.ModelSelect[Any]:
-    s = m.Student
+    s = models.Student
     return s.select(s.id).where(s.class_unit_id == class_id, _alive(s))
 
 
 def _class_group_ids(class_id: str) -> pw.ModelSelect[Any]:
-    ms = m.Membership
+    ms = models.Membership
     return ms.select(ms.group_id).where(ms.student_id.in_(_class_student_ids(class_id)), _alive(ms))
 
 
@@ -252,83 +253,85 @@ def _between(field: pw.Field, start: dt.date, end: dt.date) -> pw.Expression:
 
 
 def class_students(class_id: str) -> list[row_types.StudentRow]:
-    s = m.Student
-    query = _select_alive(s, row_types.StudentRow).where(s.class_unit_id == class_id).order_by(s.id)
-    return _fetch(query, row_types.StudentRow, {5: _date})
+    s = models.Student
+    return _live(
+        s, row_types.StudentRow, s.class_unit_id == class_id, order=[s.id], converters={5: _date}
+    )
 
 
 def class_memberships(class_id: str) -> list[row_types.MembershipRow]:
-    ms = m.Membership
-    query = (
-        _select_alive(ms, row_types.MembershipRow)
-        .where(ms.student_id.in_(_class_student_ids(class_id)))
-        .order_by(ms.student_id, ms.group_id, ms.date_from)
+    ms = models.Membership
+    return _live(
+        ms,
+        row_types.MembershipRow,
+        ms.student_id.in_(_class_student_ids(class_id)),
+        order=[ms.student_id, ms.group_id, ms.date_from],
+        converters={2: _date, 3: _date},
     )
-    return _fetch(query, row_types.MembershipRow, {2: _date, 3: _date})
 
 
 def class_groups(class_id: str) -> list[row_types.GroupRow]:
-    g = m.Group
-    query = (
-        _select_alive(g, row_types.GroupRow)
-        .where(g.id.in_(_class_group_ids(class_id)))
-        .order_by(g.id)
-    )
-    return _fetch(query, row_types.GroupRow, {4: _ids})
+    g = models.Group
+    in_class = g.id.in_(_class_group_ids(class_id))
+    return _live(g, row_types.GroupRow, in_class, order=[g.id], converters={4: _ids})
 
 
 def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
-    t = m.TimetableEntry
-    query = (
-        _select_alive(t, row_types.TimetableRow)
-        .where(t.group_id.in_(_class_group_ids(class_id)))
-        .order_by(t.group_id, t.weekday, t.slot, t.id)
+    t = models.TimetableEntry
+    return _live(
+        t,
+        row_types.TimetableRow,
+        t.group_id.in_(_class_group_ids(class_id)),
+        order=[t.group_id, t.weekday, t.slot, t.id],
+        converters={6: _date, 7: _date},
     )
-    return _fetch(query, row_types.TimetableRow, {6: _date, 7: _date})
 
 
 def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.LessonRow]:
-    lesson = m.Lesson
-    query = (
-        _select_alive(lesson, row_types.LessonRow)
-        .where(
-            lesson.group_id.in_(_class_group_ids(class_id)),
-            _between(lesson.date, date_from, date_to),
-        )
-        .order_by(lesson.date, lesson.slot, lesson.id)
+    lesson = models.Lesson
+    return _live(
+        lesson,
+        row_types.LessonRow,
+        lesson.group_id.in_(_class_group_ids(class_id)),
+        _between(lesson.date, date_from, date_to),
+        order=[lesson.date, lesson.slot, lesson.id],
+        converters={1: _date, 11: _date, 13: _date},
     )
-    return _fetch(query, row_types.LessonRow, {1: _date, 11: _date, 13: _date})
 
 
 def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.WorkRow]:
-    w = m.Work
-    query = (
-        _select_alive(w, row_types.WorkRow)
-        .where(w.group_id.in_(_class_group_ids(class_id)), _between(w.date, date_from, date_to))
-        .order_by(w.date, w.id)
+    w = models.Work
+    return _live(
+        w,
+        row_types.WorkRow,
+        w.group_id.in_(_class_group_ids(class_id)),
+        _between(w.date, date_from, date_to),
+        order=[w.date, w.id],
+        converters={1: _date, 7: bool},
     )
-    return _fetch(query, row_types.WorkRow, {1: _date, 7: bool})
 
 
 def class_marks(
     class_id: str, date_from: dt.date, date_to: dt.date, finals_from: dt.date
 ) -> list[row_types.MarkRow]:
     """Marks of the class dated in the range, plus finals of the year (from `finals_from`)."""
-    mk = m.Mark
+    mk = models.Mark
     in_range = _between(mk.date, date_from, date_to)
     finals = mk.kind.in_(row_types.FINAL_KINDS) & (mk.date >= finals_from.isoformat())
-    query = (
-        _select_alive(mk, row_types.MarkRow)
-        .where(mk.student_id.in_(_class_student_ids(class_id)), in_range | finals)
-        .order_by(mk.student_id, mk.date, mk.id)
+    return _live(
+        mk,
+        row_types.MarkRow,
+        mk.student_id.in_(_class_student_ids(class_id)),
+        in_range | finals,
+        order=[mk.student_id, mk.date, mk.id],
+        converters={3: _date, 10: _bool},
     )
-    return _fetch(query, row_types.MarkRow, {3: _date, 10: _bool})
 
 
 def class_attendance(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.AttendanceRow]:
-    a, lesson = m.Attendance, m.Lesson
+    a, lesson = models.Attendance, models.Lesson
     query = (
         a.select(
             a.id,
@@ -356,25 +359,29 @@ def class_attendance(
 def class_homework(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.HomeworkRow]:
-    h = m.Homework
-    query = (
-        _select_alive(h, row_types.HomeworkRow)
-        .where(h.group_id.in_(_class_group_ids(class_id)), _between(h.due_date, date_from, date_to))
-        .order_by(h.due_date, h.id)
+    h = models.Homework
+    return _live(
+        h,
+        row_types.HomeworkRow,
+        h.group_id.in_(_class_group_ids(class_id)),
+        _between(h.due_date, date_from, date_to),
+        order=[h.due_date, h.id],
+        converters={3: _date, 4: _date, 6: _ids},
     )
-    return _fetch(query, row_types.HomeworkRow, {3: _date, 4: _date, 6: _ids})
 
 
 def class_recommendations(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.RecommendationRow]:
-    r = m.Recommendation
-    query = (
-        _select_alive(r, row_types.RecommendationRow)
-        .where(r.student_id.in_(_class_student_ids(class_id)), _between(r.date, date_from, date_to))
-        .order_by(r.date.desc(), r.id)
+    r = models.Recommendation
+    return _live(
+        r,
+        row_types.RecommendationRow,
+        r.student_id.in_(_class_student_ids(class_id)),
+        _between(r.date, date_from, date_to),
+        order=[r.date.desc(), r.id],
+        converters={4: _date},
     )
-    return _fetch(query, row_types.RecommendationRow, {4: _date})
 
 
 def class_bundle(

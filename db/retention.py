@@ -17,16 +17,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from otmetka.db import models
+from otmetka.db.acts import utc_naive
 from otmetka.db.audit import stamp
+from otmetka.db.connection import chunks
 
-_CHUNK = 500
 PURGE_ACTION = "retention.purge"
-
-
-def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
-    ordered = sorted(set(values))
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
 
 
 # --- who is due ---------------------------------------------------------------------------------
@@ -46,11 +41,11 @@ def guardians_only_of(student_ids: Sequence[str]) -> list[str]:
     link = models.GuardianLink
     wanted = set(student_ids)
     candidates: set[str] = set()
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         query = link.select(link.guardian_id).where(link.student_id.in_(chunk))
         candidates.update(str(row.guardian_id) for row in query)
     keep: set[str] = set()
-    for chunk in _chunks(candidates):
+    for chunk in chunks(candidates):
         query = link.select(link.guardian_id, link.student_id).where(link.guardian_id.in_(chunk))
         keep.update(str(r.guardian_id) for r in query if str(r.student_id) not in wanted)
     return sorted(candidates - keep)
@@ -99,9 +94,9 @@ def _guardian_rows(ids: list[str]) -> list[tuple[type[models.BaseModel], Any]]:
 def _plan(students: Sequence[str], guardians: Sequence[str]) -> list[tuple[str, Any, Any]]:
     """(label, table, condition) of everything a purge deletes, chunked for IN lists."""
     plan = []
-    for chunk in _chunks(students):
+    for chunk in chunks(students):
         plan += [(t._meta.table_name, t, cond) for t, cond in _student_rows(chunk)]
-    for chunk in _chunks(guardians):
+    for chunk in chunks(guardians):
         plan += [(t._meta.table_name, t, cond) for t, cond in _guardian_rows(chunk)]
     return plan
 
@@ -126,7 +121,7 @@ def purge(students: Sequence[str], guardians: Sequence[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     gone, trimmed = _individual_homework(students)
     h = models.Homework
-    for chunk in _chunks(gone):
+    for chunk in chunks(gone):
         _add(counts, "homework", h.delete().where(h.id.in_(chunk)).execute())
     for homework_id, remaining in trimmed.items():
         h.update(student_ids=json.dumps(remaining)).where(h.id == homework_id).execute()
@@ -160,7 +155,7 @@ def _credentials_of(students: Sequence[str], guardians: Sequence[str]) -> list[m
     c = models.Credential
     found: list[models.Credential] = []
     for kind, ids in (("student", students), ("guardian", guardians)):
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             found.extend(c.select().where(c.person_kind == kind, c.person_id.in_(chunk)))
     return found
 
@@ -181,13 +176,13 @@ def _purge_credentials(credentials: list[models.Credential]) -> int:
 def purge_sent_outbox(before: dt.datetime) -> int:
     """Sent mail and pushed events older than the period: their copies served their turn."""
     o = models.OutboxItem
-    naive = before.astimezone(dt.UTC).replace(tzinfo=None)
+    naive = utc_naive(before)
     return int(o.delete().where(o.done_at.is_null(False), o.done_at < naive).execute())
 
 
 def count_sent_outbox(before: dt.datetime) -> int:
     o = models.OutboxItem
-    naive = before.astimezone(dt.UTC).replace(tzinfo=None)
+    naive = utc_naive(before)
     return int(o.select().where(o.done_at.is_null(False), o.done_at < naive).count())
 
 
@@ -231,10 +226,9 @@ def breach_ids_of(credential_ids: Sequence[int]) -> list[int]:
 def audit_entries_about(subjects: Iterable[str], person_id: str) -> list[models.AuditEntry]:
     """Entries whose subject is one of `subjects`, and purges that named this person."""
     a = models.AuditEntry
-    wanted = sorted(set(subjects))
     found: dict[int, models.AuditEntry] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        for row in a.select().where(a.subject.in_(wanted[start : start + _CHUNK])):
+    for chunk in chunks(subjects):
+        for row in a.select().where(a.subject.in_(chunk)):
             found[int(row.seq)] = row
     for row in a.select().where(a.action == PURGE_ACTION):
         details = json.loads(row.details)

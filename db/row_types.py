@@ -12,6 +12,8 @@ from typing import Any, NamedTuple, TypeVar
 Row = TypeVar("Row", bound=tuple[Any, ...])
 
 FINAL_KINDS = ("period_final", "year_final", "not_certified")
+# Whose page: (kind, person id), kind one of "guardian", "student", "teacher".
+PageKey = tuple[str, str]
 
 
 class SchoolRow(NamedTuple):

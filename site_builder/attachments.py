@@ -4,10 +4,11 @@ the latest analytics reports.
 `otmetka print extracts` records each class PDF (otmetka.db.printing); `otmetka report class
 7Б` and `otmetka report school` record each report (otmetka.db.analytics). On the next
 build the class teacher's page links the class's extracts and latest report, the deputy
-head's page the school's report, and the builder writes one sealed copy per reader:
-envelope v1 (the same JSON as a page's envelope; the PDF is deflated and sealed with
-AES-256-GCM) under the reader's credential key, with the file id in the place of the page
-id in the associated data, so a file cannot be passed off as another. Extracts go to
+head's page the school's report, and the builder writes one sealed copy per reader: a v2
+file envelope (crypto.seal_file: the PDF deflated, padded to a size bucket and sealed with
+AES-256-GCM under a key derived from the reader's credential key and the file's own salt),
+with the file id in the place of the page id in the associated data, so a file cannot be
+passed off as another. Extracts go to
 `output/f/<file id>.bin`, reports to `output/r/`: a folder each, because publishing removes
 every file of a folder it did not write. In the browser, static/download.js fetches the
 file, decrypts it with the key the reader's password already unlocked
@@ -32,11 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from otmetka.db import analytics
-from otmetka.db import build_state as site_state
+from otmetka.db import analytics, build_state, queries
 from otmetka.db import printing as printed
-from otmetka.db import queries as q
 from otmetka.db.models import Credential
+from otmetka.db.row_types import PageKey
 from otmetka.site_builder import crypto, static_files
 from otmetka.site_builder.atomic import write_atomic
 
@@ -48,8 +48,6 @@ SCHOOL = analytics.SCHOOL
 # Settings: JSON {file id: page id of the key used}, one per folder.
 _EXTRACTS_PUBLISHED = "printing.published_files"
 _REPORTS_PUBLISHED = "reports.published_files"
-
-PageKey = tuple[str, str]
 
 
 class _Attached(Protocol):
@@ -200,7 +198,7 @@ def _extracts_wanted(
     credentials: Mapping[PageKey, Credential],
 ) -> dict[str, tuple[ClassFile, Credential]]:
     """File id -> (file, the class teacher's credential), for teachers with a page."""
-    classes = q.class_units()
+    classes = queries.class_units()
     files = class_files({c.id: c.name for c in classes})
     wanted = {}
     for cls in classes:
@@ -215,7 +213,7 @@ def _reports_wanted(
     credentials: Mapping[PageKey, Credential],
 ) -> dict[str, tuple[ReportFile, Credential]]:
     """File id -> (a reader's copy of a report, the reader's credential)."""
-    files = report_files({c.id: c.name for c in q.class_units()})
+    files = report_files({c.id: c.name for c in queries.class_units()})
     wanted: dict[str, tuple[ReportFile, Credential]] = {}
     for scope, readers in _report_readers(credentials).items():
         if scope in files:
@@ -229,11 +227,11 @@ def _report_readers(credentials: Mapping[PageKey, Credential]) -> dict[str, list
     """Scope -> credentials of those who read its report: the class teacher of a class,
     the deputy heads for the school."""
     readers: dict[str, list[Credential]] = {}
-    for cls in q.class_units():
+    for cls in queries.class_units():
         credential = credentials.get(("teacher", cls.class_teacher_id or ""))
         if credential is not None:
             readers.setdefault(cls.id, []).append(credential)
-    for teacher in q.teachers():
+    for teacher in queries.teachers():
         credential = credentials.get(("teacher", teacher.id))
         if "deputy_head" in teacher.roles and credential is not None:
             readers.setdefault(SCHOOL, []).append(credential)
@@ -241,9 +239,9 @@ def _report_readers(credentials: Mapping[PageKey, Credential]) -> dict[str, list
 
 
 def _sealed(pdf: bytes, credential: Credential, fid: str) -> bytes:
-    envelope = crypto.encrypt_page(
-        pdf, bytes(credential.derived_key), bytes(credential.salt), fid, credential.kdf_iterations
-    )
+    """A v2 file envelope under the reader's credential key: its own HKDF salt and iv, no
+    PBKDF2 salt (nothing ties it to its reader's page), padded to a size bucket."""
+    envelope = crypto.seal_file(pdf, bytes(credential.derived_key), fid)
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
@@ -253,7 +251,7 @@ def _sync(
     """Make `folder` hold exactly the sealed files in `wanted` (file id -> (file, reader's
     credential)); a file is rewritten only when it is missing or its reader's page
     changed. Returns how many files were written."""
-    done = json.loads(site_state.get_setting(setting_key) or "{}")
+    done = json.loads(build_state.get_setting(setting_key) or "{}")
     written = 0
     for fid, (found, credential) in wanted.items():
         target = folder / f"{fid}.bin"
@@ -268,5 +266,5 @@ def _sync(
                 stale.unlink()
     now = {fid: credential.page_id for fid, (_found, credential) in wanted.items()}
     if now != done:  # most builds change nothing here, and then write nothing
-        site_state.put_setting(setting_key, json.dumps(now, sort_keys=True))
+        build_state.put_setting(setting_key, json.dumps(now, sort_keys=True))
     return written

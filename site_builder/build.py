@@ -4,6 +4,11 @@ Incremental by default: only people in the dirty set (or whose page file is miss
 rendered, and a rendered page is encrypted and written only when its content hash differs
 from the manifest. Every file is written atomically (temp file in the same folder, fsync,
 os.replace), so a reader never sees half a page and a crash leaves the previous site.
+
+The public folder gives nothing away but the number of pages (docs/security.md): every page
+has the same shell (the same scripts and CSP, whoever it is for), its envelope is padded to
+a size bucket, the pages of a build are staged and then renamed into place in a random
+order, and every file and folder carries one fixed mtime (`publishing`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -23,13 +29,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otmetka.db import acts as events
-from otmetka.db import analytics, write_transaction
-from otmetka.db import build_state as site_state
-from otmetka.db import credentials as stored
+from otmetka.db import analytics, build_state, page_versions, write_transaction
+from otmetka.db import credentials as credentials_db
 from otmetka.db.errors import OtmetkaError
 from otmetka.db.models import Credential
-from otmetka.site_builder import attachments, crypto, keys, shell, static_files
-from otmetka.site_builder.atomic import fsync_dir, write_atomic
+from otmetka.site_builder import attachments, crypto, keys, publishing, shell, static_files
+from otmetka.site_builder.atomic import fsync_dir
 from otmetka.site_builder.pages import audience, consent_text, lookups, render
 
 log = logging.getLogger("otmetka.build")
@@ -37,6 +42,7 @@ log = logging.getLogger("otmetka.build")
 ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 PAGES_DIR = "p"
 _WEEK_KEY = "build.week"
+_LOOK_KEY = "build.look"  # the last build's `_look`, for a page blocked between builds
 PAGE_SCRIPT = "page.js"
 PAGE_DATA_ID = "otm-page-data"
 # Spawning workers costs about a second: worth it for a full build, not for a few pages.
@@ -83,6 +89,9 @@ class BuildResult:
     without_credentials: int = 0
     bytes_written: int = 0
     built: list[tuple[str, audience.PageKey, str]] = field(default_factory=list)
+    # (credential id, page version) of every page rendered, written or not: an
+    # acknowledgement must name a version that was built for its login.
+    versions: list[tuple[int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -113,9 +122,9 @@ def collect(options: BuildOptions, pages_dir: Path) -> Plan:
     """Who gets a page, and whose page must be rendered now."""
     roster = audience.roster(options.today)
     everyone = roster.keys()
-    credentials = {k: c for k, c in stored.active_by_person().items() if k in everyone}
-    dirty = site_state.dirty_rows()
-    new_week = site_state.get_setting(_WEEK_KEY) != f"{_week_of(options.today)}/{_SHELL_VERSION}"
+    credentials = {k: c for k, c in credentials_db.active_by_person().items() if k in everyone}
+    dirty = build_state.dirty_rows()
+    new_week = build_state.get_setting(_WEEK_KEY) != f"{_week_of(options.today)}/{_SHELL_VERSION}"
     expanded = None if (options.full or new_week) else audience.expand_dirty(dirty)
     wanted = set(credentials) if expanded is None else expanded & set(credentials)
     missing = {k for k, c in credentials.items() if not (pages_dir / f"{c.page_id}.html").exists()}
@@ -174,21 +183,34 @@ def connect_source(api_url: str) -> str:
 
 
 def encrypt(fragment: str, credential: Credential, options: BuildOptions) -> bytes:
-    envelope = crypto.encrypt_page(
+    """The page file: envelope v2 (padded to its size bucket) in the shell every page shares."""
+    envelope = crypto.seal_page(
         fragment.encode("utf-8"),
         bytes(credential.derived_key),
         bytes(credential.salt),
         credential.page_id,
         credential.kdf_iterations,
     )
+    return _shell(envelope, credential.page_id, _look(options))
+
+
+def _look(options: BuildOptions) -> dict[str, Any]:
+    """What the shell of every page of this site depends on, besides its envelope."""
+    return {"title": options.title, "remember_days": options.remember_days, "api": options.api_url}
+
+
+def _shell(envelope: dict[str, Any], page_id: str, look: dict[str, Any]) -> bytes:
+    # Every page carries the download script and may fetch from its own origin, whether it
+    # links a file or not: a shell that differed would tell a class teacher's page apart.
+    connect = attachments.connect_src(connect_source(look["api"]), attachments.FILE_MARK)
     html = shell.render_shell(
         envelope,
-        credential.page_id,
-        title=options.title,
-        remember_days=options.remember_days,
+        page_id,
+        title=look["title"],
+        remember_days=look["remember_days"],
         css=render.page_css(),
-        scripts=[_page_script(), *attachments.page_scripts(fragment)],
-        connect_src=attachments.connect_src(connect_source(options.api_url), fragment),
+        scripts=[_page_script(), attachments.download_script()],
+        connect_src=connect,
     )
     return html.encode("utf-8")
 
@@ -225,8 +247,8 @@ def _remove_stale(pages_dir: Path, plan: Plan, title: str) -> int:
         path.unlink(missing_ok=True)
     for page_id in blocked:
         block_page(pages_dir.parent, page_id, title)  # repairs one a crash left unwritten
-    stale_ids = set(site_state.manifest()) - live
-    site_state.forget_pages(stale_ids)
+    stale_ids = set(build_state.manifest()) - live
+    build_state.forget_pages(stale_ids)
     return len(stale_files)
 
 
@@ -235,7 +257,7 @@ def _write_index(options: BuildOptions) -> None:
     html = shell.render_login_page(salt, title=options.title).encode("utf-8")
     index = options.output_dir / "index.html"
     if not index.exists() or index.read_bytes() != html:
-        write_atomic(index, html)
+        publishing.write_public(index, html)
 
 
 def _no_bar(_label: str, _total: int) -> AbstractContextManager[Callable[[int], None]]:
@@ -288,54 +310,128 @@ def _write_failed(error: OSError, output_dir: Path) -> Exception:
     )
 
 
+@dataclass
+class _Writes:
+    """What one pass of `_stage_pages` found and did."""
+
+    result: BuildResult
+    known: dict[str, Any]
+    built: list[tuple[str, audience.PageKey, str]] = field(default_factory=list)
+    staged: list[publishing.Move] = field(default_factory=list)
+
+
 def _render_and_write(
     plan: Plan, options: BuildOptions, pages_dir: Path, advance: Callable[[int], None]
 ) -> BuildResult:
     result = BuildResult(without_credentials=len(plan.everyone) - len(plan.credentials))
-    known = site_state.manifest()
-    built: list[tuple[str, audience.PageKey, str]] = []
-    # fsync dominates a full build; threads overlap it (it releases the GIL).
-    with ThreadPoolExecutor(max_workers=4) as writers:
-        pending: list[Future[None]] = []
-        for key, fragment in _rendered(plan, options):
-            result.rendered += 1
-            credential = plan.credentials[key]
-            fragment = with_page_data(fragment, page_data(key, credential, fragment, plan, options))
-            digest = content_hash(fragment)
-            target = pages_dir / f"{credential.page_id}.html"
-            entry = known.get(credential.page_id)
-            if entry is not None and entry.content_hash == digest and target.exists():
-                result.unchanged += 1
-            else:
-                data = encrypt(fragment, credential, options)
-                pending.append(writers.submit(write_atomic, target, data))
-                result.written += 1
-                result.bytes_written += len(data)
-                built.append((credential.page_id, key, digest))
-            pending = _settle(pending, keep=32)
-            advance(1)
-        _settle(pending, keep=0)
+    writes = _Writes(result, dict(build_state.manifest()))
+    try:
+        _stage_pages(plan, options, pages_dir, advance, writes)
+        publishing.commit_shuffled(writes.staged)  # the order of the class list stays unseen
+    except BaseException:
+        publishing.discard(writes.staged)
+        raise
     fsync_dir(pages_dir)
-    result.built = built
+    result.built = writes.built
     return result
 
 
-def _settle(pending: list[Future[None]], keep: int) -> list[Future[None]]:
+def _stage_pages(
+    plan: Plan,
+    options: BuildOptions,
+    pages_dir: Path,
+    advance: Callable[[int], None],
+    writes: _Writes,
+) -> None:
+    """Render, encrypt and stage each changed page (see `publishing`)."""
+    # fsync dominates a full build; threads overlap it (it releases the GIL).
+    with ThreadPoolExecutor(max_workers=4) as writers:
+        pending: list[tuple[Future[Path], Path]] = []
+        try:
+            for key, fragment in _rendered(plan, options):
+                sealed = _sealed_if_changed(key, fragment, plan, options, writes)
+                if sealed is not None:
+                    target = pages_dir / f"{plan.credentials[key].page_id}.html"
+                    pending.append((writers.submit(publishing.stage, target, sealed), target))
+                _settle(pending, writes.staged, keep=32)
+                advance(1)
+            _settle(pending, writes.staged, keep=0)
+        except BaseException:
+            _settle_quietly(pending, writes.staged)
+            raise
+
+
+def _sealed_if_changed(
+    key: audience.PageKey, fragment: str, plan: Plan, options: BuildOptions, writes: _Writes
+) -> bytes | None:
+    """The page file to write, or None when the manifest says the page is unchanged."""
+    result = writes.result
+    result.rendered += 1
+    credential = plan.credentials[key]
+    data = page_data(key, credential, fragment, plan, options)
+    result.versions.append((credential.get_id(), data["page_version"]))
+    fragment = with_page_data(fragment, data)
+    digest = content_hash(fragment)
+    entry = writes.known.get(credential.page_id)
+    exists = (options.output_dir / PAGES_DIR / f"{credential.page_id}.html").exists()
+    if entry is not None and entry.content_hash == digest and exists:
+        result.unchanged += 1
+        return None
+    sealed = encrypt(fragment, credential, options)
+    result.written += 1
+    result.bytes_written += len(sealed)
+    writes.built.append((credential.page_id, key, digest))
+    return sealed
+
+
+def _settle(
+    pending: list[tuple[Future[Path], Path]], staged: list[publishing.Move], keep: int
+) -> None:
     """Wait for older writes so memory stays bounded; re-raise a failed write here."""
     while len(pending) > keep:
-        pending.pop(0).result()
-    return pending
+        future, target = pending.pop(0)
+        staged.append((future.result(), target))
+
+
+def _settle_quietly(
+    pending: list[tuple[Future[Path], Path]], staged: list[publishing.Move]
+) -> None:
+    """After a failure: collect what the other writes staged, so it can be removed."""
+    for future, target in pending:
+        with contextlib.suppress(Exception):
+            staged.append((future.result(), target))
 
 
 def _finish(options: BuildOptions, plan: Plan, result: BuildResult, pages_dir: Path) -> None:
+    look = json.dumps(_look(options), sort_keys=True)
+    if build_state.get_setting(_LOOK_KEY) != look:  # before block_page reads it
+        with write_transaction():
+            build_state.put_setting(_LOOK_KEY, look)
     result.removed = _remove_stale(pages_dir, plan, options.title)
     _write_index(options)
+    retire_v1_files(options.output_dir)
     attachments.publish(options.output_dir, plan.credentials)  # staff pages' PDFs
+    publishing.pin_times(options.output_dir)  # the PDFs, and folders a rename just touched
     with write_transaction():
-        site_state.record_pages(result.built, dt.datetime.now(dt.UTC))
-        site_state.clear_dirty(plan.dirty_read)
-        site_state.put_setting(_WEEK_KEY, f"{_week_of(options.today)}/{_SHELL_VERSION}")
+        build_state.record_pages(result.built, dt.datetime.now(dt.UTC))
+        page_versions.record(result.versions, dt.datetime.now(dt.UTC))
+        build_state.clear_dirty(plan.dirty_read)
+        build_state.put_setting(_WEEK_KEY, f"{_week_of(options.today)}/{_SHELL_VERSION}")
     log.info("%s", result.summary())
+
+
+def retire_v1_files(output_dir: Path) -> int:
+    """Delete PDFs sealed in envelope v1 (they carry their reader's PBKDF2 salt, which ties
+    them to one page), so that publishing seals them again in v2. Returns how many."""
+    retired = 0
+    folders = (attachments.EXTRACTS_DIR, attachments.REPORTS_DIR)
+    for path in [p for folder in folders for p in output_dir.glob(f"{folder}/*.bin")]:
+        with path.open("rb") as handle:  # keys are sorted: "v" ends the JSON
+            handle.seek(max(0, path.stat().st_size - 8))
+            if handle.read().endswith(b'"v":1}'):
+                path.unlink()
+                retired += 1
+    return retired
 
 
 # --- pages changed by an act ----------------------------------------------------------------
@@ -348,26 +444,77 @@ def build_pages(options: BuildOptions, keys: set[audience.PageKey]) -> BuildResu
     pages_dir.mkdir(parents=True, exist_ok=True)
     roster = audience.roster(options.today)
     wanted = keys & roster.keys()
-    credentials = {k: c for k, c in stored.active_by_person().items() if k in wanted}
+    credentials = {k: c for k, c in credentials_db.active_by_person().items() if k in wanted}
     plan = Plan(credentials, set(credentials), set(), roster.keys(), roster.children)
     plan.consents = events.consent_states()
     result = _render_and_write(plan, options, pages_dir, lambda _n: None)
     with write_transaction():
-        site_state.record_pages(result.built, dt.datetime.now(dt.UTC))
+        build_state.record_pages(result.built, dt.datetime.now(dt.UTC))
+        page_versions.record(result.versions, dt.datetime.now(dt.UTC))
     return result
 
 
-BLOCKED_MARK = b'<meta name="otm-blocked" content="1">'
+# In the decrypted notice only: from outside a blocked page is a page like any other.
+BLOCKED_MARK = b'data-otm-blocked="1"'
+_ENVELOPE_OPEN = b'<script type="application/json" id="otm-envelope">'
 
 
 def block_page(output_dir: Path, page_id: str, title: str) -> bool:
-    """Replace a page by «доступ заблокирован» (no personal data); True if written now."""
+    """Replace a page by «доступ заблокирован» (no personal data); True if written now.
+
+    The notice is sealed like any page, in the shell every page shares (as the last build
+    recorded it; `title` only until there was one) and under the leaked login's own key:
+    the file keeps the envelope and size bucket of every other page, and whoever opens it
+    with the old password reads why it is closed. A page id without a credential gets a key
+    nobody holds.
+    """
     target = output_dir / PAGES_DIR / f"{page_id}.html"
-    if target.exists() and BLOCKED_MARK in target.read_bytes():
+    look = _last_look(title)
+    notice = render.blocked_page(str(look["title"])).encode("utf-8")
+    key, salt, rounds = _key_of(page_id)
+    html = _shell(crypto.seal_page(notice, key, salt, page_id, rounds), page_id, look)
+    if target.exists() and _same_notice(target.read_bytes(), html, (key, page_id, notice)):
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, render.blocked_page(title).encode("utf-8"))
+    publishing.write_public(target, html)
     return True
+
+
+def _last_look(title: str) -> dict[str, Any]:
+    stored: str | None = build_state.get_setting(_LOOK_KEY)
+    if stored is None:
+        return {"title": title, "remember_days": 0, "api": ""}
+    look: dict[str, Any] = json.loads(stored)
+    return look
+
+
+def _key_of(page_id: str) -> tuple[bytes, bytes, int]:
+    """The key, KDF salt and count of the credential of a page; for a page id without one,
+    a key nobody holds."""
+    credential = Credential.get_or_none(Credential.page_id == page_id)
+    if credential is None:
+        return secrets.token_bytes(32), crypto.new_salt(), crypto.DEFAULT_ITERATIONS
+    return bytes(credential.derived_key), bytes(credential.salt), int(credential.kdf_iterations)
+
+
+def _split_envelope(html: bytes) -> tuple[bytes, bytes, bytes]:
+    """(before, envelope JSON, after) of a page file; an empty envelope if it has none."""
+    head, found, rest = html.partition(_ENVELOPE_OPEN)
+    sealed, _end, tail = rest.partition(b"</script>")
+    return (head, sealed, tail) if found else (html, b"", b"")
+
+
+def _same_notice(existing: bytes, fresh: bytes, opener: tuple[bytes, str, bytes]) -> bool:
+    """The page already is this notice in the current shell (envelopes differ by their iv)."""
+    key, page_id, notice = opener
+    old_head, sealed, old_tail = _split_envelope(existing)
+    new_head, _sealed, new_tail = _split_envelope(fresh)
+    if (old_head, old_tail) != (new_head, new_tail) or not sealed:
+        return False
+    try:
+        return crypto.decrypt_page(json.loads(sealed), key, page_id) == notice
+    except (crypto.PageCryptoError, ValueError):
+        return False
 
 
 def remove_page(output_dir: Path, page_id: str) -> bool:
@@ -375,6 +522,8 @@ def remove_page(output_dir: Path, page_id: str) -> bool:
     target = output_dir / PAGES_DIR / f"{page_id}.html"
     existed = target.exists()
     target.unlink(missing_ok=True)
+    if existed:
+        publishing.pin(target.parent)  # the folder's mtime would tell when
     return existed
 
 

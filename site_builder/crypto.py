@@ -1,4 +1,4 @@
-"""Page encryption (envelope v1), credentials and tokens.
+"""Page encryption (envelopes v1 and v2), credentials and tokens.
 
 Python encrypts; the browser (``static/unlock.js``) decrypts with WebCrypto or, outside a
 secure context, with the vendored pure-JS bundle. Both sides must agree byte for byte on:
@@ -6,11 +6,18 @@ secure context, with the vendored pure-JS bundle. Both sides must agree byte for
 * password normalisation (:func:`normalise_password`) and login normalisation
   (:func:`normalise_login`), mirrored in ``unlock.js`` and ``login.js``;
 * the page id (:func:`page_id_for_login`), mirrored in ``login.js``;
-* the key: PBKDF2-HMAC-SHA256 of the UTF-8 normalised password, 32 bytes;
+* the credential's key: PBKDF2-HMAC-SHA256 of the UTF-8 normalised password, 32 bytes;
 * the associated data (:func:`associated_data`), mirrored in ``unlock.js``;
 * the plaintext transform: raw deflate (no zlib header) before AES-256-GCM.
 
-``tests/vectors/envelope-v1.json`` pins all of this with known answers for both sides.
+Envelope v1 (``tests/vectors/envelope-v1.json`` pins it for both sides) seals with the
+credential's key itself. Envelope v2, which the builder writes, seals every file with its own
+key: HKDF-SHA256 of the credential's key with a random per-file salt ``hs``, so no two files
+share a salt while a reader still runs PBKDF2 once per unlock. Its plaintext is framed and
+padded (:func:`padded_size`), so a file's length tells only its size bucket. A page's v2
+envelope carries the PBKDF2 salt and count; a file's (a PDF linked from a page, ``kdf``
+``"page-key"``) carries neither: it opens with the key of the page that links it.
+See docs/encryption.md.
 """
 
 from __future__ import annotations
@@ -24,15 +31,31 @@ import re
 import secrets
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2  # what the builder writes; v1 is still read here and by unlock.js
 KDF_NAME = "pbkdf2-sha256"
+FILE_KDF = "page-key"  # a v2 file: its key comes from the page that links it
+HKDF_INFO = b"otmetka envelope v2"
+HS_BYTES = 16
+LENGTH_BYTES = 4
+# Size buckets of the padded plaintext (see padded_size). The floor holds every family
+# and consent page and the «доступ заблокирован» notice, so those cannot be told apart:
+# the bench school's largest guardian page deflates to about 15 KiB.
+PAD_FLOOR = 24 * 1024
+PAD_ROUND = 1024
+# Header fields of each layout, in canonical (sorted) order; "ct" follows them.
+_LAYOUTS: dict[tuple[object, object], tuple[str, ...]] = {
+    (1, KDF_NAME): ("iter", "iv", "kdf", "salt", "v"),
+    (2, KDF_NAME): ("hs", "iter", "iv", "kdf", "salt", "v"),
+    (2, FILE_KDF): ("hs", "iv", "kdf", "v"),
+}
 DEFAULT_ITERATIONS = 600_000
 MAX_ITERATIONS = 2**31 - 1  # WebCrypto's PBKDF2 count is an unsigned long; unlock.js agrees
 KEY_BYTES = 32
@@ -127,23 +150,32 @@ def _unb64(value: object, field: str) -> bytes:
         raise PageCryptoError(f"envelope field {field!r} is not base64") from exc
 
 
-def canonical_header(envelope: Mapping[str, Any]) -> str:
-    """The envelope header as it is authenticated: canonical JSON of v, kdf, iter, salt, iv.
+def _layout(envelope: Mapping[str, Any]) -> tuple[str, ...]:
+    layout = _LAYOUTS.get((envelope.get("v"), envelope.get("kdf")))
+    if layout is None:
+        raise PageCryptoError("unsupported envelope version or kdf")
+    return layout
 
-    Canonical means: exactly the keys ``iter, iv, kdf, salt, v`` in that (sorted) order,
+
+def canonical_header(envelope: Mapping[str, Any]) -> str:
+    """The envelope header as it is authenticated: canonical JSON of every field but ``ct``.
+
+    Canonical means: exactly the header keys of the envelope's layout (v1: ``iter, iv, kdf,
+    salt, v``; a v2 page adds ``hs``; a v2 file has ``hs, iv, kdf, v``) in sorted order,
     separators ``,`` and ``:`` with no whitespace, integers in decimal, strings as JSON
     strings. The values are ASCII (base64 and a fixed name), so the JS side writes the same
     string by concatenation: ``{"iter":600000,"iv":"…","kdf":"pbkdf2-sha256","salt":"…","v":1}``.
     """
-    header = {k: envelope[k] for k in ("v", "kdf", "iter", "salt", "iv")}
+    header = {k: envelope[k] for k in _layout(envelope)}
     return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def associated_data(page_id: str, envelope: Mapping[str, Any]) -> bytes:
     """GCM associated data: UTF-8 of ``page_id + "|" + canonical_header(envelope)``.
 
-    Binding the page id stops a ciphertext being moved to another person's page; binding
-    the header stops a downgrade of the iteration count or a swap of salt or iv.
+    Binding the page id (a file's id for a file) stops a ciphertext being moved to another
+    person's page; binding the header stops a downgrade of the iteration count or a swap of
+    salt or iv.
     """
     return f"{page_id}|{canonical_header(envelope)}".encode()
 
@@ -163,6 +195,47 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
+def padded_size(length: int) -> int:
+    """The smallest size bucket that holds `length` bytes of framed plaintext.
+
+    Buckets start at PAD_FLOOR and grow by a factor of 1.25, rounded up to whole KiB
+    (24, 30, 38, 48, 60, 75, 94, ... KiB): a file's length tells its bucket, nothing finer,
+    and no file is padded by more than a quarter of its size above the floor.
+    """
+    size = PAD_FLOOR
+    while size < length:
+        size = -(-size * 5 // (4 * PAD_ROUND)) * PAD_ROUND
+    return size
+
+
+def _frame(compressed: bytes) -> bytes:
+    """Length (4 bytes, big-endian), the deflated plaintext, zeros up to the bucket."""
+    body = len(compressed).to_bytes(LENGTH_BYTES, "big") + compressed
+    return body + bytes(padded_size(len(body)) - len(body))
+
+
+def _unframe(framed: bytes) -> bytes:
+    length = int.from_bytes(framed[:LENGTH_BYTES], "big")
+    if len(framed) < LENGTH_BYTES or LENGTH_BYTES + length > len(framed):
+        raise PageCryptoError("padded plaintext is shorter than its length field")
+    return framed[LENGTH_BYTES : LENGTH_BYTES + length]
+
+
+def file_key(key: bytes, hs: bytes) -> bytes:
+    """One file's AES key (v2): HKDF-SHA256 of the credential's key with the file's salt."""
+    if len(key) != KEY_BYTES:
+        raise PageCryptoError("key must be 32 bytes")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=hs, info=HKDF_INFO)
+    return hkdf.derive(key)
+
+
+def _nonce(given: bytes | None, size: int, name: str) -> bytes:
+    value = secrets.token_bytes(size) if given is None else given
+    if len(value) != size:
+        raise PageCryptoError(f"{name} must be {size} bytes")
+    return value
+
+
 def encrypt_page(
     plaintext: bytes,
     key: bytes,
@@ -171,20 +244,18 @@ def encrypt_page(
     iterations: int,
     iv: bytes | None = None,
 ) -> dict[str, Any]:
-    """Encrypt one page into envelope v1.
+    """Encrypt one page into envelope v1 (the known-answer vectors; the builder uses
+    :func:`seal_page`).
 
-    ``key`` must be ``derive_key(password, salt, iterations)``; the builder caches it per
-    credential, so a rebuild costs one AES pass. ``iv`` is random unless given (tests only):
-    never reuse an iv with the same key.
+    ``key`` must be ``derive_key(password, salt, iterations)``. ``iv`` is random unless
+    given (tests only): never reuse an iv with the same key.
     """
     if len(key) != KEY_BYTES:
         raise PageCryptoError("key must be 32 bytes")
     _check_iterations(iterations)
-    nonce = secrets.token_bytes(IV_BYTES) if iv is None else iv
-    if len(nonce) != IV_BYTES:
-        raise PageCryptoError("iv must be 12 bytes")
+    nonce = _nonce(iv, IV_BYTES, "iv")
     envelope: dict[str, Any] = {
-        "v": ENVELOPE_VERSION,
+        "v": 1,
         "kdf": KDF_NAME,
         "iter": iterations,
         "salt": _b64(salt),
@@ -195,30 +266,92 @@ def encrypt_page(
     return envelope
 
 
-def parse_envelope(envelope: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
-    """Check an envelope's shape and return (salt, iv, ct); raise PageCryptoError if bad."""
-    if envelope.get("v") != ENVELOPE_VERSION or envelope.get("kdf") != KDF_NAME:
-        raise PageCryptoError("unsupported envelope version or kdf")
-    _check_iterations(envelope.get("iter"))
+def seal_page(
+    plaintext: bytes,
+    key: bytes,
+    salt: bytes,
+    page_id: str,
+    iterations: int,
+    *,
+    hs: bytes | None = None,
+    iv: bytes | None = None,
+) -> dict[str, Any]:
+    """Encrypt one page into envelope v2, padded to its size bucket.
+
+    ``key`` is the credential's cached ``derive_key(password, salt, iterations)``: a rebuild
+    costs one HKDF and one AES pass. ``hs`` and ``iv`` are random unless given (tests only).
+    """
+    _check_iterations(iterations)
+    envelope: dict[str, Any] = {"v": 2, "kdf": KDF_NAME, "iter": iterations, "salt": _b64(salt)}
+    return _seal_v2(envelope, plaintext, key, page_id, hs, iv)
+
+
+def seal_file(
+    data: bytes, key: bytes, file_id: str, *, hs: bytes | None = None, iv: bytes | None = None
+) -> dict[str, Any]:
+    """Encrypt a file a page links (a PDF) into a v2 file envelope under the page's
+    credential key: no PBKDF2 salt in it, its own HKDF salt and iv, padded like a page."""
+    return _seal_v2({"v": 2, "kdf": FILE_KDF}, data, key, file_id, hs, iv)
+
+
+def _seal_v2(
+    envelope: dict[str, Any],
+    plaintext: bytes,
+    key: bytes,
+    object_id: str,
+    hs: bytes | None,
+    iv: bytes | None,
+) -> dict[str, Any]:
+    file_salt, nonce = _nonce(hs, HS_BYTES, "hs"), _nonce(iv, IV_BYTES, "iv")
+    aead = AESGCM(file_key(key, file_salt))
+    envelope.update(hs=_b64(file_salt), iv=_b64(nonce))
+    framed = _frame(_deflate(plaintext))
+    envelope["ct"] = _b64(aead.encrypt(nonce, framed, associated_data(object_id, envelope)))
+    return envelope
+
+
+class Sealed(NamedTuple):
+    """The binary parts of a checked envelope; ``salt`` and ``hs`` are empty where the
+    layout has none."""
+
+    version: int
+    salt: bytes
+    hs: bytes
+    iv: bytes
+    ct: bytes
+
+
+def parse_envelope(envelope: Mapping[str, Any]) -> Sealed:
+    """Check an envelope's shape and return its parts; raise PageCryptoError if bad."""
+    layout = _layout(envelope)
+    if "iter" in layout:
+        _check_iterations(envelope.get("iter"))
     iv = _unb64(envelope.get("iv"), "iv")
     if len(iv) != IV_BYTES:
         raise PageCryptoError("envelope 'iv' must be 12 bytes")
+    hs = _unb64(envelope.get("hs"), "hs") if "hs" in layout else b""
+    if "hs" in layout and len(hs) != HS_BYTES:
+        raise PageCryptoError("envelope 'hs' must be 16 bytes")
     ct = _unb64(envelope.get("ct"), "ct")
     if len(ct) < 16:  # not even a GCM tag
         raise PageCryptoError("envelope 'ct' is too short")
-    return _unb64(envelope.get("salt"), "salt"), iv, ct
+    salt = _unb64(envelope.get("salt"), "salt") if "salt" in layout else b""
+    return Sealed(int(envelope["v"]), salt, hs, iv, ct)
 
 
 def decrypt_page(envelope: Mapping[str, Any], key: bytes, page_id: str) -> bytes:
-    """Inverse of :func:`encrypt_page` (used by tests and tools; browsers use unlock.js)."""
-    _salt, iv, ct = parse_envelope(envelope)
+    """Inverse of :func:`encrypt_page`, :func:`seal_page` and :func:`seal_file` (for tests
+    and tools; browsers use unlock.js). ``key`` is the credential's key; ``page_id`` is the
+    file's id for a file."""
+    sealed = parse_envelope(envelope)
     if len(key) != KEY_BYTES:
         raise PageCryptoError("key must be 32 bytes")
+    aead = AESGCM(key if sealed.version == 1 else file_key(key, sealed.hs))
     try:
-        compressed = AESGCM(key).decrypt(iv, ct, associated_data(page_id, envelope))
+        opened = aead.decrypt(sealed.iv, sealed.ct, associated_data(page_id, envelope))
     except InvalidTag as exc:
         raise DecryptionError("wrong key or tampered page") from exc
-    return _inflate(compressed)
+    return _inflate(opened if sealed.version == 1 else _unframe(opened))
 
 
 def _random_symbols(count: int) -> str:

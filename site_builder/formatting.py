@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
 from babel.dates import format_date
 
@@ -76,9 +77,9 @@ def weekday(day: dt.date) -> str:
     return _date(day, "EEEE").capitalize()
 
 
-def average(value: float | None) -> str:
+def average(value: float | None, digits: int = 2) -> str:
     """«4,35», the way Russians write decimals; «—» when there is nothing to average."""
-    return "—" if value is None else f"{value:.2f}".replace(".", ",")
+    return "—" if value is None else f"{value:.{digits}f}".replace(".", ",")
 
 
 def number(value: float) -> str:
@@ -89,3 +90,29 @@ def number(value: float) -> str:
 def percent(share: float | None) -> str:
     """0.955 -> «95,5 %»."""
     return "—" if share is None else f"{share * 100:.1f}".replace(".", ",") + " %"
+
+
+_DAY_OFF = re.compile(r"\s*\((?:выходной|перенес[её]н[^)]*)\)$", re.IGNORECASE)
+
+
+def holiday_name(name: str) -> str:
+    """One name per holiday: «День Победы, День Победы (выходной)», as merged calendar
+    days come, reads «День Победы»; a lone transferred day off stays «Выходной»."""
+    parts: list[str] = []
+    for part in name.split(","):
+        part = _DAY_OFF.sub("", part.strip()) or part.strip()
+        if part and part.casefold() not in (p.casefold() for p in parts):
+            parts.append(part)
+    named = [p for p in parts if not p.casefold().startswith("выходной")]
+    return ", ".join(named or parts) or name
+
+
+def holiday_label(name: str, kind: str) -> str:
+    """The name, and its kind in brackets only where the name does not say it already:
+    «Осенние каникулы», «День народного единства (праздник)»."""
+    clean = holiday_name(name)
+    if clean.casefold() == "выходной":
+        return "Выходной день"
+    word = HOLIDAY_KINDS.get(kind, kind)
+    stem = word.split()[0][:6].casefold()
+    return clean if stem in clean.casefold() else f"{clean} ({word})"

@@ -31,7 +31,11 @@ from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelo
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 UNLOCK_SCRIPT = "unlock.js"
 LOGIN_SCRIPT = "login.js"
-_SCRIPTS = (UNLOCK_SCRIPT, LOGIN_SCRIPT)
+# The staff pages' script and styles ride in every page's shell: a page that carried them
+# only for teachers would be told apart from outside.
+STAFF_SCRIPT = "staff.js"
+STAFF_CSS = "staff.css"
+_SCRIPTS = (UNLOCK_SCRIPT, LOGIN_SCRIPT, STAFF_SCRIPT)
 
 # Mobile first (usable at 360 px), large tap targets, 16 px inputs so iOS does not zoom.
 BASE_CSS = """
@@ -78,8 +82,10 @@ body{font-size:11pt;color:#000;background:#fff}main{max-width:none;padding:0}}
 # Inline scripts are matched by hash; styles stay inline-only. No default source at all, so
 # nothing (images, fonts, frames) is fetched from any host. connect-src is the caller's:
 # the page posts acknowledgements to the school's endpoint, possibly another origin.
+# 'wasm-unsafe-eval' lets the hashed scripts compile the vendored WebAssembly SHA-256 (the key
+# derivation on plain http, where WebCrypto is missing); it allows no eval of JavaScript.
 _CSP = (
-    "default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+    "default-src 'none'; script-src 'wasm-unsafe-eval' {scripts}; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; connect-src {connect}; "
     "base-uri 'none'; form-action 'none'"
 )
@@ -89,12 +95,13 @@ _STYLE_END = re.compile(r"</style", re.IGNORECASE)
 
 @functools.cache
 def shell_version() -> str:
-    """A short hash of everything the shell inlines (templates, scripts, CSS, envelope v1).
+    """A short hash of everything the shell inlines (templates, scripts, CSS, the envelope).
 
     The builder mixes it into each page's content hash, so changing unlock.js, the bundle
     or the templates re-renders every page.
     """
     digest = hashlib.sha256(BASE_CSS.encode())
+    digest.update(static_files.text(STAFF_CSS).encode())
     for script in (static_files.text(VENDOR_BUNDLE), *map(static_files.script, _SCRIPTS)):
         digest.update(script.encode())
     for template in ("shell.html.j2", "login.html.j2"):
@@ -155,15 +162,22 @@ def render_shell(
     0 hides that option. ``scripts`` are extra trusted inline scripts run after unlock.js,
     e.g. one that defines ``window.OtmPage = {init(root, info), destroy(root)}``: unlock.js
     calls ``OtmPage.init`` after inserting the decrypted fragment, whose own scripts never
-    run. ``css`` is appended to the base styles. ``connect_src`` is the CSP source list
-    for fetch/XHR (the endpoint the page posts to).
+    run. ``css`` is appended to the base styles; staff.js and staff.css come with every
+    page. ``connect_src`` is the CSP source list for fetch/XHR (the endpoint the page
+    posts to).
     """
-    parse_envelope(envelope)  # refuse to publish a page that could never open
+    if not parse_envelope(envelope).salt:  # refuse to publish a page that could never open
+        raise ValueError("a page's envelope must carry its KDF salt (a file's cannot open alone)")
     if not re.fullmatch(r"[0-9a-f]{16,64}", page_id):
         raise ValueError("page_id must be lower-case hex")
     if remember_days < 0:
         raise ValueError("remember_days must be >= 0")
-    inline = [static_files.text(VENDOR_BUNDLE), static_files.script(UNLOCK_SCRIPT), *scripts]
+    inline = [
+        static_files.text(VENDOR_BUNDLE),
+        static_files.script(UNLOCK_SCRIPT),
+        *scripts,
+        static_files.script(STAFF_SCRIPT),
+    ]
     return (
         templating.environment(trim=False, keep_trailing_newline=True)
         .get_template("shell.html.j2")
@@ -172,7 +186,7 @@ def render_shell(
             page_id=page_id,
             remember_days=remember_days,
             title=title,
-            css=_inline_css(BASE_CSS + css),
+            css=_inline_css(BASE_CSS + css + static_files.text(STAFF_CSS)),
             envelope_json=envelope_json(envelope),
             scripts=[_inline_script(s) for s in inline],
         )

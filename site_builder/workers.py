@@ -1,4 +1,5 @@
-"""Worker processes for the long jobs (rendering classes, printing extracts).
+"""Worker processes for the long jobs (rendering classes, printing extracts), and how many
+cores this process may use.
 
 Spawned, not forked: a worker must not inherit the parent's open database connection or a
 daemon's threads. Each worker also watches its parent: if the parent is killed (SIGKILL, a
@@ -26,6 +27,15 @@ def database_url() -> str | None:
     cannot share (in memory): then the work is done in this process."""
     url = opened_url()
     return None if url is None or ":memory:" in url else url
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset)
+    where the system has one, else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
 
 
 def _exit_with(parent: int) -> None:

@@ -33,9 +33,8 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.pidfile import daemon_stopped
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
-from otmetka.db import audit, write_transaction
-from otmetka.db import build_state as site_state
-from otmetka.db import credentials as stored
+from otmetka.db import audit, build_state, write_transaction
+from otmetka.db import credentials as credentials_db
 from otmetka.site_builder import crypto, keys
 from otmetka.site_builder.atomic import fsync_dir, write_atomic
 from otmetka.site_builder.build import BuildResult, build_site
@@ -96,11 +95,11 @@ def prepare(secret_file: Path) -> bytes:
 def commit(new_salt: str, actor: str, now: dt.datetime) -> tuple[int, int]:
     """Step 2, in one transaction; returns (credentials, page ids changed)."""
     with write_transaction():
-        total, changed = stored.readdress_all(
+        total, changed = credentials_db.readdress_all(
             lambda login: crypto.page_id_for_login(login, new_salt)
         )
-        site_state.forget_pages(list(site_state.manifest()))  # the next build writes all
-        site_state.put_setting(SALT_SETTING, new_salt)
+        build_state.forget_pages(list(build_state.manifest()))  # the next build writes all
+        build_state.put_setting(SALT_SETTING, new_salt)
         details = {"what": "site secret rotated", "credentials": total, "page_ids": changed}
         audit.append(actor, AUDIT_ACTION, "site", {**details, "public_salt": new_salt}, now)
     return total, changed
@@ -109,7 +108,7 @@ def commit(new_salt: str, actor: str, now: dt.datetime) -> tuple[int, int]:
 def finish(secret_file: Path) -> bool:
     """Step 3, if `.new` holds the committed secret: keep the current one as `.old`, rename
     `.new` over it. True if this call did the rename. Safe to run from two processes."""
-    recorded = site_state.get_setting(SALT_SETTING)
+    recorded = build_state.get_setting(SALT_SETTING)
     new = _read_secret(pending_path(secret_file))
     if new is None or keys.public_salt(new) != recorded:
         return False
@@ -142,7 +141,7 @@ def _discard_uncommitted(secret_file: Path) -> None:
     """A `.new` the database does not vouch for was never committed: remove it."""
     pending = pending_path(secret_file)
     new = _read_secret(pending)
-    if new is None or keys.public_salt(new) != site_state.get_setting(SALT_SETTING):
+    if new is None or keys.public_salt(new) != build_state.get_setting(SALT_SETTING):
         pending.unlink(missing_ok=True)
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
+from otmetka.daemon.acts import checks
 from otmetka.daemon.acts.rules import (
     ACK,
     BREACH,
@@ -62,7 +63,7 @@ def _login(login: str) -> Credential:
 def _guardian_login(login: str, what: str) -> tuple[Credential, str]:
     credential = _login(login)
     if credential.person_kind != GUARDIAN:
-        role = creds.ROLE_NAMES.get(credential.person_kind, credential.person_kind)
+        role = credentials.ROLE_NAMES.get(credential.person_kind, credential.person_kind)
         raise OtmetkaError(f"login «{login}» is a {role}'s ({credential.person_kind}); {what}")
     return credential, str(credential.person_id)
 
@@ -164,6 +165,18 @@ def _guardian_from_code(code: str, login: str | None) -> tuple[str, dict[str, An
     return guardians[0], facts
 
 
+def _signed_after_data(code: str, day: dt.date) -> None:
+    """A slip cannot be signed before the day the extract gives its data for."""
+    extract = printed.extract_by_code(code)
+    if extract is not None and day < extract.as_of:
+        raise checks.ActRefused(
+            422,
+            "occurred_before_extract",
+            f"--date {day:%Y-%m-%d} is before {extract.as_of:%Y-%m-%d}, the day the extract "
+            f"«{code}» gives its data for; give the date the parent wrote on the slip",
+        )
+
+
 def register_ack(
     config: Config,
     *,
@@ -188,6 +201,8 @@ def register_ack(
     else:
         raise OtmetkaError("say who signed: --code from the tear-off slip, or --login")
     day = parse_day(date, ctx.today)
+    if "code" in facts:
+        _signed_after_data(str(facts["code"]), day)
     key = facts.get("code") or guardian_id
     digest = hashlib.sha256(f"{key}|{guardian_id}|{day.isoformat()}".encode()).hexdigest()[:24]
     event_id = f"paper-ack-{digest}"  # registering the same slip twice is a replay

@@ -11,6 +11,9 @@ a transaction that fails leaves the site as it was. Rules, in short:
   gets 422; a login's token is the only authority for acts made on a page;
 - acknowledgements and consents come from guardians; consent only from a legal
   representative; a page acknowledges only after consent was granted;
+- an act from a page cannot claim what cannot be true: a time in the future, later than the
+  offline window, before its login or its consent; a page version never built for the
+  login; a week that is not a school week (`otmetka.daemon.acts.checks`);
 - refusal or withdrawal revokes the login and removes the page at once (the family goes on
   the paper list, `otmetka.db.acts.paper_list`); consent re-renders the page at once;
 - a breach report revokes the login, replaces its page by «доступ заблокирован», issues a
@@ -34,15 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
+from otmetka.daemon.acts import checks
+from otmetka.daemon.acts.checks import ActRefused, iso
 from otmetka.daemon.core import calendar
 from otmetka.daemon.core.config import Config
-from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.db import acts as events
-from otmetka.db import audit, write_transaction
-from otmetka.db import credentials as stored
+from otmetka.db import audit, page_versions, queries, write_transaction
+from otmetka.db import credentials as credentials_db
 from otmetka.db.models import BreachReport, Credential, Event
 from otmetka.site_builder import build, formatting
 from otmetka.site_builder.pages import audience, consent_text
@@ -52,14 +56,6 @@ log = logging.getLogger("otmetka.acts")
 ACK, CONSENT, BREACH = "acknowledgement", "consent", "breach_report"
 ELECTRONIC, PAPER = "electronic", "paper"
 GUARDIAN = "guardian"
-
-
-class ActRefused(OtmetkaError):
-    """An act the rules do not allow; `status` is what the endpoint answers with."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ class ActContext:
     config: Config
     now: dt.datetime  # aware UTC: the moment the act is received
     actor: str
-    prepared: creds.PreparedIssue | None = None  # new login for a breach, derived beforehand
+    prepared: credentials.PreparedIssue | None = None  # new login for a breach, derived beforehand
     after: list[Callable[[], None]] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -100,13 +96,6 @@ class Outcome:
     status: int
     body: dict[str, Any]
     replay: bool = False
-
-
-def iso(moment: dt.datetime) -> str:
-    """UTC, seconds, with Z: how the API writes times."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def canonical(value: Any) -> str:
@@ -209,7 +198,7 @@ def _record(
         occurred_at=occurred,
         received_at=ctx.now,
     )
-    audit.record_event(ctx.actor, event, ctx.now)
+    audit.record_event(ctx.actor, event, ctx.now, claimed=act.occurred_at)
     person = (credential.person_kind, credential.person_id) if credential else None
     if person is None and guardian_id:
         person = (GUARDIAN, guardian_id)
@@ -247,12 +236,27 @@ def acknowledge(
 ) -> Outcome:
     children = act.body.get("children") or []
     current = _check_children(ctx, guardian_id, children)
-    if credential is not None and events.consent_state(guardian_id) != "granted":
+    if credential is not None:
+        _check_from_page(ctx, act, credential, guardian_id)
+    extra = {"children": children or current}
+    return _record(ctx, act, credential, guardian_id, extra)[1]
+
+
+def _check_from_page(ctx: ActContext, act: Act, credential: Credential, guardian_id: str) -> None:
+    """An acknowledgement from a page: after the consent, of a page built for this login,
+    showing a real school week."""
+    state, since = events.consent_since(guardian_id)
+    if state != "granted":
         raise ActRefused(
             409, "consent_required", "consent is not granted; the page cannot acknowledge"
         )
-    extra = {"children": children or current}
-    return _record(ctx, act, credential, guardian_id, extra)[1]
+    what = "the consent this acknowledgement needs was given"
+    checks.not_before(act.occurred_at, since, "occurred_before_consent", what, "occurred_at")
+    checks.page_version(
+        str(act.body["page_version"]), page_versions.versions_of(credential.get_id())
+    )
+    years = [(year.start, year.end) for year in queries.academic_years()]
+    checks.shown_week(act.body["shown"], ctx.today, years)
 
 
 # --- consent -------------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def _check_representative(ctx: ActContext, guardian_id: str) -> None:
 
 
 def _revoke(ctx: ActContext, credential: Credential, why: str) -> None:
-    stored.revoke(credential, ctx.now)
+    credentials_db.revoke(credential, ctx.now)
     events.forget_page(credential.page_id)
     details = {"login": credential.login, "page_id": credential.page_id, "why": why}
     audit.append(ctx.actor, "credential.revoke", f"credential:{credential.login}", details, ctx.now)
@@ -334,12 +338,12 @@ def _invalidate_after(
     return len(found)
 
 
-def _new_login(ctx: ActContext, credential: Credential) -> creds.IssueResult | None:
+def _new_login(ctx: ActContext, credential: Credential) -> credentials.IssueResult | None:
     prepared = ctx.prepared
     if prepared is None or credential.state != "revoked":
         return None
     try:
-        result = creds.commit_issue(ctx.config, prepared, ctx.now)
+        result = credentials.commit_issue(ctx.config, prepared, ctx.now)
     except OSError as error:
         folder = ctx.config.paths.var_dir / "credentials"
         raise ActRefused(
@@ -371,8 +375,8 @@ def local_time(moment: dt.datetime, zone: ZoneInfo) -> str:
 def about(credential: Credential) -> str:
     """Whose login it is: role, full name and class, for mail and registers."""
     key = (credential.person_kind, credential.person_id)
-    name, class_name = stored.labels_of([key]).get(key, ("", ""))
-    role = creds.ROLE_NAMES.get(credential.person_kind, credential.person_kind)
+    name, class_name = credentials_db.labels_of([key]).get(key, ("", ""))
+    role = credentials.ROLE_NAMES.get(credential.person_kind, credential.person_kind)
     where = f", {class_name}" if class_name else ""
     return f"{role}: {name}{where}" if name else role
 
@@ -446,13 +450,13 @@ def report_breach(
     return outcome
 
 
-def successor(config: Config, credential: Credential) -> creds.PreparedIssue | None:
+def successor(config: Config, credential: Credential) -> credentials.PreparedIssue | None:
     """A new login for the person whose login leaked, derived now (outside a transaction);
     None if the login is already off or the person has no page any more."""
     key = (str(credential.person_kind), str(credential.person_id))
     if credential.state != "active" or key not in audience.people_with_pages():
         return None
-    return creds.prepare_issue(config, [key], Reporter(quiet=True))
+    return credentials.prepare_issue(config, [key], Reporter(quiet=True))
 
 
 # --- from a page --------------------------------------------------------------------------------
@@ -486,6 +490,11 @@ def record_from_page(ctx: ActContext, act: Act, token_hash: str) -> Outcome:
         return replay
     refuse_blocked(credential)
     ctx.actor = f"page:{credential.login}"
+    checks.claimed_time(act.occurred_at, ctx.now, ctx.config.endpoint.offline_window_days)
+    issued = "this login was issued"
+    checks.not_before(
+        act.occurred_at, credential.issued_at, "occurred_before_login", issued, "occurred_at"
+    )
     if act.kind == ACK:
         return acknowledge(ctx, act, credential, _guardian_of(credential, "acknowledge"))
     if act.kind == CONSENT:

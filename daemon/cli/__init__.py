@@ -10,18 +10,11 @@ from pathlib import Path
 
 import click
 
-from otmetka.daemon.cli import access, acts, journal, mail, ops, paper
-from otmetka.daemon.cli.base import Context, OtmetkaGroup
+from otmetka.daemon.cli import access, acts, base, journal, mail, ops, paper
 
 
-@click.group(cls=OtmetkaGroup)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Configuration file (default: ./config.yaml).",
-)
+@click.group(cls=base.OtmetkaGroup)
+@base.file_option("--config", "config_path", help="Configuration file (default: ./config.yaml).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary lines.")
 @click.version_option(package_name="otmetka")
@@ -34,7 +27,7 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool, quiet: bool)
     """
     level = logging.DEBUG if debug else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = Context(config_path, debug, quiet)
+    ctx.obj = base.Context(config_path, debug, quiet)
 
 
 COMMANDS: list[click.Command] = [
@@ -45,11 +38,11 @@ COMMANDS: list[click.Command] = [
     journal.schema,
     journal.build,
     journal.serve,
-    journal.run,
-    access.credentials,
-    access.secret,
+    journal.run_daemon,
+    access.credentials_group,
+    access.secret_group,
     mail.mail,
-    mail.outbox,
+    mail.outbox_group,
     paper.print_group,
     paper.report,
     paper.lists_group,
@@ -58,9 +51,9 @@ COMMANDS: list[click.Command] = [
     acts.breach,
     acts.audit,
     ops.backup_command,
-    ops.restore,
+    ops.restore_command,
     ops.db_group,
-    ops.retention,
+    ops.retention_group,
 ]
 for command in COMMANDS:
     main.add_command(command)

@@ -5,46 +5,46 @@ from __future__ import annotations
 import click
 
 from otmetka.daemon import runtime
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import Context, all_option, class_option, flag, pass_context
 
 
-@click.group()
-def credentials() -> None:
+@click.group("credentials")
+def credentials_group() -> None:
     """Issue and rotate logins and passwords for the pages."""
 
 
-@credentials.command("issue")
-@click.option("--class", "class_name", default=None, help="Only this class, e.g. 7Б.")
-@click.option("--all", "everyone", is_flag=True, default=None, help="Everyone in the school.")
+@credentials_group.command("issue")
+@class_option()
+@all_option()
 @pass_context
 def credentials_issue(obj: Context, class_name: str | None, everyone: bool | None) -> None:
     """Create credentials for people who have none; writes a one-time list (owner-only)."""
-    from otmetka.daemon.access import credentials as creds
+    from otmetka.daemon.access import credentials
 
-    result = creds.issue_credentials(
+    result = credentials.issue_credentials(
         obj.open(), class_name=class_name, everyone=bool(everyone), reporter=obj.reporter
     )
     obj.reporter.summary(result.summary())
 
 
-@credentials.command("rotate")
+@credentials_group.command("rotate")
 @click.option("--login", required=True, help="The login to replace (from the slip).")
 @pass_context
 def credentials_rotate(obj: Context, login: str) -> None:
     """Revoke a login and issue a new login and password for the same person."""
-    from otmetka.daemon.access import credentials as creds
+    from otmetka.daemon.access import credentials
 
-    result = creds.rotate_credential(obj.open(), login, obj.reporter)
+    result = credentials.rotate_credential(obj.open(), login, obj.reporter)
     obj.reporter.summary(result.summary())
 
 
-@click.group()
-def secret() -> None:
+@click.group("secret")
+def secret_group() -> None:
     """The site secret, from which every page address (page id) is derived."""
 
 
-@secret.command("rotate")
-@click.option("--yes", is_flag=True, default=None, help="Do not ask for confirmation.")
+@secret_group.command("rotate")
+@flag("--yes", help="Do not ask for confirmation.")
 @pass_context
 def secret_rotate(obj: Context, yes: bool | None) -> None:
     """New site secret, hence a new address for every page; logins and passwords stay.

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import click
 
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import Context, flag, out_option, pass_context
+
+SIGNED_ON = click.option(
+    "--date", default=None, help="Date of the signature, YYYY-MM-DD (default today)."
+)
 
 
 @click.group()
@@ -19,8 +23,8 @@ def ack() -> None:
 @ack.command("register")
 @click.option("--code", default=None, help="The short code on the extract's tear-off slip.")
 @click.option("--login", default=None, help="The parent's login (needed without --code).")
-@click.option("--paper", is_flag=True, default=None, help="It is signed on a paper extract.")
-@click.option("--date", default=None, help="Date of the signature, YYYY-MM-DD (default today).")
+@flag("--paper", help="It is signed on a paper extract.")
+@SIGNED_ON
 @pass_context
 def ack_register(
     obj: Context, code: str | None, login: str | None, paper: bool | None, date: str | None
@@ -41,8 +45,8 @@ def consent() -> None:
 @click.option("--login", required=True, help="The parent's login (from the slip).")
 @click.option("--granted", "decision", flag_value="granted", default=None, help="Consent given.")
 @click.option("--refused", "decision", flag_value="refused", help="Refused or withdrawn.")
-@click.option("--paper", is_flag=True, default=None, help="It is signed on paper.")
-@click.option("--date", default=None, help="Date of the signature, YYYY-MM-DD (default today).")
+@flag("--paper", help="It is signed on paper.")
+@SIGNED_ON
 @pass_context
 def consent_register(
     obj: Context, login: str, decision: str | None, paper: bool | None, date: str | None
@@ -61,7 +65,7 @@ def consent_register(
     default=None,
     help="Only guardians in this state.",
 )
-@click.option("--paper", is_flag=True, default=None, help="The paper list of families instead.")
+@flag("--paper", help="The paper list of families instead.")
 @pass_context
 def consent_list(obj: Context, state: str | None, paper: bool | None) -> None:
     """Each guardian's consent with its history, or the families served on paper."""
@@ -93,7 +97,7 @@ def breach_register(obj: Context, login: str, received_at: str, note: str | None
 
 
 @breach.command("list")
-@click.option("--all", "everything", is_flag=True, default=None, help="Closed reports too.")
+@flag("--all", "everything", help="Closed reports too.")
 @pass_context
 def breach_list(obj: Context, everything: bool | None) -> None:
     """Open and overdue breach reports with their deadlines."""
@@ -141,17 +145,12 @@ def audit_verify(obj: Context) -> None:
     default=None,
     help="Machine-readable part: json (default) or csv; a .txt for people comes beside it.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File to write (default: var/audit/extract-<login>-<time>.json).",
-)
+@out_option("File to write (default: var/audit/extract-<login>-<time>.json).")
 @pass_context
 def audit_extract(obj: Context, login: str, output_format: str | None, out: Path | None) -> None:
     """Every event and audit entry of a login's person, with the chain hashes: what an act
     of destruction after a withdrawn consent needs."""
-    from otmetka.daemon.ops import retention as kept
+    from otmetka.daemon.ops import retention
 
-    result = kept.extract(obj.open(), login=login, output_format=output_format, out=out)
+    result = retention.extract(obj.open(), login=login, output_format=output_format, out=out)
     obj.reporter.summary(result.summary())

@@ -1,13 +1,14 @@
 """The CLI's error edge: the Context every command gets (config, reporter, the open
-project), the group that turns domain and database errors into one clear message, and
-`pass_context`."""
+project), the group that turns domain and database errors into one clear message,
+`pass_context`, and the options many commands share (--class, --all, --out, flags, files)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import peewee
@@ -77,3 +78,40 @@ def _database_name(ctx: click.Context) -> str:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def flag(*decls: str, help: str) -> Callable[[F], F]:
+    """An on/off option that stays None unless given, so that config.yaml decides otherwise."""
+    return click.option(*decls, is_flag=True, default=None, help=help)
+
+
+def file_option(*decls: str, help: str) -> Callable[[F], F]:
+    """A path that must not be a folder; None unless given."""
+    return click.option(*decls, type=FILE, default=None, help=help)
+
+
+def file_argument() -> Callable[[F], F]:
+    """The FILE argument of a command that reads one file."""
+    return click.argument("file", type=FILE)
+
+
+def out_option(help: str, *, folder_ok: bool = False) -> Callable[[F], F]:
+    """--out: the file to write; with folder_ok it may also name a folder."""
+    return click.option(
+        "--out", type=click.Path(dir_okay=folder_ok, path_type=Path), default=None, help=help
+    )
+
+
+def class_option(help: str = "Only this class, e.g. 7Б.") -> Callable[[F], F]:
+    """--class NAME, passed on as `class_name`."""
+    return click.option("--class", "class_name", default=None, help=help)
+
+
+def all_option(help: str = "Everyone in the school.") -> Callable[[F], F]:
+    """--all, passed on as `everyone`."""
+    return flag("--all", "everyone", help=help)

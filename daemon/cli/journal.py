@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from otmetka.daemon import runtime
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import Context, file_option, flag, pass_context
 
 
 @click.command()
@@ -30,20 +30,9 @@ def init(obj: Context) -> None:
 @click.option(
     "--seed", type=int, default=None, help="Random seed; the same seed gives the same school."
 )
-@click.option(
-    "--export",
-    "export_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the generated exchange file here.",
-)
-@click.option("--no-serve", is_flag=True, default=None, help="Import and stop; do not serve.")
-@click.option(
-    "--upstream",
-    is_flag=True,
-    default=None,
-    help="Serve the school from a fake upstream on loopback and pull it over HTTP.",
-)
+@file_option("--export", "export_path", help="Also write the generated exchange file here.")
+@flag("--no-serve", help="Import and stop; do not serve.")
+@flag("--upstream", help="Serve the school from a fake upstream on loopback and pull it over HTTP.")
 @pass_context
 def demo(
     obj: Context,
@@ -54,9 +43,9 @@ def demo(
     upstream: bool | None,
 ) -> None:
     """Generate the demo school, import it through the importer and show what it holds."""
-    from otmetka.daemon.demo import run as demo_run
+    from otmetka.daemon.demo import run
 
-    demo_run.run_demo(
+    run.run_demo(
         obj.open(),
         students=students or 300,
         seed=1 if seed is None else seed,
@@ -68,17 +57,9 @@ def demo(
 
 
 @click.command()
-@click.option(
-    "--file",
-    "file_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Exchange file to import (.json or .jsonl).",
-)
-@click.option("--http", "from_http", is_flag=True, default=None, help="Pull now from source.url.")
-@click.option(
-    "--inbox", "from_inbox", is_flag=True, default=None, help="Import what is in the inbox now."
-)
+@file_option("--file", "file_path", help="Exchange file to import (.json or .jsonl).")
+@flag("--http", "from_http", help="Pull now from source.url.")
+@flag("--inbox", "from_inbox", help="Import what is in the inbox now.")
 @pass_context
 def sync(
     obj: Context, file_path: Path | None, from_http: bool | None, from_inbox: bool | None
@@ -94,10 +75,8 @@ def sync(
 
 
 @click.command()
-@click.option(
+@flag(
     "--expect-daemon",
-    is_flag=True,
-    default=None,
     help="Fail (exit 1) unless `otmetka run` is up, even without its pid file (monitoring).",
 )
 @pass_context
@@ -117,9 +96,7 @@ def schema() -> None:
 
 
 @click.command()
-@click.option(
-    "--full", is_flag=True, default=None, help="Render every page, not only changed ones."
-)
+@flag("--full", help="Render every page, not only changed ones.")
 @pass_context
 def build(obj: Context, full: bool | None) -> None:
     """Render, encrypt and write the pages whose content changed."""
@@ -132,19 +109,19 @@ def build(obj: Context, full: bool | None) -> None:
 @pass_context
 def serve(obj: Context, host: str | None, port: int | None) -> None:
     """Serve the built site and the API with waitress until Ctrl-C."""
-    from otmetka.daemon.endpoint import app as endpoint
+    from otmetka.daemon.endpoint import app
 
     config = obj.config
     click.echo(
         f"serving {config.site.output_dir} on http://{host or config.endpoint.host}:"
         f"{port or config.endpoint.port}/ (Ctrl-C stops)"
     )
-    endpoint.serve(obj.open(), host, port)
+    app.serve(obj.open(), host, port)
 
 
-@click.command()
+@click.command("run")
 @pass_context
-def run(obj: Context) -> None:
+def run_daemon(obj: Context) -> None:
     """Run the daemon: the web server, scheduled pulls, builds, outbox and backups, and the
     inbox watcher, until Ctrl-C or SIGTERM."""
     from otmetka.daemon.runner import scheduler

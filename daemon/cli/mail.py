@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import Context, class_option, pass_context
 
 
 @click.group()
@@ -14,7 +14,7 @@ def mail() -> None:
 
 
 @mail.command("intro")
-@click.option("--class", "class_name", default=None, help="Only families of this class, e.g. 7Б.")
+@class_option("Only families of this class, e.g. 7Б.")
 @pass_context
 def mail_intro(obj: Context, class_name: str | None) -> None:
     """Queue the introduction letter to every guardian with an address (once each)."""
@@ -50,15 +50,15 @@ def mail_status(obj: Context) -> None:
     click.echo("\n".join(smtp.mail_status(obj.open())))
 
 
-@click.group()
-def outbox() -> None:
+@click.group("outbox")
+def outbox_group() -> None:
     """What waits to leave the school: events for upstream, letters."""
 
 
-@outbox.command("flush")
+@outbox_group.command("flush")
 @pass_context
 def outbox_flush(obj: Context) -> None:
     """Send every due outbox item now (events upstream, letters if mail is on)."""
-    from otmetka.daemon.mail import outbox as queue
+    from otmetka.daemon.mail import outbox
 
-    obj.reporter.summary(queue.flush(obj.open()).summary())
+    obj.reporter.summary(outbox.flush(obj.open()).summary())

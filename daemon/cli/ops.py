@@ -8,16 +8,11 @@ from pathlib import Path
 import click
 
 from otmetka.daemon import runtime
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import Context, file_argument, flag, out_option, pass_context
 
 
 @click.command("backup")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Archive to write (default: paths.backup_dir/otmetka-backup-<time>.tar.gz).",
-)
+@out_option("Archive to write (default: paths.backup_dir/otmetka-backup-<time>.tar.gz).")
 @pass_context
 def backup_command(obj: Context, out: Path | None) -> None:
     """Write the database (a consistent copy) and the site secret into one owner-only
@@ -27,10 +22,10 @@ def backup_command(obj: Context, out: Path | None) -> None:
     obj.reporter.summary(backup.backup(obj.config, out).summary())
 
 
-@click.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.command("restore")
+@file_argument()
 @pass_context
-def restore(obj: Context, file: Path) -> None:
+def restore_command(obj: Context, file: Path) -> None:
     """Check a backup (an `otmetka backup` archive or a nightly copy) and put it in place;
     refuses a damaged file and changes nothing then. Stop the daemon first."""
     from otmetka.daemon.ops import restore
@@ -60,19 +55,17 @@ def db_copy(obj: Context, to_url: str) -> None:
     obj.reporter.summary(dbcopy.copy_database(obj.config, to_url, obj.reporter).summary())
 
 
-@click.group()
-def retention() -> None:
+@click.group("retention")
+def retention_group() -> None:
     """Personal data of students who left: purged after retention.purge_after_days."""
 
 
-@retention.command("purge")
-@click.option(
-    "--dry-run", is_flag=True, default=None, help="Only say what would be deleted; delete nothing."
-)
+@retention_group.command("purge")
+@flag("--dry-run", help="Only say what would be deleted; delete nothing.")
 @pass_context
 def retention_purge(obj: Context, dry_run: bool | None) -> None:
     """Delete the data of students who left (and of guardians of only those) longer ago
     than the retention period; events and the audit chain stay, the purge is audited."""
-    from otmetka.daemon.ops import retention as kept
+    from otmetka.daemon.ops import retention
 
-    obj.reporter.summary(kept.purge(obj.open(), dry_run=bool(dry_run)).summary())
+    obj.reporter.summary(retention.purge(obj.open(), dry_run=bool(dry_run)).summary())

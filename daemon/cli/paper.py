@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from otmetka.daemon.cli.base import Context, pass_context
+from otmetka.daemon.cli.base import (
+    Context,
+    all_option,
+    class_option,
+    file_argument,
+    flag,
+    out_option,
+    pass_context,
+)
 
 
 @click.group("print")
@@ -16,22 +24,12 @@ def print_group() -> None:
 
 
 @print_group.command("extracts")
-@click.option("--class", "class_name", default=None, help="Only this class, e.g. 7Б.")
-@click.option(
-    "--all", "everyone", is_flag=True, default=None, help="Every class: a PDF each and an index."
-)
+@class_option()
+@all_option("Every class: a PDF each and an index.")
 @click.option("--period", default=None, help="Grading period, by id or name (default: current).")
-@click.option(
-    "--paper-only",
-    is_flag=True,
-    default=None,
-    help="Only students whose family gets the journal on paper.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="PDF file for one class, or a folder (default: printing.extracts_dir/<date>/).",
+@flag("--paper-only", help="Only students whose family gets the journal on paper.")
+@out_option(
+    "PDF file for one class, or a folder (default: printing.extracts_dir/<date>/).", folder_ok=True
 )
 @pass_context
 def print_extracts(
@@ -58,17 +56,10 @@ def print_extracts(
 
 
 @print_group.command("slips")
-@click.option("--class", "class_name", default=None, help="Only this class, e.g. 7Б.")
-@click.option("--all", "everyone", is_flag=True, default=None, help="Everyone in the school.")
-@click.option(
-    "--qr-password", is_flag=True, default=None, help="Put the password into the QR code too."
-)
-@click.option(
-    "--login-only",
-    is_flag=True,
-    default=None,
-    help="Reprint login-only slips for everyone; changes no password.",
-)
+@class_option()
+@all_option()
+@flag("--qr-password", help="Put the password into the QR code too.")
+@flag("--login-only", help="Reprint login-only slips for everyone; changes no password.")
 @pass_context
 def print_slips(
     obj: Context,
@@ -99,12 +90,7 @@ def report() -> None:
 
 @report.command("class")
 @click.argument("class_name", metavar="CLASS")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="PDF file or folder (default: var/reports/<date>/<class>.pdf).",
-)
+@out_option("PDF file or folder (default: var/reports/<date>/<class>.pdf).", folder_ok=True)
 @pass_context
 def report_class(obj: Context, class_name: str, out: Path | None) -> None:
     """One class's analytics (e.g. `otmetka report class 7Б`): averages, marks, students at
@@ -115,11 +101,9 @@ def report_class(obj: Context, class_name: str, out: Path | None) -> None:
 
 
 @report.command("school")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="PDF file or folder for the school report (default: var/reports/<date>/school.pdf).",
+@out_option(
+    "PDF file or folder for the school report (default: var/reports/<date>/school.pdf).",
+    folder_ok=True,
 )
 @pass_context
 def report_school(obj: Context, out: Path | None) -> None:
@@ -136,13 +120,8 @@ def lists_group() -> None:
 
 
 @lists_group.command("export")
-@click.option("--class", "class_name", default=None, help="The class, e.g. 7Б.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="XLSX file to write (default: var/lists/<class>-<date>.xlsx).",
-)
+@class_option("The class, e.g. 7Б.")
+@out_option("XLSX file to write (default: var/lists/<class>-<date>.xlsx).")
 @pass_context
 def lists_export(obj: Context, class_name: str | None, out: Path | None) -> None:
     """Write the class's students, guardians, contacts, delivery and groups as XLSX with
@@ -153,7 +132,7 @@ def lists_export(obj: Context, class_name: str | None, out: Path | None) -> None
 
 
 @lists_group.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@file_argument()
 @pass_context
 def lists_import(obj: Context, file: Path) -> None:
     """Check every cell of an edited list; if all are right, apply the corrections here and

@@ -1,3 +1,3 @@
-"""Shared ground for every feature: configuration, errors, progress, marks and the working-day
-calendar.
+"""Shared ground for every feature: config, errors, progress, marks, the working-day calendar,
+settings, the pid file, private paths, and the jobs and delivery registries.
 """

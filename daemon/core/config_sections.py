@@ -3,9 +3,11 @@ with its type, default, bounds and description."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -160,6 +162,11 @@ class SourceSection(Section):
     push_batch: Int = Field(
         100, ge=1, le=1000, description="Events sent upstream in one POST by the outbox."
     )
+    allow_plain_http: bool = Field(
+        False,
+        description="Send the token to an http:// source.url off this machine (true: only "
+        "on a line protected otherwise, e.g. a VPN).",
+    )
     inbox_settle_s: Float = Field(
         3.0, ge=0, le=600, description="A dropped file is imported once unchanged this long (s)."
     )
@@ -169,7 +176,36 @@ class SourceSection(Section):
         """A pull without an address can only fail later, at night; say so now."""
         if self.kind == "http" and not self.url:
             raise Problems([("source.url", "must be set when source.kind is http")])
+        refused = None if self.allow_plain_http else plain_http_problem(self.url)
+        if refused:
+            raise Problems([("source.url", refused)])
         return self
+
+
+def plain_http_problem(url: str) -> str | None:
+    """Why the bearer token must not go to `url`: plain http to another machine, where
+    anyone on the line reads the token and the journal. None for https, for http to this
+    machine (loopback), and for an empty URL."""
+    parts = urlsplit(url.strip())
+    if not url.strip() or parts.scheme == "https":
+        return None
+    host = parts.hostname or ""
+    if parts.scheme == "http" and _is_loopback(host):
+        return None
+    return (
+        f"{url} is not https: the bearer token and the journal would cross the network "
+        "unencrypted; use an https:// address, or set source.allow_plain_http: true if the "
+        "line to upstream is protected otherwise (a VPN)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 class EndpointSection(Section):
@@ -196,6 +232,12 @@ class EndpointSection(Section):
     )
     write_wait_s: Float = Field(
         60.0, gt=0, le=600, description="How long an act waits for a busy database before 503 (s)."
+    )
+    offline_window_days: Int = Field(
+        14,
+        ge=1,
+        le=60,
+        description="How many days late an act made offline on a page may arrive; older gets 422.",
     )
 
 
@@ -251,6 +293,13 @@ class ScheduleSection(Section):
     )
     inbox_scan_seconds: Int = Field(
         60, ge=1, description="Rescan inbox_dir this often even without file events (s)."
+    )
+    staff_refresh_seconds: Int = Field(
+        30,
+        ge=5,
+        le=60,
+        description="Rebuild the pages an act or an import changed every N seconds, so a "
+        "class teacher and a deputy head see a parent's consent within a minute (s).",
     )
 
 

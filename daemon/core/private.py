@@ -13,12 +13,32 @@ log = logging.getLogger("otmetka.backup")
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
+# The folders otmetka.daemon.exchange.inbox moves imported (DONE) and refused (QUARANTINE)
+# files into.
+INBOX_SUBFOLDERS = ("done", "quarantine")
 
 
 def private_dir(folder: Path) -> Path:
     """Create `folder` if needed and make it owner-only (mkdir's mode obeys the umask)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    new_private_dirs(folder)
     _chmod(folder, PRIVATE_DIR)
+    return folder
+
+
+def new_private_dirs(folder: Path) -> Path:
+    """Create `folder` and its missing parents, each owner-only; folders already there keep
+    their mode (one the operator chose for `--out` is theirs)."""
+    missing = []
+    step = folder
+    while not step.exists() and step != step.parent:
+        missing.append(step)
+        step = step.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:  # made meanwhile by another process
+            continue
+        _chmod(new, PRIVATE_DIR)  # the umask can only take bits away; this sets them exactly
     return folder
 
 
@@ -31,7 +51,8 @@ def _chmod(path: Path, mode: int) -> None:
 
 
 def secure_private_paths(config: Config) -> None:
-    """var/, the backups, the extracts, the one-time lists and the site secret: owner-only.
+    """var/, the backups, the extracts, the one-time lists, the site secret and the inbox's
+    done/ and quarantine/: owner-only.
 
     A folder that holds output/ is left alone, since the web server must reach the site.
     """
@@ -49,6 +70,19 @@ def secure_private_paths(config: Config) -> None:
             _chmod(folder, PRIVATE_DIR)
     if config.site.secret_file.is_file():
         _chmod(config.site.secret_file, PRIVATE_FILE)
+    _secure_inbox(config)
+
+
+def _secure_inbox(config: Config) -> None:
+    """The inbox's done/ and quarantine/ keep every upstream file, imported or refused: made
+    owner-only before the first file goes there. An inbox the operator made keeps its mode
+    (a group may drop files in it); one otmetka makes is owner-only."""
+    inbox = config.paths.inbox_dir
+    if config.source.kind != "inbox" and not inbox.is_dir():
+        return
+    new_private_dirs(inbox)
+    for name in INBOX_SUBFOLDERS:
+        private_dir(inbox / name)
 
 
 def private_file(path: Path) -> IO[bytes]:

@@ -4,6 +4,7 @@ school's today and the options of a site build."""
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit, urlunsplit
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
@@ -34,7 +35,26 @@ def build_options(
     )
 
 
+# Host names that reach only the machine they are typed on.
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def site_url(config: Config) -> str:
+    """The site's address: school.lan_url. A loopback address (the default) names this
+    machine's own server, so its port is the one the server listens on (endpoint.port,
+    which OTMETKA_ENDPOINT_PORT sets too)."""
+    base = config.school.lan_url
+    parts = urlsplit(base)
+    if parts.hostname not in _LOOPBACK:
+        return base
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return urlunsplit(parts._replace(netloc=f"{host}:{config.endpoint.port}"))
+
+
 def api_url(config: Config) -> str:
-    """Where pages post acts: endpoint.public_url, else the site's LAN address, + /api/v1/."""
-    base = config.endpoint.public_url or config.school.lan_url
+    """Where pages post acts: endpoint.public_url, else the site's address, + /api/v1/.
+
+    A page served over http(s) from a loopback-addressed site posts to its own origin
+    instead (static/page.js), so `otmetka serve --port` needs no new build."""
+    base = config.endpoint.public_url or site_url(config)
     return base.rstrip("/") + "/api/v1/" if base else ""

@@ -183,16 +183,7 @@ class _Marker:
             raw = self._raw(lesson.quarter, self.level, 0.7, 1.0)
             ident = f"mrk-{lesson.key}-{self.pupil.num}"
             scale = "pass_fail" if self.pass_fail else "five"
-            yield _mark(
-                ident,
-                self.pupil,
-                self.group,
-                lesson.date,
-                raw,
-                lesson.teacher,
-                lesson_id=lesson.id,
-                scale=scale,
-            )
+            yield self._lesson_mark(ident, lesson, raw, scale=scale)
 
     def _raw(self, quarter: int, level: float, spread: float, weight: float) -> str:
         if self.pass_fail:
@@ -210,14 +201,10 @@ class _Marker:
         raw = self._raw(lesson.quarter, self.level - 0.15, 0.85, weight)
         absent = "отсутствовал" if self.pupil.human.male else "отсутствовала"
         comment = f"Работа написана позже: в день работы {absent}" if late else ""
-        return _mark(
+        return self._lesson_mark(
             f"mrk-{work.key}-{self.pupil.num}",
-            self.pupil,
-            self.group,
-            lesson.date,
+            lesson,
             raw,
-            lesson.teacher,
-            lesson_id=lesson.id,
             work_id=f"wrk-{work.key}",
             weight=weight,
             comment=comment,
@@ -236,17 +223,22 @@ class _Marker:
                 continue
             raw = self._quarter_raw(q)
             if raw:
-                yield _mark(
-                    base,
-                    pupil,
-                    group,
-                    end,
-                    raw,
-                    group.teacher,
-                    period_id=period,
-                    kind="period_final",
-                    scale="pass_fail" if self.pass_fail else "five",
-                )
+                scale = "pass_fail" if self.pass_fail else "five"
+                yield self._period_mark(base, end, raw, period, "period_final", scale=scale)
+
+    def _lesson_mark(self, ident: str, lesson: Lesson, raw: str, **extra: Any) -> Json:
+        """A mark given at a lesson, by the teacher who held it."""
+        day, teacher = lesson.date, lesson.teacher
+        return _mark(ident, self.pupil, self.group, day, raw, teacher, lesson_id=lesson.id, **extra)
+
+    def _period_mark(
+        self, ident: str, day: dt.date, raw: str, period: str, kind: str, **extra: Any
+    ) -> Json:
+        """A mark for a grading period, by the group's teacher."""
+        teacher = self.group.teacher
+        return _mark(
+            ident, self.pupil, self.group, day, raw, teacher, period_id=period, kind=kind, **extra
+        )
 
     def _uncertified(self) -> bool:
         return (
@@ -262,29 +254,23 @@ class _Marker:
         return DIGITS[min(5, max(2, int(average + 0.5)))]
 
     def _not_certified(self, base: str, period: str, end: dt.date) -> Iterator[Json]:
-        pupil, group, cal = self.pupil, self.group, self.school.cal
-        yield _mark(
+        cal = self.school.cal
+        yield self._period_mark(
             base,
-            pupil,
-            group,
             end,
             "н/а",
-            group.teacher,
-            period_id=period,
-            kind="not_certified",
+            period,
+            "not_certified",
             comment="Недостаточно отметок для аттестации: длительная болезнь",
         )
         retake = cal.quarters[1][0] + DJ(days=14)
         if retake <= cal.as_of:
-            yield _mark(
+            yield self._period_mark(
                 f"{base}-debt",
-                pupil,
-                group,
                 retake,
                 "3",
-                group.teacher,
-                period_id=period,
-                kind="debt",
+                period,
+                "debt",
                 comment="Ликвидация академической задолженности за 1 четверть",
             )
 

@@ -35,7 +35,7 @@ class Answer(BaseModel):
 
 
 class ErrorAnswer(BaseModel):
-    error: str = Field(description="A stable code, e.g. event_id_reused, rate_limited.")
+    error: str = Field(description="A stable code, e.g. event_id_reused, occurred_too_late.")
     message: str = Field(description="What is wrong and what to do, in English.")
 
 
@@ -46,7 +46,12 @@ _ERRORS = {
     "409": "Not now: e.g. an acknowledgement before consent was granted.",
     "413": "The body is larger than endpoint.max_body_bytes.",
     "415": "The body is not sent as application/json.",
-    "422": "The event_id was used for another act, or the act names unknown children / text.",
+    "422": (
+        "The act cannot be true or names what is unknown; `error` says which: event_id_reused, "
+        "unknown_children, unknown_text_version, unknown_page_version, not_a_school_week, "
+        "week_outside_school_year, shown_in_future, occurred_in_future, occurred_too_late, "
+        "occurred_before_login, occurred_before_consent."
+    ),
     "429": "Over the per-address or per-login rate; Retry-After says when to try again.",
     "503": "The database stayed busy (a long import); retry later with the same event_id.",
 }

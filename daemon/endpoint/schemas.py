@@ -27,17 +27,25 @@ class _Strict(BaseModel):
 class _ActRequest(_Strict):
     event_id: EventId = Field(description="Random id made by the page; the same on every retry.")
     token: Token = Field(description="The page's endpoint token: the only authority.")
-    occurred_at: AwareDatetime = Field(description="When the parent acted (page clock).")
+    occurred_at: AwareDatetime = Field(
+        description="When the parent acted (page clock): not after the server's time by more "
+        "than 5 minutes, not more than endpoint.offline_window_days before it, not before "
+        "the login was issued (else 422)."
+    )
 
 
 class Shown(_Strict):
-    as_of: dt.date
-    week_start: dt.date
-    week_end: dt.date
+    """The week the page showed, as the builder wrote it into the page."""
+
+    as_of: dt.date = Field(description="The day the data is for: in the week, not after today.")
+    week_start: dt.date = Field(description="A Monday, in an academic year of the journal.")
+    week_end: dt.date = Field(description="The Saturday after week_start.")
 
 
 class AckRequest(_ActRequest):
-    page_version: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    page_version: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="The version of the page read: one built for this login (else 422)."
+    )
     children: list[PersonId] = Field(min_length=1, max_length=20)
     shown: Shown
 

@@ -3,7 +3,9 @@
 
 Compressed files are unpacked into a private temporary folder under the member's own name
 and read by `reader.read_file`, so the checks and messages are the importer's own.
-Unpacked size is capped: a tiny archive must not fill the disk of the school server.
+Unpacked sizes and the packing ratio are capped (`capped`), on what the archive declares
+before anything is written and on the bytes actually unpacked while they are written: a tiny
+archive must not fill the disk of the school server.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import gzip
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO
 
+from otmetka.daemon.exchange import capped
 from otmetka.daemon.exchange.reader import BatchError, RawBatch, read_file
 
 EXCHANGE_SUFFIXES = (".json", ".jsonl")
-MAX_UNPACKED_BYTES = 4 * 1024**3
+# A year of the largest school is a quarter of a gigabyte of JSON: room for many years in
+# one file or one archive, and a bound on the temporary folder an archive may fill.
+CAPS = capped.Caps(member=4 * 1024**3, total=4 * 1024**3)
 _CHUNK = 1024 * 1024
 
 
@@ -37,20 +44,14 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def _copy_capped(source: object, target: Path, origin: str) -> None:
-    written = 0
+def _copy(source: capped.Readable, target: Path) -> None:
     with target.open("wb") as out:
-        while chunk := source.read(_CHUNK):  # type: ignore[attr-defined]
-            written += len(chunk)
-            if written > MAX_UNPACKED_BYTES:
-                raise BatchError(
-                    origin,
-                    [
-                        f"{origin}: unpacks to more than {MAX_UNPACKED_BYTES // 1024**3} GB; "
-                        "split the export into smaller files"
-                    ],
-                )
+        while chunk := source.read(_CHUNK):
             out.write(chunk)
+
+
+def _refused(error: capped.TooLarge) -> BatchError:
+    return BatchError(error.origin, [str(error)])
 
 
 @contextmanager
@@ -62,15 +63,34 @@ def _scratch() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _gunzip(path: Path, folder: Path) -> Path:
+def _unpack(
+    open_source: Callable[[], IO[bytes]],
+    name: str,
+    packed: int,
+    target: Path,
+    budget: capped.Budget,
+) -> None:
+    """Unpack member `name` in two passes: the first only counts it through the archive's
+    caps, so nothing of a bomb is ever written; the second writes it."""
+    with open_source() as source:
+        capped.drain(budget.counted(source, name, packed))
+    again = capped.Budget(budget.origin, CAPS, budget.packed_size)  # the same bytes again
+    with open_source() as source:
+        _copy(again.counted(source, name, packed), target)
+
+
+def _gunzip(path: Path, folder: Path, origin: str) -> Path:
+    """Unpack `path` into `folder`; `origin` is the name the sender gave the packed file."""
     target = folder / path.name[: -len(".gz")]
+    packed = path.stat().st_size
+    budget = capped.Budget(origin, CAPS, packed)
     try:
-        with gzip.open(path, "rb") as source:
-            _copy_capped(source, target, path.name)
+        opener = partial(gzip.open, path, "rb")
+        _unpack(opener, target.name, packed, target, budget)  # type: ignore[arg-type]
     except (OSError, EOFError) as error:
         raise BatchError(
-            path.name,
-            [f"{path.name}: not a complete gzip file ({error}); copy or download it again"],
+            origin,
+            [f"{origin}: not a complete gzip file ({error}); copy or download it again"],
         ) from None
     return target
 
@@ -97,16 +117,18 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         ) from None
 
 
-def _unzip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path) -> Path:
+def _unzip_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path, budget: capped.Budget
+) -> Path:
     origin = info.filename
     target = folder / PurePosixPath(info.filename).name  # never a path from the archive
     try:
-        with archive.open(info) as source:
-            _copy_capped(source, target, origin)
+        _unpack(partial(archive.open, info), origin, info.compress_size, target, budget)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise BatchError(origin, [f"{origin}: damaged in the archive ({error})"]) from None
+        detail = str(error) or "the archive ends inside it"
+        raise BatchError(origin, [f"{origin}: damaged in the archive ({detail})"]) from None
     if target.name.lower().endswith(".gz"):
-        return _gunzip(target, folder)
+        return _gunzip(target, folder, f"{budget.origin}: {info.filename}")
     return target
 
 
@@ -129,13 +151,20 @@ def exchange_batches(path: Path) -> Iterator[tuple[str, RawBatch]]:
     A zip yields one batch per member, in name order; each member is a batch of its own, so
     a bad member stops the archive there and earlier members stay imported.
     """
+    try:
+        yield from _batches(path)
+    except capped.TooLarge as error:
+        raise _refused(error) from None
+
+
+def _batches(path: Path) -> Iterator[tuple[str, RawBatch]]:
     kind = kind_of(path)
     if kind == "exchange":
         yield path.name, read_file(path)
         return
     with _scratch() as folder:
         if kind == "gzip":
-            yield path.name, read_file(_gunzip(path, folder))
+            yield path.name, read_file(_gunzip(path, folder, path.name))
             return
         with open_zip(path) as archive:
             members = zip_members(archive)
@@ -143,7 +172,9 @@ def exchange_batches(path: Path) -> Iterator[tuple[str, RawBatch]]:
                 raise BatchError(path.name, [f"{path.name}: the archive is empty"])
             for info in members:
                 _check_member_name(path.name, info)
+            budget = capped.Budget(path.name, CAPS, path.stat().st_size)
+            budget.check_declared(members)
             for info in members:
-                member = _unzip_member(archive, info, folder)
+                member = _unzip_member(archive, info, folder, budget)
                 yield info.filename, read_file(member)
                 member.unlink()

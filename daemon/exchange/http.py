@@ -6,7 +6,8 @@ the next pull asks for the page after the last one committed. Transient problems
 timeout, a cut connection, an HTML login page of a captive portal, a truncated or garbled
 body, a wrong content type) are retried with exponential backoff and then reported as one
 clear `UpstreamError`. The token is sent only in the Authorization header: it is never
-logged, never put in a message, and never follows a redirect to another host.
+logged, never put in a message, never follows a redirect to another host, and never goes
+over plain http to another machine unless `source.allow_plain_http` says so.
 
 Public API (also for bench/): `params_from_config(config)`, `HttpParams`,
 `UpstreamClient`, `pull(params, progress) -> PullResult` (runtime.pull_now for a config).
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from otmetka.daemon.core.config import Config
+from otmetka.daemon.core.config_sections import plain_http_problem
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import importer
@@ -77,6 +79,7 @@ class HttpParams:
     backoff_max_s: float = 120.0
     push_batch: int = 100
     token_name: str = "the upstream token"  # how messages refer to the token, never its value
+    allow_plain_http: bool = False  # source.allow_plain_http
 
 
 def params_from_config(config: Config) -> HttpParams:
@@ -102,6 +105,7 @@ def params_from_config(config: Config) -> HttpParams:
         backoff_max_s=source.backoff_max_s,
         push_batch=source.push_batch,
         token_name=f"the token in {source.token_env}",
+        allow_plain_http=source.allow_plain_http,
     )
 
 
@@ -177,6 +181,9 @@ class UpstreamClient:
     """Requests to the upstream API with timeouts and retries with exponential backoff."""
 
     def __init__(self, params: HttpParams, stop: threading.Event | None = None) -> None:
+        refused = None if params.allow_plain_http else plain_http_problem(params.url)
+        if refused:
+            raise UpstreamError(f"not connecting to upstream: {refused}")
         self.params = params
         self.stop = stop or threading.Event()
         self._opener = urllib.request.build_opener(_NoRedirect)
@@ -471,10 +478,10 @@ def pull(
     The caller has opened the project database (runtime.pull_now does it for a Config).
     Raises UpstreamError or BatchError; pages imported before stay imported.
     """
-    client = UpstreamClient(params, stop)
     result = PullResult(cursor=journal.cursor_of(SOURCE))
     shown = _Progress(progress, bar)
     try:
+        client = UpstreamClient(params, stop)
         with shown.stack:
             _pull_pages(client, rules or MarkRules(), result, shown, max_pages)
     except Interrupted:

@@ -24,8 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from otmetka.daemon.core.marks import MarkRules, MarkValue
-from otmetka.daemon.exchange import reader, row_makers, validation
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import reader, row_makers, schema, validation
 from otmetka.daemon.exchange.reader import BatchError, Problems, RawBatch
 from otmetka.db import journal, write_transaction
 
@@ -119,7 +118,7 @@ class _Affected:
         linked = [("student_id", self.students), ("guardian_id", self.guardians)]
         if entity in _GROUP_ENTITIES:
             linked.append(("group_id", self.groups))
-        fields = exchange.ENTITY_MODELS[entity].model_fields
+        fields = schema.ENTITY_MODELS[entity].model_fields
         return tuple((name, target) for name, target in linked if name in fields)
 
 
@@ -142,7 +141,7 @@ _CHECKERS: dict[str, row_makers.CheckerFactory] = {}
 
 def _generated() -> tuple[dict[str, row_makers.RowMaker], dict[str, row_makers.CheckerFactory]]:
     if not _ROW_MAKERS:
-        for entity in exchange.ENTITY_MODELS:
+        for entity in schema.ENTITY_MODELS:
             _ROW_MAKERS[entity] = row_makers.row_maker(entity)
             _CHECKERS[entity] = row_makers.reference_checker(entity)
     return _ROW_MAKERS, _CHECKERS
@@ -150,7 +149,7 @@ def _generated() -> tuple[dict[str, row_makers.RowMaker], dict[str, row_makers.C
 
 # record index, change id, reference, target id
 Pending = tuple[int, str, row_makers.Reference, str]
-_TARGETS = {target for fields in exchange.REFERENCES.values() for target in fields.values()}
+_TARGETS = {target for fields in schema.REFERENCES.values() for target in fields.values()}
 
 
 class KnownIds:
@@ -225,7 +224,7 @@ class _Run:
     def __init__(self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds) -> None:
         self.origin, self.tz, self.problems, self.known = origin, tz, problems, known
         self.affected = _Affected()
-        self.entities = {name: _Entity(name, self.affected) for name in exchange.ENTITY_MODELS}
+        self.entities = {name: _Entity(name, self.affected) for name in schema.ENTITY_MODELS}
         self.pending: list[Pending] = []
         for entity in self.entities.values():
             entity.bind_references(self.entities, known, self.pending)
@@ -341,7 +340,7 @@ class _Run:
 # --- the batch ------------------------------------------------------------------------------
 
 
-def _check_school(origin: str, header: exchange.EnvelopeHeader) -> list[str]:
+def _check_school(origin: str, header: schema.EnvelopeHeader) -> list[str]:
     others = journal.school_ids_seen() - {header.school_id}
     if not others:
         return []
@@ -367,7 +366,7 @@ def _stream(raw: RawBatch, run: _Run, rules: MarkRules, progress: Progress | Non
 
 def _apply(
     raw: RawBatch,
-    header: exchange.EnvelopeHeader,
+    header: schema.EnvelopeHeader,
     rules: MarkRules,
     problems: Problems,
     source: str,

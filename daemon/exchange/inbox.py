@@ -31,6 +31,7 @@ from watchdog.observers import Observer
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.private import private_dir
 from otmetka.daemon.exchange import files, importer, oneroster, oneroster_csv
 from otmetka.daemon.exchange.reader import BatchError
 
@@ -215,7 +216,7 @@ def _free_name(folder: Path, name: str) -> Path:
 
 
 def move_aside(path: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)  # done/ and quarantine/ hold upstream files: owner-only
     target = _free_name(folder, path.name)
     os.replace(path, target)
     return target

@@ -74,6 +74,8 @@ class Out:
     changes: list[dict[str, Any]] = field(default_factory=list)
     sources: list[tuple[Row, str]] = field(default_factory=list)  # (row, entity) per change
     problems: list[str] = field(default_factory=list)
+    # Kept, but the school should look: a guessed class or grade, an ignored column.
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, kind: str, ident: str, row: Row, at: str, data: dict[str, Any]) -> None:
         record = {"type": kind, "id": ident, "op": "upsert", "updated_at": at, "data": data}
@@ -86,6 +88,9 @@ class Out:
 
     def problem(self, row: Row, column: str | None, message: str) -> None:
         self.problems.append(f"{self.origin}: {row.where(column)}: {message}")
+
+    def warn(self, row: Row, column: str | None, message: str) -> None:
+        self.warnings.append(f"{self.origin}: {row.where(column)}: {message}")
 
 
 _RECORD = re.compile(
@@ -118,9 +123,14 @@ class Ctx:
     tz: ZoneInfo
     out: Out
     roles: dict[str, str] = field(default_factory=dict)  # user -> role, lower case
+    users: dict[str, Row] = field(default_factory=dict)
+    courses: dict[str, Row] = field(default_factory=dict)
     classes: dict[str, Row] = field(default_factory=dict)
     homerooms: set[str] = field(default_factory=set)
     homeroom_of: dict[str, str] = field(default_factory=dict)  # student -> homeroom class
+    grades: dict[str, int | None] = field(default_factory=dict)  # class -> grade, as inferred
+    made_classes: dict[str, dict[str, Any]] = field(default_factory=dict)  # «без класса»
+    stored_grades: dict[str, int] | None = None  # class -> grade, read once when needed
     class_teacher: dict[str, str] = field(default_factory=dict)  # homeroom -> teacher
     students_of: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     sessions: dict[str, Row] = field(default_factory=dict)
@@ -134,10 +144,13 @@ class Ctx:
         text = row.get("dateLastModified")
         if not text:
             return self.bundle.stamp.isoformat()
-        try:
-            moment = dt.datetime.fromisoformat(text.replace(" ", "T"))
-        except ValueError:
-            self.out.problem(row, "dateLastModified", f"'{text}' is not a date and time")
+        moment = parse_moment(text)
+        if moment is None:
+            self.out.problem(
+                row,
+                "dateLastModified",
+                f"'{text}' is not a date and time; write it as 2026-09-01T08:00:00.000Z",
+            )
             return self.bundle.stamp.isoformat()
         # OneRoster writes dateLastModified in UTC.
         return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
@@ -152,6 +165,25 @@ class Ctx:
         if parsed is None:
             self.out.problem(row, column, f"'{text}' is not a date; write it as YYYY-MM-DD")
         return parsed
+
+
+# What a spreadsheet makes of an ISO time when it saves the CSV again.
+_MOMENT_PATTERNS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m/%d/%Y %H:%M")
+
+
+def parse_moment(text: str) -> dt.datetime | None:
+    """dateLastModified as exports write it: with or without milliseconds, `Z`, an offset,
+    a time at all; or as a spreadsheet saved it again."""
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace(" ", "T").upper())
+    except ValueError:
+        pass
+    for pattern in _MOMENT_PATTERNS:
+        try:
+            return dt.datetime.strptime(text.strip(), pattern)
+        except ValueError:
+            continue
+    return None
 
 
 def parse_date(text: str) -> str | None:

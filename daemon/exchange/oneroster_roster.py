@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from otmetka.daemon.exchange import oneroster_placing
 from otmetka.daemon.exchange.oneroster_csv import Row
 from otmetka.daemon.exchange.oneroster_document import (
     GUARDIAN_ROLES,
@@ -111,6 +112,7 @@ def sessions(ctx: Ctx) -> None:
 
 def courses(ctx: Ctx) -> None:
     for row in ctx.bundle.rows("courses.csv"):
+        ctx.courses[row.sourced_id] = row
         if row.deleted:
             ctx.out.delete("subject", row.sourced_id, row, ctx.stamp(row))
         else:
@@ -121,7 +123,8 @@ def courses(ctx: Ctx) -> None:
 
 
 def roles(ctx: Ctx) -> None:
-    for row in ctx.bundle.rows("users.csv"):
+    ctx.users = {r.sourced_id: r for r in ctx.bundle.rows("users.csv")}
+    for row in ctx.users.values():
         if row.get("role"):
             ctx.roles[row.sourced_id] = row.get("role").lower()
     # 1.2 keeps roles in roles.csv; a primary role beats a secondary one.
@@ -169,15 +172,16 @@ def enrollment_index(ctx: Ctx) -> None:
 # --- classes --------------------------------------------------------------------------------
 
 
-def _grade(ctx: Ctx, row: Row) -> int | None:
-    for text in (*row.ids("grades"), row.get("title")):
-        if text.upper() in ("KG", "PK", "PR", "TK"):
-            return 0
-        match = re.match(r"\s*0*(\d{1,2})", text)
-        if match:
-            return int(match.group(1))
-    ctx.out.problem(row, "grades", "cannot tell the grade; put it in 'grades', e.g. 07")
-    return None
+def _grade(ctx: Ctx, row: Row) -> int:
+    grade = oneroster_placing.class_grade(ctx, row)
+    if grade is None:
+        ctx.out.warn(
+            row,
+            "grades",
+            "cannot tell the grade from 'grades', the course, the title or the students; "
+            "the class is kept with grade 0: put the grade in 'grades', e.g. 07",
+        )
+    return grade or 0
 
 
 def _letter(title: str) -> str:
@@ -186,24 +190,20 @@ def _letter(title: str) -> str:
 
 
 def _class_year(ctx: Ctx, row: Row) -> str | None:
-    for term in row.ids("termSourcedIds"):
-        if term in ctx.year_of:
-            return ctx.year_of[term]
-    years = sorted({y for y in ctx.year_of.values()})
-    if years:
-        return years[-1]
-    ctx.out.problem(
-        row,
-        "termSourcedIds",
-        "cannot tell the school year of the class; "
-        "list its terms in termSourcedIds and include academicSessions.csv",
-    )
-    return None
+    year = oneroster_placing.class_year(ctx, row)
+    if year is None:
+        ctx.out.problem(
+            row,
+            "termSourcedIds",
+            "cannot tell the school year of the class; "
+            "list its terms in termSourcedIds and include academicSessions.csv",
+        )
+    return year
 
 
 def _homeroom(ctx: Ctx, row: Row, at: str) -> None:
     grade, year = _grade(ctx, row), _class_year(ctx, row)
-    if grade is None or year is None:
+    if year is None:
         return
     ident, title = row.sourced_id, row.get("title")
     data = {"name": title, "grade": grade, "letter": _letter(title), "academic_year_id": year}
@@ -232,13 +232,13 @@ def _section_kind(ctx: Ctx, row: Row, homes: list[str]) -> str:
 
 
 def _section(ctx: Ctx, row: Row, at: str) -> None:
-    homes = _section_classes(ctx, row)
+    homes = _section_classes(ctx, row) or oneroster_placing.place_section(ctx, row)
     if not homes:
         ctx.out.problem(
             row,
             "sourcedId",
-            "no student of this class is in a homeroom class, so "
-            "otmetka cannot tell which class it belongs to; enrol its students",
+            "no student of this class is in a homeroom class and the bundle names no "
+            "school year, so otmetka cannot tell which class it belongs to; enrol its students",
         )
         return
     data = {
@@ -278,13 +278,7 @@ def _person_data(ctx: Ctx, row: Row, kind: str, role: str) -> dict[str, Any] | N
         user = row.sourced_id
         home = ctx.homeroom_of.get(user) or sync_db.stored_student_classes([user]).get(user)
         if home is None:
-            ctx.out.problem(
-                row,
-                "sourcedId",
-                "the student has no homeroom class: add an "
-                "enrollment in a class with classType homeroom",
-            )
-            return None
+            return None  # placing could not place the student and said why
         data["class_unit_id"] = home
         return data
     data.update(email=row.get("email"), phone=row.get("phone") or row.get("sms"))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from otmetka.daemon.core.marks import MarkValue
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import schema
 from otmetka.db import journal
 
 # --- rows ---------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ _SPECIAL = {
 
 
 def _column_source(entity: str, column: str, defaults: dict[str, Any]) -> str:
-    model = exchange.ENTITY_MODELS[entity]
+    model = schema.ENTITY_MODELS[entity]
     special = _SPECIAL.get(column) or _SPECIAL.get(f"{entity}.{column}")
     if special:
         return special
@@ -126,9 +126,9 @@ class Reference(NamedTuple):
 
 
 def entity_references(entity: str) -> list[Reference]:
-    model = exchange.ENTITY_MODELS[entity]
+    model = schema.ENTITY_MODELS[entity]
     found = []
-    for label, target in exchange.REFERENCES.get(entity, {}).items():
+    for label, target in schema.REFERENCES.get(entity, {}).items():
         top, _, sub = label.partition(".")
         kind, optional = _bare(model.model_fields[top].annotation)
         many = typing.get_origin(kind) is list

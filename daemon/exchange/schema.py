@@ -9,6 +9,7 @@ at the border instead of silently dropping data.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,10 +26,54 @@ from pydantic import (
 FORMAT_NAME = "otmetka-exchange"
 FORMAT_VERSION = 1
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(max_length=20000)]
-TimeOfDay = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["08:30"])]
+# Characters no string may hold: the C0 and C1 control characters (NUL, ESC, DEL…), which
+# pages, mail and PDFs would carry on, and the bidirectional embeddings, overrides and
+# isolates, which make a name read as another. The patterns are written for Python, the
+# JSON Schema (ECMA-262) and pydantic's Rust engine alike: only \xHH and \uHHHH escapes.
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_BREAKS = r"\x09\x0a\x0d\u2028\u2029"  # tab and line breaks: Markdown and free text only
+LINE_PATTERN = rf"^[^{_CONTROLS}{_BREAKS}]*$"
+TEXT_PATTERN = rf"^[^{_CONTROLS}\u2028\u2029]*$"
+TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+# What each format pattern asks for, in the words of an error message.
+PATTERN_RULES = {
+    TIME_PATTERN: "must be a time HH:MM with a two-digit hour, like 08:30",
+}
+_FORBIDDEN_IN_LINE = re.compile(rf"[{_CONTROLS}{_BREAKS}]")
+_FORBIDDEN_IN_TEXT = re.compile(rf"[{_CONTROLS}\u2028\u2029]")
+
+
+def forbidden_character(pattern: str, value: str) -> tuple[int, str] | None:
+    """(position from 1, character) of the first character `pattern` refuses in `value`,
+    when `pattern` is one of the character rules; None otherwise."""
+    rule = {LINE_PATTERN: _FORBIDDEN_IN_LINE, TEXT_PATTERN: _FORBIDDEN_IN_TEXT}.get(pattern)
+    found = rule.search(value) if rule is not None else None
+    return (found.start() + 1, found.group()) if found else None
+
+
+def _line(least: int, most: int) -> Any:
+    """Field constraints of a one-line string: no control characters, tabs or line breaks."""
+    return Field(min_length=least or None, max_length=most, pattern=LINE_PATTERN)
+
+
+Id = Annotated[str, _line(1, 128)]
+Name = Annotated[str, _line(1, 200)]
+OptionalName = Annotated[str, _line(0, 200)]
+LongLine = Annotated[str, _line(0, 500)]
+Room = Annotated[str, _line(0, 64)]
+Letter = Annotated[str, _line(0, 16)]
+Cursor = Annotated[str, _line(0, 1024)]
+ZoneName = Annotated[str, _line(1, 64)]
+# Markdown and free text: tabs and line breaks allowed, other control characters not.
+Text = Annotated[str, Field(max_length=20000, pattern=TEXT_PATTERN)]
+Comment = Annotated[str, Field(max_length=2000, pattern=TEXT_PATTERN)]
+# Addresses and phone numbers arrive as upstream systems keep them («Иванова <a@b.ru>»,
+# «8 (912) 345-67-89 мама»): one line of limited length here; whether an address can take a
+# letter is decided when mail is queued, which names each one it cannot use.
+Email = Annotated[str, _line(0, 254), Field(examples=["kuznetsova@school7.example"])]
+Phone = Annotated[str, _line(0, 64), Field(examples=["+7 911 555-12-34"])]
+TimeOfDay = Annotated[str, Field(max_length=5, pattern=TIME_PATTERN, examples=["08:30"])]
 
 
 class Entity(BaseModel):
@@ -51,16 +96,16 @@ class Entity(BaseModel):
 class Person(Entity):
     last_name: Name
     first_name: Name
-    middle_name: str = ""
+    middle_name: OptionalName = ""
 
 
 class School(Entity):
     """The school itself; exactly one per exchange stream."""
 
     name: Name
-    short_name: str = ""
-    address: str = ""
-    head_name: str = ""
+    short_name: OptionalName = ""
+    address: LongLine = ""
+    head_name: OptionalName = ""
 
 
 class AcademicYear(Entity):
@@ -93,13 +138,13 @@ class Holiday(Entity):
 
 class Subject(Entity):
     name: Name
-    short_name: str = ""
+    short_name: OptionalName = ""
 
 
 class Teacher(Person):
-    email: str = ""
-    phone: str = ""
-    position: str = ""
+    email: Email = ""
+    phone: Phone = ""
+    position: OptionalName = ""
     roles: list[Literal["teacher", "class_teacher", "deputy_head", "head", "support"]] = []
 
 
@@ -110,8 +155,8 @@ class Student(Person):
 
 
 class Guardian(Person):
-    email: str = ""
-    phone: str = ""
+    email: Email = ""
+    phone: Phone = ""
     delivery: Literal["electronic", "paper"] = Field(
         default="electronic", description="paper: the family gets printed extracts"
     )
@@ -127,7 +172,7 @@ class GuardianLink(Entity):
 class ClassUnit(Entity):
     name: Name = Field(description="e.g. «7Б»")
     grade: int = Field(ge=0, le=12)
-    letter: str = ""
+    letter: Letter = ""
     academic_year_id: Id
     class_teacher_id: Id | None = None
 
@@ -163,7 +208,7 @@ class TimetableEntry(Entity):
     teacher_id: Id
     weekday: int = Field(ge=1, le=7, description="1 = Monday")
     slot: int = Field(ge=0, le=20)
-    room: str = ""
+    room: Room = ""
     valid_from: dt.date
     valid_to: dt.date | None = None
 
@@ -172,7 +217,7 @@ class TimetableEntry(Entity):
 
 class Substitution(Entity):
     original_teacher_id: Id
-    reason: str = ""
+    reason: LongLine = ""
 
 
 class SlotRef(Entity):
@@ -186,7 +231,7 @@ class Lesson(Entity):
     group_id: Id
     subject_id: Id
     teacher_id: Id
-    room: str = ""
+    room: Room = ""
     topic: Text = ""
     status: Literal["scheduled", "held", "cancelled", "moved"] = "scheduled"
     substitution: Substitution | None = None
@@ -207,7 +252,7 @@ class Work(Entity):
     subject_id: Id
     lesson_id: Id | None = None
     kind: Id = Field(description="a work_kind id")
-    title: str = ""
+    title: LongLine = ""
     weight: float = Field(default=1.0, gt=0, le=10)
     is_control: bool = False
 
@@ -219,7 +264,7 @@ class Mark(Entity):
     lesson_id: Id | None = None
     work_id: Id | None = None
     period_id: Id | None = Field(default=None, description="for period and year finals")
-    raw: Annotated[str, Field(min_length=1, max_length=16)] = Field(
+    raw: Annotated[str, _line(1, 16)] = Field(
         description="as written: «5», «4-», «3/5», «зачёт», «н/а»"
     )
     scale: Literal["five", "pass_fail", "custom"] = "five"
@@ -227,7 +272,7 @@ class Mark(Entity):
     weight: float = Field(default=1.0, gt=0, le=10)
     kind: Literal["regular", "debt", "period_final", "year_final", "not_certified"] = "regular"
     teacher_id: Id | None = None
-    comment: str = ""
+    comment: Comment = ""
 
 
 class AttendanceCode(Entity):
@@ -240,7 +285,7 @@ class AttendanceCode(Entity):
 class Attendance(Entity):
     student_id: Id
     lesson_id: Id
-    code: Annotated[str, Field(min_length=1, max_length=8)]
+    code: Annotated[str, _line(1, 8)]
     category: Literal["present", "excused", "unexcused", "illness", "late", "exempt"]
     minutes_late: int = Field(default=0, ge=0, le=240)
 
@@ -365,7 +410,7 @@ class EnvelopeHeader(BaseModel):
     format: Literal["otmetka-exchange"]
     version: Literal[1]
     school_id: Id
-    tz: str = "Europe/Moscow"
+    tz: ZoneName = "Europe/Moscow"
 
     @field_validator("tz")
     @classmethod
@@ -377,7 +422,7 @@ class EnvelopeHeader(BaseModel):
         return value
 
     mode: Literal["full", "delta"]
-    cursor: str = Field(description="opaque position in the upstream stream; stored on import")
+    cursor: Cursor = Field(description="opaque position in the upstream stream; stored on import")
     generated_at: dt.datetime
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from otmetka.daemon.core.marks import MarkError, MarkRules, MarkValue, parse_mark
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import schema
 from otmetka.daemon.exchange.records import BatchError, Problems, RawBatch, loads
 
 
@@ -28,74 +28,121 @@ _HINTS = {
     "missing": "add it",
     "extra_forbidden": "remove it or check its spelling against docs/exchange-format.md",
     "literal_error": "use one of the values listed in docs/exchange-format.md",
+    "string_too_long": "shorten it",
 }
 _NOT_AN_OBJECT = {"dict_type", "model_attributes_type", "model_type"}
+_SHOWN = 60  # characters of a bad value quoted in a message
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     # A change's loc is (type tag, 'data', field, ...): name the field inside the record.
-    parts = list(loc[1:]) if loc and loc[0] in exchange.CHANGE_MODELS else list(loc)
+    parts = list(loc[1:]) if loc and loc[0] in schema.CHANGE_MODELS else list(loc)
     if parts[:1] == ["data"] and len(parts) > 1:
         parts = parts[1:]
     return ".".join(str(p) for p in parts)
 
 
+def _quoted(value: Any) -> str:
+    """A value as a message shows it: escaped, and cut short (a name may be 30,000
+    characters long)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
+def _shown(text: str) -> str:
+    """Text from a record put into a message: no control characters, not too long."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:_SHOWN])
+    return shown + ("…" if len(text) > _SHOWN else "")
+
+
+def _string_problem(error: dict[str, Any]) -> str | None:
+    """The message of a string that broke a length, character or format rule."""
+    kind, value = error["type"], error.get("input")
+    if not isinstance(value, str):
+        return None
+    if kind == "string_too_long":
+        most = error["ctx"]["max_length"]
+        return f"{_quoted(value)}: {len(value)} characters, at most {most} allowed"
+    if kind == "string_unicode":
+        return (
+            "holds an unpaired UTF-16 surrogate (a lone \\ud800–\\udfff escape); "
+            "send the character itself or a complete surrogate pair"
+        )
+    if kind != "string_pattern_mismatch":
+        return None
+    pattern = error["ctx"]["pattern"]
+    found = schema.forbidden_character(pattern, value)
+    if found is not None:
+        where, char = found
+        return (
+            f"{_quoted(value)}: character {where} is U+{ord(char):04X}, which no text may hold "
+            "(control characters, direction overrides; line breaks and tabs only in Markdown "
+            "and free text, see docs/exchange-format.md); remove it"
+        )
+    rule = schema.PATTERN_RULES.get(pattern)
+    return f"{_quoted(value)}: {rule}; correct the value" if rule else None
+
+
 def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "union_tag_invalid":
-        known = ", ".join(exchange.ENTITY_MODELS)
-        return f"unknown entity type {error['ctx']['tag']!r}; use one of: {known}"
+        known = ", ".join(schema.ENTITY_MODELS)
+        return f"unknown entity type {_quoted(error['ctx']['tag'])}; use one of: {known}"
     if kind == "union_tag_not_found":
         return "field 'type': required field is missing; add the entity type"
     if kind in _NOT_AN_OBJECT and not error["loc"]:
         return "is not a JSON object; each change is an object with type, id, updated_at, data"
+    field = _field_path(error["loc"])
+    special = _string_problem(error)
+    if special is not None:
+        return f"field '{field}': {special}" + (f"; {_HINTS[kind]}" if kind in _HINTS else "")
     message = "required field is missing" if kind == "missing" else error["msg"]
     if kind != "missing" and "input" in error and not isinstance(error["input"], dict):
-        message = f"{error['input']!r}: {message}"
+        message = f"{_quoted(error['input'])}: {message}"
     hint = _HINTS.get(kind, "correct the value")
-    return f"field '{_field_path(error['loc'])}': {message}; {hint}"
+    return f"field '{field}': {message}; {hint}"
 
 
 def _where(origin: str, index: int, raw: Any) -> str:
-    record_id = raw.get("id", "?") if isinstance(raw, dict) else "?"
-    record_type = raw.get("type", "?") if isinstance(raw, dict) else "?"
+    record_id = _shown(str(raw.get("id", "?"))) if isinstance(raw, dict) else "?"
+    record_type = _shown(str(raw.get("type", "?"))) if isinstance(raw, dict) else "?"
     return f"{origin}: record {index} (id '{record_id}', type '{record_type}')"
 
 
 def header_problems(origin: str, header: dict[str, Any]) -> list[str]:
     try:
-        exchange.EnvelopeHeader.model_validate(header)
+        schema.EnvelopeHeader.model_validate(header)
     except ValidationError as error:
         return [f"{origin}: envelope: {_describe(e)}" for e in error.errors()]  # type: ignore[arg-type]
     return []
 
 
-def check_header(raw: RawBatch) -> exchange.EnvelopeHeader:
+def check_header(raw: RawBatch) -> schema.EnvelopeHeader:
     header = raw.header
-    if header.get("format") != exchange.FORMAT_NAME:
+    if header.get("format") != schema.FORMAT_NAME:
         raise BatchError(
             raw.origin,
             [
                 f"{raw.origin}: envelope: field 'format' is {header.get('format')!r}, not "
-                f"'{exchange.FORMAT_NAME}'; this is not an otmetka exchange file"
+                f"'{schema.FORMAT_NAME}'; this is not an otmetka exchange file"
             ],
         )
-    if header.get("version") != exchange.FORMAT_VERSION:
+    if header.get("version") != schema.FORMAT_VERSION:
         raise BatchError(
             raw.origin,
             [
                 f"{raw.origin}: envelope: field 'version' is {header.get('version')!r}; "
-                f"this otmetka reads version {exchange.FORMAT_VERSION}: upgrade otmetka "
+                f"this otmetka reads version {schema.FORMAT_VERSION}: upgrade otmetka "
                 "or ask upstream for version 1"
             ],
         )
     problems = header_problems(raw.origin, header)
     if problems:
         raise BatchError(raw.origin, problems)
-    return exchange.EnvelopeHeader.model_validate(header)
+    return schema.EnvelopeHeader.model_validate(header)
 
 
-_VALIDATOR = exchange.CHANGE_ADAPTER.validator
+_VALIDATOR = schema.CHANGE_ADAPTER.validator
 
 
 def _parsed(item: Any) -> Any:

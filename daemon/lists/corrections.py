@@ -20,8 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.exchange import importer
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import importer, schema
 from otmetka.daemon.lists.layout import membership_day
 from otmetka.db import journal
 from otmetka.db import lists as stored
@@ -35,7 +34,7 @@ def _exchange_value(value: Any) -> Any:
 
 def exchange_data(entity: str, row: dict[str, Any]) -> dict[str, Any]:
     """A journal row as the `data` of an exchange change of `entity`."""
-    model = exchange.ENTITY_MODELS[entity]
+    model = schema.ENTITY_MODELS[entity]
     return {
         (info.alias or name): _exchange_value(row[name])
         for name, info in model.model_fields.items()
@@ -128,8 +127,8 @@ def write_through(pending: Sequence[stored.Change], rules: MarkRules, origin: st
     schools = sorted(journal.school_ids_seen())
     now = dt.datetime.now(dt.UTC)
     document = {
-        "format": exchange.FORMAT_NAME,
-        "version": exchange.FORMAT_VERSION,
+        "format": schema.FORMAT_NAME,
+        "version": schema.FORMAT_VERSION,
         "school_id": schools[0] if schools else "local",
         "tz": "UTC",
         "mode": "delta",

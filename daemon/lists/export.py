@@ -40,8 +40,27 @@ from otmetka.db import lists as stored
 from otmetka.site_builder.atomic import write_atomic
 
 if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell
     from openpyxl.workbook.workbook import Workbook
     from openpyxl.worksheet.worksheet import Worksheet
+
+
+# A cell typed in starting with one of these is a formula (or a DDE call) to Excel or
+# LibreOffice: «=HYPERLINK(…)», «=cmd|' /C calc'!A0». Names and contacts come from the journal
+# and from corrections, so none of them may reach a cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write one cell; text stays text. openpyxl turns a string starting with «=» into a
+    formula: its type is set back to a string, and text that a spreadsheet would read as a
+    formula once retyped is marked (quotePrefix) to stay text there too."""
+    cell = sheet.cell(row=row, column=column, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if value.startswith(FORMULA_START):
+            cell.quotePrefix = True
+    return cell
 
 
 def _children_text(guardian: stored.ListGuardian, students: dict[str, str]) -> str:
@@ -56,7 +75,7 @@ def _header(sheet: Worksheet, columns: Sequence[Column]) -> None:
     from openpyxl.utils import get_column_letter
 
     for index, column in enumerate(columns, start=1):
-        cell = sheet.cell(row=1, column=index, value=column.header)
+        cell = _put(sheet, 1, index, column.header)
         cell.font = Font(bold=True)
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "B2"
@@ -72,15 +91,15 @@ def _lists_sheet(book: Workbook, snap: Snapshot) -> dict[str, str]:
 
     sheet = book.create_sheet(SHEET_LISTS)
     sheet.sheet_state = "hidden"
-    sheet["A1"] = "Доставка журнала"
+    _put(sheet, 1, 1, "Доставка журнала")
     for row, label in enumerate(DELIVERY.values(), start=2):
-        sheet.cell(row=row, column=1, value=label)
+        _put(sheet, row, 1, label)
     ranges = {"delivery": _list_range("A", len(DELIVERY))}
     for offset, (subject_id, groups) in enumerate(sorted(snap.group_names.items()), start=2):
         letter = get_column_letter(offset)
-        sheet.cell(row=1, column=offset, value=snap.subject_names.get(subject_id, subject_id))
+        _put(sheet, 1, offset, snap.subject_names.get(subject_id, subject_id))
         for row, name in enumerate(sorted(groups.values()), start=2):
-            sheet.cell(row=row, column=offset, value=name)
+            _put(sheet, row, offset, name)
         ranges[subject_id] = _list_range(letter, len(groups))
     return ranges
 
@@ -112,7 +131,7 @@ def _fill(
                 value = info
             else:
                 value = shown(column, values[column.field], snap)
-            cell = sheet.cell(row=number, column=index, value=value)
+            cell = _put(sheet, number, index, value)
             if column.kind == "date":
                 cell.number_format = "DD.MM.YYYY"
             if column.kind in ("phone", "id"):
@@ -164,8 +183,8 @@ def _meta_sheet(book: Workbook, snap: Snapshot, today: dt.date) -> None:
         "guardians": json.dumps([c.field for c in snap.columns(stored.GUARDIAN)]),
     }
     for row, (key, value) in enumerate(facts.items(), start=1):
-        sheet.cell(row=row, column=1, value=key)
-        sheet.cell(row=row, column=2, value=value)
+        _put(sheet, row, 1, key)
+        _put(sheet, row, 2, value)
 
 
 def workbook(snap: Snapshot, today: dt.date) -> Workbook:
@@ -178,9 +197,7 @@ def workbook(snap: Snapshot, today: dt.date) -> Workbook:
     guardians = book.create_sheet(SHEET_GUARDIANS)
     helper = book.create_sheet(SHEET_HELP)
     for row, line in enumerate(HELP_LINES, start=1):
-        helper.cell(
-            row=row, column=1, value=line.format(cls=snap.class_row.name, day=f"{today:%d.%m.%Y}")
-        )
+        _put(helper, row, 1, line.format(cls=snap.class_row.name, day=f"{today:%d.%m.%Y}"))
     helper.column_dimensions["A"].width = 100
     ranges = _lists_sheet(book, snap)
     _meta_sheet(book, snap, today)

@@ -15,8 +15,7 @@ from typing import Any
 
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.db import lists as stored
-from otmetka.db import queries as q
-from otmetka.db import row_types
+from otmetka.db import queries, row_types
 
 FORMAT = "otmetka-class-list"
 VERSION = 1
@@ -117,7 +116,7 @@ def membership_day(today: dt.date, year_start: dt.date | None) -> dt.date:
 
 def snapshot(class_row: row_types.ClassRow, today: dt.date) -> Snapshot:
     data = stored.class_list(class_row, today)
-    names = {s.id: s.name for s in q.subjects()}
+    names = {s.id: s.name for s in queries.subjects()}
     snap = Snapshot(data, names, membership_day(today, data.year_start))
     for group in data.groups:
         snap.group_names.setdefault(group.subject_id or "", {})[group.id] = group.name
@@ -138,7 +137,7 @@ def snapshot(class_row: row_types.ClassRow, today: dt.date) -> Snapshot:
 
 
 def find_class(class_name: str) -> row_types.ClassRow:
-    classes = q.class_units()
+    classes = queries.class_units()
     for row in classes:
         if row.name == class_name:
             return row

@@ -3,18 +3,24 @@
 `read_list` names each wrong cell (sheet and coordinate) with what to do about it, and says
 which fields the file changes and which it shows unchanged; a file with any wrong cell is
 refused whole (`ListError`), so nothing of it is applied.
+
+A list comes from outside, so it is read within caps: every part of the zip an XLSX is
+(`capped`), then the sheets as streams, up to MAX_ROWS rows and MAX_COLUMNS columns of cells
+no longer than MAX_CELL; a cell past a cap is named, never read around.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from otmetka.daemon.core.errors import OtmetkaError
+from otmetka.daemon.exchange import capped
 from otmetka.daemon.lists.layout import (
     DELIVERY,
     FIRST_ROW,
@@ -29,12 +35,21 @@ from otmetka.daemon.lists.layout import (
     snapshot,
 )
 from otmetka.db import lists as stored
-from otmetka.db import queries as q
+from otmetka.db import queries
 
 if TYPE_CHECKING:
     from openpyxl.workbook.workbook import Workbook
     from openpyxl.worksheet.worksheet import Worksheet
 
+# A class list is one class: 40 students and their guardians fill about 120 rows and
+# 5-20 columns. The caps leave ample room and bound what a hostile file can make us read.
+MAX_ROWS = 1000
+MAX_COLUMNS = 64  # up to column BL: the list's own columns and a teacher's notes
+# The longest value a list holds is an e-mail address (254) or the children of a guardian.
+MAX_CELL = 1000
+# An exported list is tens of KB of XML; a sheet of MAX_ROWS x MAX_COLUMNS cells with its
+# formatting stays under 16 MB, and openpyxl then holds it in a few hundred MB at most.
+CAPS = capped.Caps(member=16 * capped.MB, total=64 * capped.MB)
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '’.-]+[^\W\d_]+)*\.?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE = re.compile(r"^\+?[\d ()-]+$")
@@ -58,26 +73,47 @@ class ListError(OtmetkaError):
         super().__init__("\n".join(lines))
 
 
+def _too_large(error: capped.TooLarge) -> str:
+    part, caps = error.member, error.caps
+    if error.kind == "ratio":
+        return (
+            f"часть файла {part} сжата больше чем в {caps.ratio} раз (так устроена «zip-бомба»): "
+            "файл не похож на список класса; выгрузите список заново"
+        )
+    limit = capped.size_text(caps.member if error.kind == "member" else caps.total)
+    return (
+        f"часть файла {part} занимает без сжатия больше {limit} — для списка класса это "
+        "слишком много; выгрузите список заново и не добавляйте в него других данных"
+    )
+
+
+def _not_xlsx(error: Exception) -> str:
+    return (
+        f"не читается как таблица XLSX ({type(error).__name__}); сохраните файл "
+        "в формате Excel (.xlsx) и загрузите снова"
+    )
+
+
 def _open(path: Path) -> Workbook:
+    """The workbook read as a stream (openpyxl's read-only mode), once every part of the
+    file has passed the caps: an XLSX is a zip, and a sheet of repeated cells packs small."""
     from openpyxl import load_workbook
 
     try:
-        return load_workbook(path, data_only=True)
+        with zipfile.ZipFile(path) as archive:
+            capped.check_zip(archive, capped.Budget(path.name, CAPS, path.stat().st_size))
+        return load_workbook(path, read_only=True, data_only=True)
+    except capped.TooLarge as error:
+        raise ListError(path.name, [_too_large(error)]) from None
     except Exception as error:  # openpyxl raises many kinds for a file that is not XLSX
-        raise ListError(
-            path.name,
-            [
-                f"не читается как таблица XLSX ({type(error).__name__}); сохраните файл "
-                "в формате Excel (.xlsx) и загрузите снова"
-            ],
-        ) from None
+        raise ListError(path.name, [_not_xlsx(error)]) from None
 
 
 def _meta(book: Workbook) -> dict[str, str] | None:
     if SHEET_META not in book.sheetnames:
         return None
-    sheet = book[SHEET_META]
-    facts = {str(row[0]): str(row[1]) for row in sheet.iter_rows(values_only=True) if row[0]}
+    rows = book[SHEET_META].iter_rows(max_row=50, max_col=2, values_only=True)
+    facts = {str(row[0]): str(row[1])[:MAX_CELL] for row in rows if row[0]}
     return facts if facts.get("format") == FORMAT else None
 
 
@@ -183,11 +219,51 @@ def _group_value(column: Column, text: str, snap: Snapshot) -> tuple[str, str | 
     return "", f"«{text}» — такой группы нет: выберите из списка ({known}) или оставьте пустым"
 
 
-def _check_headers(sheet: Worksheet, columns: list[Column], name: str, reading: Reading) -> bool:
+def _over_caps(sheet: str, number: int, row: tuple[Any, ...]) -> str | None:
+    """The problem of the first cell of a row past a cap, if any."""
+    from openpyxl.utils import get_column_letter
+
+    for index, value in enumerate(row, start=1):
+        text = "" if value is None else str(value)
+        if not text.strip():
+            continue
+        where = _where(sheet, f"{get_column_letter(index)}{number}")
+        if len(text) > MAX_CELL:
+            return f"{where}: в ячейке {len(text)} знаков, больше {MAX_CELL}: сократите текст"
+        if number > MAX_ROWS:
+            return (
+                f"{where}: в списке больше {MAX_ROWS} строк — так много в списке класса не "
+                "бывает; удалите лишние строки или выгрузите список заново"
+            )
+        if index > MAX_COLUMNS:
+            return (
+                f"{where}: заполнена ячейка правее столбца {get_column_letter(MAX_COLUMNS)} "
+                f"(в списке не больше {MAX_COLUMNS} столбцов); очистите её"
+            )
+    return None
+
+
+def _sheet_rows(sheet: Worksheet, name: str, reading: Reading) -> list[tuple[Any, ...]] | None:
+    """Rows 1 to MAX_ROWS, each MAX_COLUMNS wide; None (and the problem noted) if a cell
+    is past a cap. Rows and columns further out are never read."""
+    rows = []
+    cells = sheet.iter_rows(max_row=MAX_ROWS + 1, max_col=MAX_COLUMNS + 1, values_only=True)
+    for number, row in enumerate(cells, start=1):
+        problem = _over_caps(name, number, row)
+        if problem:
+            reading.problems.append(problem)
+            return None
+        rows.append(tuple(row) + (None,) * (MAX_COLUMNS + 1 - len(row)))
+    return rows or [(None,) * (MAX_COLUMNS + 1)]
+
+
+def _check_headers(
+    header: tuple[Any, ...], columns: list[Column], name: str, reading: Reading
+) -> bool:
     from openpyxl.utils import get_column_letter
 
     for index, column in enumerate(columns, start=1):
-        found = cell_text(sheet.cell(row=1, column=index).value)
+        found = cell_text(header[index - 1])
         if found != column.header:
             where = _where(name, f"{get_column_letter(index)}1")
             reading.problems.append(
@@ -198,12 +274,10 @@ def _check_headers(sheet: Worksheet, columns: list[Column], name: str, reading: 
     return True
 
 
-def _rows(sheet: Worksheet, width: int) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    for number, row in enumerate(
-        sheet.iter_rows(min_row=FIRST_ROW, max_col=width, values_only=True), start=FIRST_ROW
-    ):
-        if any(cell_text(v) for v in row):
-            yield number, tuple(row) + (None,) * (width - len(row))
+def _rows(rows: list[tuple[Any, ...]], width: int) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    for number, row in enumerate(rows[FIRST_ROW - 1 :], start=FIRST_ROW):
+        if any(cell_text(v) for v in row[:width]):
+            yield number, row[:width]
 
 
 def _read_sheet(
@@ -215,11 +289,12 @@ def _read_sheet(
     if name not in book.sheetnames:
         reading.problems.append(f"нет листа «{name}»: выгрузите список заново и не удаляйте листы")
         return
-    sheet, columns, current = book[name], snap.columns(entity), snap.values(entity)
-    if not _check_headers(sheet, columns, name, reading):
+    columns, current = snap.columns(entity), snap.values(entity)
+    rows = _sheet_rows(book[name], name, reading)
+    if rows is None or not _check_headers(rows[0], columns, name, reading):
         return
     seen: dict[str, int] = {}
-    for number, row in _rows(sheet, len(columns)):
+    for number, row in _rows(rows, len(columns)):
         row_id = cell_text(row[0])
         problem = _row_problem(row_id, number, seen, current, snap.class_row.name)
         if problem:
@@ -267,6 +342,13 @@ def _row_problem(
 def read_list(path: Path, today: dt.date) -> tuple[Snapshot, Reading]:
     """Check every cell of a list file against the class as it is now."""
     book = _open(path)
+    try:
+        return _check_book(book, path, today)
+    finally:
+        book.close()  # read-only mode keeps the file open until told
+
+
+def _check_book(book: Workbook, path: Path, today: dt.date) -> tuple[Snapshot, Reading]:
     meta = _meta(book)
     if meta is None:
         raise ListError(
@@ -278,7 +360,7 @@ def read_list(path: Path, today: dt.date) -> tuple[Snapshot, Reading]:
         )
     if meta.get("version") != str(VERSION):
         raise ListError(path.name, [f"версия списка {meta.get('version')}: выгрузите его заново"])
-    class_row = next((c for c in q.class_units() if c.id == meta.get("class_id")), None)
+    class_row = next((c for c in queries.class_units() if c.id == meta.get("class_id")), None)
     if class_row is None:
         raise ListError(path.name, [f"класса «{meta.get('class_name')}» больше нет в журнале"])
     snap = snapshot(class_row, today)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from otmetka.daemon.lists.settle import now_of_group, now_of_people
 from otmetka.db import lists as stored
-from otmetka.db import queries as q
+from otmetka.db import queries
 
 FIELD_NAMES = {
     "last_name": "surname",
@@ -40,7 +40,7 @@ def conflict_lines() -> list[str]:
     if not conflicts:
         return []
     now = now_of_people(conflicts)
-    subjects = {s.id: s.name for s in q.subjects()}
+    subjects = {s.id: s.name for s in queries.subjects()}
     names: dict[str, str] = {}
     for entity in (stored.STUDENT, stored.GUARDIAN):
         names |= stored.person_names(entity, [c.entity_id for c in conflicts if c.entity == entity])

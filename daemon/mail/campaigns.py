@@ -16,11 +16,9 @@ from otmetka.daemon.mail import letters
 from otmetka.daemon.mail.letters import Attachment, ChildLine
 from otmetka.daemon.mail.smtp import MailError, QueueResult, now_utc, parse_address, queue_letter
 from otmetka.db import acts as events
-from otmetka.db import build_state as site_state
-from otmetka.db import credentials as stored
+from otmetka.db import build_state, queries, write_transaction
+from otmetka.db import credentials as credentials_db
 from otmetka.db import mail as mail_db
-from otmetka.db import queries as q
-from otmetka.db import write_transaction
 from otmetka.site_builder.pages import audience, lookups
 
 log = logging.getLogger("otmetka.mail")
@@ -59,7 +57,7 @@ def _reachable(guardian_ids: set[str], result: QueueResult) -> dict[str, mail_db
 def _class_filter(class_name: str | None) -> str | None:
     if class_name is None:
         return None
-    class_id = stored.class_id_by_name(class_name)
+    class_id = credentials_db.class_id_by_name(class_name)
     if class_id is None:
         raise MailError(f"no class named «{class_name}»; `otmetka status` lists the classes")
     return class_id
@@ -69,9 +67,9 @@ def _families(
     today: dt.date, lookup: lookups.Lookup, class_id: str | None
 ) -> dict[str, list[ChildLine]]:
     """Guardian -> their children on roll (of the class, if given), as the intro names them."""
-    students = {s.id: s for s in q.active_students(today)}
+    students = {s.id: s for s in queries.active_students(today)}
     families: dict[str, list[ChildLine]] = {}
-    for guardian, student_id in q.guardians_with_children(today):
+    for guardian, student_id in queries.guardians_with_children(today):
         student = students.get(student_id)
         if student is None or (class_id and student.class_unit_id != class_id):
             continue
@@ -95,7 +93,7 @@ def queue_intro(config: Config, now: dt.datetime, class_name: str | None = None)
     electronically.
     """
     today = now.astimezone(config.school.zone()).date()
-    lookup = lookups.Lookup.build(q.reference(), today)
+    lookup = lookups.Lookup.build(queries.reference(), today)
     families = _families(today, lookup, _class_filter(class_name))
     refused = {g for g, s in events.consent_states().items() if s in ("refused", "withdrawn")}
     result = QueueResult("introduction letters", mail_enabled=config.mail.enabled)
@@ -183,7 +181,7 @@ def queue_digest(config: Config, now: dt.datetime, bar: ProgressBar = _no_bar) -
     second run the same day finds nothing new and queues nothing.
     """
     today = now.astimezone(config.school.zone()).date()
-    ref = q.reference()
+    ref = queries.reference()
     lookup = lookups.Lookup.build(ref, today)
     roster = audience.load_roster(today, ref.classes, ref.teachers)
     granted = {g for g, s in events.consent_states().items() if s == "granted"}
@@ -193,7 +191,7 @@ def queue_digest(config: Config, now: dt.datetime, bar: ProgressBar = _no_bar) -
     pairs = sum(len(roster.children.get(gid, [])) for gid in contacts)
     with bar("digest", pairs) as advance:
         news = _digest_news(roster, lookup, states, sorted(contacts), advance)
-    credentials = stored.active_by_person()
+    credentials = credentials_db.active_by_person()
     with write_transaction():
         for gid in sorted(contacts):
             _queue_one_digest(
@@ -257,13 +255,13 @@ def run_scheduled_digest(config: Config, now: dt.datetime) -> DigestResult | Non
     the time mail is switched on.
     """
     slot = digest_slot(config, now)
-    done = site_state.get_setting(_LAST_DIGEST_RUN)
+    done = build_state.get_setting(_LAST_DIGEST_RUN)
     if done and mail_db.as_utc(done) >= slot:
         return None
     late = now - slot > MAX_CATCH_UP
     result = queue_digest(config, now) if config.mail.enabled and not late else None
     with write_transaction():
-        site_state.put_setting(_LAST_DIGEST_RUN, slot.astimezone(dt.UTC).isoformat())
+        build_state.put_setting(_LAST_DIGEST_RUN, slot.astimezone(dt.UTC).isoformat())
     if result is None:
         why = "too late to send" if late else "mail.enabled is false"
         log.info("digest of %s skipped: %s", slot, why)

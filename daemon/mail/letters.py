@@ -23,8 +23,7 @@ import jinja2
 import nh3
 
 from otmetka.daemon.core.config import Config
-from otmetka.db import queries as q
-from otmetka.db import row_types
+from otmetka.db import queries, row_types
 from otmetka.db.mail import GuardianContact
 from otmetka.site_builder import formatting, templating
 from otmetka.site_builder.markdown import render_markdown
@@ -217,7 +216,7 @@ def load_index(class_row: row_types.ClassRow, lookup: lookups.Lookup) -> lookups
     """One class's journal around `lookup.today`: the look-back and the week ahead."""
     today = lookup.today
     start, end = today - LOOKBACK_DAYS * DAY, today + lookups.HOMEWORK_DAYS * DAY
-    bundle = q.class_bundle(class_row.id, start, end, finals_from=start, notes_from=start)
+    bundle = queries.class_bundle(class_row.id, start, end, finals_from=start, notes_from=start)
     return lookups.ClassIndex(bundle, lookups.ClassScope.build(class_row, lookup), lookup)
 
 

@@ -12,7 +12,7 @@ from otmetka.daemon.mail import letters
 from otmetka.daemon.mail.letters import BreachDeadline
 from otmetka.daemon.mail.smtp import MailError, QueueResult, now_utc, queue_letter
 from otmetka.db import acts as events
-from otmetka.db import credentials as stored
+from otmetka.db import credentials as credentials_db
 from otmetka.db import mail as mail_db
 from otmetka.db import write_transaction
 
@@ -53,7 +53,7 @@ def open_breach_deadlines() -> list[BreachDeadline]:
     """Open reports of the breach register, as the reminders need them."""
     reports = events.breaches()
     people = [(r.credential.person_kind, r.credential.person_id) for r in reports]
-    labels = stored.labels_of(people)
+    labels = credentials_db.labels_of(people)
     found = []
     for report, key in zip(reports, people, strict=True):
         name, class_name = labels.get(key, ("", ""))

@@ -3,9 +3,10 @@ SQLite file to PostgreSQL (docs/operator.md, "Moving to PostgreSQL").
 
 The target must be empty and carry the current schema (`otmetka init` with its URL makes
 it so). Every table is copied in one transaction on the target, parents before children,
-in batches, with the ids as they are, so the events, the audit chain and the credentials
-are the same rows on both sides. Before the commit the row counts are compared and the
-audit chain is verified on the target; any difference rolls the whole copy back.
+in batches (COPY on PostgreSQL), with the ids as they are, so the events, the audit chain
+and the credentials are the same rows on both sides. Before the commit the row counts are
+compared and the audit chain is verified on the target; any difference rolls the whole
+copy back.
 
 The source is only read, inside one read transaction (a consistent snapshot), but the
 daemon must still be stopped: acts recorded after the copy would stay behind.
@@ -89,8 +90,9 @@ def migrate_file(path: Path) -> None:
 
 def replace_database(config: Config, backup_file: Path, reporter: Reporter) -> CopyResult:
     """Every row of the project's database replaced by those of `backup_file` (a checked
-    SQLite backup with this otmetka's schema): deleted and copied in one transaction, so
-    a failure leaves the database as it was. Restore on PostgreSQL."""
+    SQLite backup with this otmetka's schema): the tables truncated and the rows copied in
+    (COPY) in one transaction, so a failure leaves the database as it was. Restore on
+    PostgreSQL."""
     source = _Source(f"{SQLITE}{backup_file}", config.database.busy_timeout_ms, "the backup")
     target = safe_url(config.database.url)
     return _copy(source, config.database.url, target, reporter, replace=True)
@@ -130,7 +132,7 @@ def _copy_into(
         _check_target(target, replace)
         with write_transaction(), reporter.bar(f"copy to {target}", sum(counts.values())) as bar:
             if replace:
-                table_copy.delete_every_row()
+                table_copy.empty_every_table()
             for model in counts:
                 _copy_table(source, model, bar)
             table_copy.advance_sequences()

@@ -46,8 +46,7 @@ from otmetka.daemon.ops.backup import (
     consistent_copy,
     copy_database,
 )
-from otmetka.db import build_state as site_state
-from otmetka.db import close_database, journal, write_transaction
+from otmetka.db import build_state, close_database, journal, write_transaction
 from otmetka.db.migrations import LATEST_VERSION
 from otmetka.site_builder.atomic import fsync_dir, write_atomic
 
@@ -251,7 +250,7 @@ def _rebuild_everything(config: Config, reopen: Opener) -> None:
     mark everyone dirty so the next build renders and writes every page."""
     reopen(config)
     with write_transaction():
-        site_state.forget_pages(list(site_state.manifest()))
+        build_state.forget_pages(list(build_state.manifest()))
         journal.mark_dirty("all", ["*"])
 
 

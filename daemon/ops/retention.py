@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otmetka.daemon.access.credentials import ROLE_NAMES
 from otmetka.daemon.acts.paper import staff_actor
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.private import PRIVATE_FILE, private_dir
 from otmetka.db import audit, write_transaction
-from otmetka.db import retention as kept
+from otmetka.db import retention as retention_db
 from otmetka.site_builder import crypto, formatting
 from otmetka.site_builder.atomic import write_atomic
 
@@ -73,15 +74,15 @@ def purge(
     cutoff = cutoff_of(config, moment)
     before = moment - dt.timedelta(days=config.retention.purge_after_days)
     with write_transaction():  # chosen and deleted under one lock: nothing slips between
-        students = kept.students_due(cutoff)
-        guardians = kept.guardians_only_of(students)
+        students = retention_db.students_due(cutoff)
+        guardians = retention_db.guardians_only_of(students)
         result = PurgeResult(cutoff, students, guardians, {}, dry_run)
         if dry_run:
-            result.counts = kept.count_due(students, guardians)
-            _add(result.counts, "outbox_item", kept.count_sent_outbox(before))
+            result.counts = retention_db.count_due(students, guardians)
+            _add(result.counts, "outbox_item", retention_db.count_sent_outbox(before))
             return result
-        result.counts = kept.purge(students, guardians)
-        _add(result.counts, "outbox_item", kept.purge_sent_outbox(before))
+        result.counts = retention_db.purge(students, guardians)
+        _add(result.counts, "outbox_item", retention_db.purge_sent_outbox(before))
         if result.rows:
             result.audit_seq = _audit(result, actor or staff_actor(), moment)
     return result
@@ -99,8 +100,8 @@ def _audit(result: PurgeResult, actor: str, now: dt.datetime) -> int:
         "guardians": result.guardians,
         "rows": result.counts,
     }
-    audit.append(actor, kept.PURGE_ACTION, "retention", details, now)
-    return kept.head_seq()
+    audit.append(actor, retention_db.PURGE_ACTION, "retention", details, now)
+    return retention_db.head_seq()
 
 
 def scheduled_purge(config: Config) -> str | None:
@@ -111,7 +112,6 @@ def scheduled_purge(config: Config) -> str | None:
 
 # --- the extract of the event log ---------------------------------------------------------------
 
-ROLE_NAMES = {"guardian": "родитель", "student": "ученик", "teacher": "учитель"}
 FORMATS = ("json", "csv")
 
 
@@ -161,7 +161,7 @@ def _subjects(credentials: list[Any], events: list[Any], breaches: list[int]) ->
 
 def _entry_with_check(entry: Any) -> dict[str, Any]:
     """The entry as stored, and whether its own hash still matches its fields."""
-    row = kept.entry_row(entry)
+    row = retention_db.entry_row(entry)
     digest = audit.entry_hash(
         row["seq"],
         row["at"],
@@ -177,15 +177,15 @@ def _entry_with_check(entry: Any) -> dict[str, Any]:
 
 def collect_extract(config: Config, login: str, now: dt.datetime | None = None) -> Extract:
     """Every event and audit entry of the person behind `login` (all their logins)."""
-    credential = kept.credential_by_login(crypto.normalise_login(login))
+    credential = retention_db.credential_by_login(crypto.normalise_login(login))
     if credential is None:
         raise OtmetkaError(f"no login «{login}»; check the spelling on the slip")
     kind, person = str(credential.person_kind), str(credential.person_id)
-    credentials = kept.logins_of_person(kind, person)
+    credentials = retention_db.logins_of_person(kind, person)
     ids = [c.get_id() for c in credentials]
-    events = kept.events_of(ids, person if kind == "guardian" else None)
-    subjects = _subjects(credentials, events, kept.breach_ids_of(ids))
-    entries = kept.audit_entries_about(subjects, person)
+    events = retention_db.events_of(ids, person if kind == "guardian" else None)
+    subjects = _subjects(credentials, events, retention_db.breach_ids_of(ids))
+    entries = retention_db.audit_entries_about(subjects, person)
     verification = audit.verify()
     chain = {
         "entries": verification.entries,
@@ -198,9 +198,9 @@ def collect_extract(config: Config, login: str, now: dt.datetime | None = None) 
         str(credential.login),
         kind,
         person,
-        kept.person_name(kind, person),
+        retention_db.person_name(kind, person),
         [str(c.login) for c in credentials],
-        [kept.event_row(e) for e in events],
+        [retention_db.event_row(e) for e in events],
         [_entry_with_check(e) for e in entries],
         chain,
         moment.isoformat(timespec="seconds"),

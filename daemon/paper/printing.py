@@ -5,7 +5,7 @@ extract whose content did not change comes from the cache under `printing.extrac
 Workers only read the database and write PDFs into a staging folder; only when every class
 is done does this process move the PDFs into place and record what was printed, in one
 transaction. A class that fails to render stops the run with no file moved and no row
-written.
+written. The PDFs are owner-only (0600, in folders made 0700): they name every child.
 
 Slips: the password exists only when it is issued, so `print slips` cannot print a
 password again. For a class it prints slips for everyone who has not been given one:
@@ -30,15 +30,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
+from otmetka.daemon.core.private import PRIVATE_FILE, new_private_dirs, private_dir
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import today_in
-from otmetka.db import credentials as stored
-from otmetka.db import journal, row_types, write_transaction
+from otmetka.db import credentials as credentials_db
+from otmetka.db import journal, queries, row_types, write_transaction
 from otmetka.db import printing as printed
-from otmetka.db import queries as q
 from otmetka.site_builder.atomic import write_atomic
 from otmetka.site_builder.pdf import extracts, slips
 from otmetka.site_builder.pdf.engine import render_pdf
@@ -82,7 +82,7 @@ def _nothing_reason(empty: list[str]) -> str:
 def _classes(class_name: str | None, everyone: bool) -> list[row_types.ClassRow]:
     if bool(class_name) == bool(everyone):
         raise OtmetkaError("say which extracts to print: --class 7Б or --all (not both)")
-    classes = q.class_units()
+    classes = queries.class_units()
     if everyone:
         return classes
     chosen = [c for c in classes if c.name == class_name]
@@ -96,7 +96,7 @@ def _period_id(period: str | None) -> str | None:
     """`--period` by id (q1) or by name («1 четверть»)."""
     if not period:
         return None
-    rows = q.periods()
+    rows = queries.periods()
     for row in rows:
         if period in (row.id, row.name) or period.casefold() == row.name.casefold():
             return row.id
@@ -131,6 +131,13 @@ def _plan(
             raise OtmetkaError(f"--out {out}: give a file name ending in .pdf, or a folder")
         return _Plan(classes, out.parent, out, paper_only, today)
     return _Plan(classes, out or default, None, paper_only, today)
+
+
+def _make_folders(config: Config, folder: Path) -> None:
+    """The extracts name every child: the folders made for them (the cache's too) are
+    owner-only, like their files. An `--out` folder that is there already keeps its mode."""
+    new_private_dirs(folder)
+    private_dir(config.printing.extracts_dir / "cache")
 
 
 def _jobs(
@@ -202,13 +209,12 @@ def _resolve_clashes(
 
 
 def _move_into_place(plan: _Plan, done: list[extracts.ClassExtracts]) -> dict[str, Path]:
-    plan.folder.mkdir(parents=True, exist_ok=True)
     final: dict[str, Path] = {}
     for result in done:
         if result.pdf_path is None:
             continue
         target = plan.single_file or plan.folder / _file_name(result.class_name, plan.paper_only)
-        write_atomic(target, result.pdf_path.read_bytes())
+        write_atomic(target, result.pdf_path.read_bytes(), mode=PRIVATE_FILE)
         final[result.class_id] = target
     return final
 
@@ -233,7 +239,7 @@ def _families(done: list[extracts.ClassExtracts]) -> list[extracts.FamilyLine]:
 def _index_lines(
     done: list[extracts.ClassExtracts], files: dict[str, Path]
 ) -> list[extracts.IndexLine]:
-    teachers = {t.id: t for t in q.teachers()}
+    teachers = {t.id: t for t in queries.teachers()}
     lines = []
     for result in done:
         if result.class_id not in files:
@@ -250,7 +256,7 @@ def _index_lines(
 def _write_index(
     config: Config, plan: _Plan, done: list[extracts.ClassExtracts], files: dict[str, Path]
 ) -> Path:
-    school = q.school()
+    school = queries.school()
     html = extracts.index_html(
         school_name=school.name if school and school.name else config.school.name,
         today=plan.today,
@@ -259,7 +265,8 @@ def _write_index(
         families=_families(done),
     )
     path = plan.folder / ("index-paper.pdf" if plan.paper_only else "index.pdf")
-    write_atomic(path, render_pdf(html, extracts.extract_css(config.printing.paper_size)).data)
+    pdf = render_pdf(html, extracts.extract_css(config.printing.paper_size))
+    write_atomic(path, pdf.data, mode=PRIVATE_FILE)
     return path
 
 
@@ -338,7 +345,7 @@ def print_extracts(
     day = today or today_in(config)
     plan = _plan(config, _classes(class_name, everyone), out, paper_only, day)
     period_id = _period_id(period)
-    plan.folder.mkdir(parents=True, exist_ok=True)
+    _make_folders(config, plan.folder)
     prune_cache(config.printing.extracts_dir / "cache")
     staging = Path(tempfile.mkdtemp(dir=plan.folder, prefix=".staging-"))
     try:
@@ -406,17 +413,17 @@ class SlipsResult:
         )
 
 
-def _login_only(config: Config, people: set[creds.PageKey]) -> SlipsResult:
-    active = stored.active_by_person()
+def _login_only(config: Config, people: set[credentials.PageKey]) -> SlipsResult:
+    active = credentials_db.active_by_person()
     keys = sorted(k for k in people if k in active)
     if not keys:
         return SlipsResult()
-    labels = stored.labels_of(keys)
+    labels = credentials_db.labels_of(keys)
     items = [slips.Slip(labels[k][0], k[0], labels[k][1], active[k].login, None) for k in keys]
     items.sort(key=lambda s: (s.class_name, s.name, s.login))
-    pdf = slips.slips_pdf(items, creds.slip_addresses(config)).data
+    pdf = slips.slips_pdf(items, credentials.slip_addresses(config)).data
     at = dt.datetime.now(dt.UTC)
-    path = creds.write_slips(config, pdf, at, prefix="logins")
+    path = credentials.write_slips(config, pdf, at, prefix="logins")
     with write_transaction():
         printed.record_slips([printed.SlipRow(active[k].login, k, False) for k in keys], at)
     return SlipsResult(path=path, login_only=len(items))
@@ -432,10 +439,10 @@ def print_slips(
     reporter: Reporter,
 ) -> SlipsResult:
     """Slips for the people of a class (or everyone) who have not been given one."""
-    people = creds.people_in_scope(class_name, everyone)
+    people = credentials.people_in_scope(class_name, everyone)
     if login_only:
         return _login_only(config, people)
-    active = {k: c for k, c in stored.active_by_person().items() if k in people}
+    active = {k: c for k, c in credentials_db.active_by_person().items() if k in people}
     printed_logins = printed.logins_with_password_slip(c.login for c in active.values())
     unprinted = [c for c in active.values() if c.login not in printed_logins]
     missing = people - set(active)
@@ -443,8 +450,8 @@ def print_slips(
     result = SlipsResult(already=len(active) - len(unprinted))
     if not targets:
         return result
-    prepared = creds.prepare_issue(config, targets, reporter, qr_password=qr_password)
-    issued = creds.commit_issue(config, prepared, dt.datetime.now(dt.UTC), revoking=unprinted)
+    prepared = credentials.prepare_issue(config, targets, reporter, qr_password=qr_password)
+    issued = credentials.commit_issue(config, prepared, dt.datetime.now(dt.UTC), revoking=unprinted)
     result.path = issued.slips_path
     result.with_password, result.new_logins, result.replaced = (
         issued.issued,

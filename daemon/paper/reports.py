@@ -20,15 +20,14 @@ from pathlib import Path
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
-from otmetka.daemon.core.private import PRIVATE_FILE
+from otmetka.daemon.core.private import PRIVATE_FILE, new_private_dirs
 from otmetka.daemon.core.settings import today_in
 from otmetka.daemon.lists.export import safe_name
 from otmetka.daemon.lists.layout import find_class
 from otmetka.db import acts as events
-from otmetka.db import analytics, write_transaction
-from otmetka.db import queries as q
+from otmetka.db import analytics, queries, write_transaction
 from otmetka.site_builder.atomic import write_atomic
-from otmetka.site_builder.pdf import reports
+from otmetka.site_builder.pdf import reports as site_reports
 
 ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
@@ -54,7 +53,7 @@ class ReportResult:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    new_private_dirs(path.parent)
     write_atomic(path, data, mode=PRIVATE_FILE)
 
 
@@ -68,7 +67,7 @@ def _target(out: Path | None, default: Path) -> Path:
     return out
 
 
-def _record(scope: str, path: Path, pdf: reports.Pdf, readers: list[str]) -> None:
+def _record(scope: str, path: Path, pdf: site_reports.Pdf, readers: list[str]) -> None:
     digest = hashlib.sha256(pdf.data).hexdigest()
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with write_transaction():
@@ -90,8 +89,8 @@ def report_class(
     started = time.monotonic()
     today = today or today_in(config)
     row = find_class(class_name)
-    school = reports.School.load(today, config.school.name)
-    _report, pdf = reports.class_pdf(school, row.id)
+    school = site_reports.School.load(today, config.school.name)
+    _report, pdf = site_reports.class_pdf(school, row.id)
     path = _target(out, _folder(config, today) / f"{safe_name(row.name)}.pdf")
     _write_private(path, pdf.data)
     _record(row.id, path, pdf, [row.class_teacher_id] if row.class_teacher_id else [])
@@ -108,27 +107,28 @@ def report_school(
     """Write every class's analytics PDF and the school's (overview + every class)."""
     started = time.monotonic()
     today = today or today_in(config)
-    school = reports.School.load(today, config.school.name)
+    school = site_reports.School.load(today, config.school.name)
     if not school.lookup.classes:
         raise OtmetkaError("no classes yet: import the journal first (otmetka sync)")
     folder = _folder(config, today)
     result = ReportResult()
-    parts = []
     with bar("report", len(school.lookup.classes)) as advance:
-        for report, pdf in reports.school_pdfs(school, config.printing.workers):
+
+        def store(report: site_reports.ClassReport, pdf: site_reports.Pdf) -> None:
             row = school.lookup.classes[report.class_id]
             path = folder / f"{safe_name(row.name)}.pdf"
             _write_private(path, pdf.data)
             _record(row.id, path, pdf, [row.class_teacher_id] if row.class_teacher_id else [])
-            parts.append((report, pdf))
             result.files.append(path)
+            result.classes += 1
             advance(1)
-    whole = reports.school_pdf(school, parts)
+
+        whole = site_reports.school_pdf(school, config.printing.workers, store)
     path = _target(out, folder / "school.pdf")
     _write_private(path, whole.data)
-    deputies = [t.id for t in q.teachers() if "deputy_head" in t.roles]
+    deputies = [t.id for t in queries.teachers() if "deputy_head" in t.roles]
     _record(analytics.SCHOOL, path, whole, deputies)
     result.files.append(path)
-    result.classes, result.pages = len(parts), whole.pages
+    result.pages = whole.pages
     result.seconds = time.monotonic() - started
     return result

@@ -1,4 +1,5 @@
-"""`otmetka run`: the endpoint, the scheduler and the inbox watcher in one process.
+"""`otmetka run`: the endpoint, the scheduler and the inbox watcher in one process (and
+the endpoint with the page refresh alone for `otmetka demo`).
 
 One process and one writer: every job (pull, inbox, build, outbox, backup, deadline checks)
 runs in the main thread, one after another; the endpoint answers in waitress's threads and
@@ -99,10 +100,13 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 class Daemon:
     """Everything `otmetka run` runs; tests drive it with `tick()`."""
 
-    def __init__(self, config: Config, *, serve: bool = True, watch: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, serve: bool = True, watch: bool = True, pages_only: bool = False
+    ) -> None:
         self.config = config
         self.serve = serve
         self.watch = watch and config.source.kind != "none"  # inbox also for http: USB sticks
+        self.pages_only = pages_only  # the demo: no pulls, mail, backups or deadline checks
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.lock = pidfile.PidLock(pidfile.pid_path(config))
@@ -145,11 +149,14 @@ class Daemon:
 
     def _plan_jobs(self) -> None:
         s = self.config.schedule
+        every = s.staff_refresh_seconds
+        self.sched.every(every).seconds.do(self.run_job, "pages", self.pages_waiting)
+        if self.pages_only:
+            return
         if self.config.source.kind == "http":
             self.sched.every(s.pull_minutes).minutes.do(self.run_job, "pull", self.pull)
         self.sched.every(s.outbox_minutes).minutes.do(self.run_job, "outbox", self.flush_outbox)
         self.sched.every(1).minutes.do(self.run_job, "backup", self.backup_if_due)
-        self.sched.every(1).minutes.do(self.run_job, "pages", self.pages_waiting)
         self.sched.every(s.deadline_check_minutes).minutes.do(
             self.run_job, "deadlines", lambda: run_deadline_checks(self.config)
         )
@@ -230,16 +237,24 @@ class Daemon:
         self.build_wanted |= any(outcome.changed for outcome in outcomes)
         return "; ".join(outcome.message for outcome in outcomes) or None
 
-    def pages_waiting(self) -> None:
+    def pages_waiting(self) -> str | None:
         """Acts recorded by the endpoint mark pages to redo (a class teacher's control table
-        shows who consented and acknowledged); no pull has to change anything for those."""
+        shows who consented and acknowledged): the build runs right after this job, in the
+        same tick. With nothing to build, the deputy heads' pages older than the latest act
+        are redone here."""
         runtime.open_project(self.config)
         self.build_wanted |= build_state.any_dirty()
+        return None if self.build_wanted else self.refresh_deputies()
 
     def build(self) -> str:
         self.build_wanted = False  # a failed build waits for the next change, not 1 s
         result = runtime.build(self.config, Reporter(quiet=True))
-        return result.summary()
+        deputies = self.refresh_deputies()
+        return result.summary() + (f"; {deputies}" if deputies else "")
+
+    def refresh_deputies(self) -> str | None:
+        result = runtime.refresh_staff_pages(self.config)
+        return f"deputy heads' pages redone: {result.written} written" if result else None
 
     def flush_outbox(self) -> str | None:
         runtime.open_project(self.config)
@@ -310,6 +325,18 @@ def run(config: Config, reporter: Reporter) -> None:
         finally:
             daemon.close()
     reporter.summary("otmetka run: stopped cleanly")
+
+
+def serve(config: Config) -> None:
+    """`otmetka demo`: the site and its API, with the pages an act changes rebuilt as under
+    `otmetka run` (but no pulls, inbox, mail, backups or deadline checks), until Ctrl-C."""
+    daemon = Daemon(config, watch=False, pages_only=True)
+    with _stop_signals(daemon):
+        daemon.start()
+        try:
+            daemon.run_forever()
+        finally:
+            daemon.close()
 
 
 def _banner(config: Config) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from otmetka.db import queries as q
-from otmetka.db import row_types
+from otmetka.db import acts as events
+from otmetka.db import queries, row_types
 from otmetka.site_builder import attachments, templating
 from otmetka.site_builder.pages import (
     analysis,
@@ -29,6 +29,7 @@ from otmetka.site_builder.pages import (
     lookups,
     staff_blocks,
     staff_views,
+    week,
 )
 
 
@@ -41,10 +42,15 @@ def acts_context(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
     }
 
 
-def render_child(child: family.ChildView, today: dt.date) -> Markup:
+def render_child(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
     """One student's section, rendered once for every page that shows the student; its
-    parts that are the same for the whole class are marked (see `for_family`)."""
-    return templating.fragment("_child.html.j2", c=child, today=today)
+    parts the class teacher's page leaves out are marked (see `for_family`)."""
+    return templating.fragment("_child.html.j2", c=child, weeks=weeks.weeks, today=today)
+
+
+def render_glance(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
+    """The child's week at a glance, for the top of the family's page."""
+    return templating.fragment("_glance.html.j2", c=child, g=weeks.glance, today=today)
 
 
 _CLASS_WIDE = re.compile(r"<!--otm:class-wide-->.*?<!--/otm:class-wide-->\n?", re.DOTALL)
@@ -71,6 +77,7 @@ class ClassWork:
     students: list[str]  # the class's students rendered, in order
     pages: list[tuple[audience.PageKey, str]] = field(default_factory=list)  # students' own pages
     sections: dict[str, Markup] = field(default_factory=dict)  # those guardians wait for
+    glances: dict[str, Markup] = field(default_factory=dict)  # the same children's glances
     summary: staff_views.ClassSummary | None = None  # for the deputy heads
     block: Markup | None = None  # for the class teachers
 
@@ -105,6 +112,9 @@ class PageBuild:
         self.deputies = sorted(t for t in self.teachers if t in roster.deputies)
         self.summaries: list[staff_views.ClassSummary] = []
         self.sections: dict[str, Markup] = {}
+        self.glances: dict[str, Markup] = {}
+        # What the guardians' pages say was acknowledged last, on any phone or on paper.
+        self.acknowledged = events.last_acknowledgements(self.waiting) if self.waiting else {}
         self.class_blocks: dict[str, Markup] = {}
         self.staff = staff_blocks.StaffData.load(lookup, roster) if self.teachers else None
         # The class's latest printed extracts, linked from the class teacher's page.
@@ -151,21 +161,24 @@ class PageBuild:
         students = self.needed(class_id)
         scope = lookups.ClassScope.build(self.lookup.classes[class_id], self.lookup)
         start, end = scope.load_range
-        bundle = q.class_bundle(
+        bundle = queries.class_bundle(
             class_id, start, end, finals_from=scope.year_start, notes_from=scope.year_start
         )
         index = lookups.ClassIndex(bundle, scope, self.lookup)
         children = [family.child_view(s, index) for s in students]
-        rendered = [render_child(child, self.lookup.today) for child in children]
+        weeks = [week.child_week(child, index) for child in children]
+        today = self.lookup.today
+        rendered = [render_child(c, w, today) for c, w in zip(children, weeks, strict=True)]
         sections = [for_family(section) for section in rendered]
+        glances = [render_glance(c, w, today) for c, w in zip(children, weeks, strict=True)]
         work = ClassWork(class_id, [s.id for s in students])
-        for student, section in zip(students, sections, strict=True):
+        for student, section, glance in zip(students, sections, glances, strict=True):
             if student.id in self.students:
-                work.pages.append(
-                    ((audience.STUDENT, student.id), self.student_page(student, scope, section))
-                )
+                page = self.student_page(student, scope, glance, section)
+                work.pages.append(((audience.STUDENT, student.id), page))
             if student.id in self.readers:
                 work.sections[student.id] = section
+                work.glances[student.id] = glance
         if class_id in self.taught or self.deputies:
             staff = self.class_staff(scope, index)
             if self.deputies:
@@ -179,6 +192,7 @@ class PageBuild:
         """A class's pages, and the pages of guardians and teachers it was the last for."""
         yield from work.pages
         self.sections.update(work.sections)
+        self.glances.update(work.glances)
         if work.summary is not None:
             self.summaries.append(work.summary)
         if work.block is not None:
@@ -227,15 +241,20 @@ class PageBuild:
         )
 
     def student_page(
-        self, student: row_types.StudentRow, scope: lookups.ClassScope, section: Markup
+        self,
+        student: row_types.StudentRow,
+        scope: lookups.ClassScope,
+        glance: Markup,
+        section: Markup,
     ) -> str:
         context = self.header(
             lookups.person_name(student), f"Дневник ученика, {scope.class_row.name}", [], ""
         )
         acts = acts_context(audience.STUDENT, self.lookup.today)
-        return str(
-            templating.fragment("page_student.html.j2", section=section, acts=acts, **context)
+        page = templating.fragment(
+            "page_student.html.j2", glance=glance, section=section, acts=acts, **context
         )
+        return str(page)
 
     def guardian_pages(self, done: list[str]) -> Iterator[tuple[audience.PageKey, str]]:
         ready = set()
@@ -255,6 +274,7 @@ class PageBuild:
         if not self.readers[student_id]:
             del self.readers[student_id]
             self.sections.pop(student_id, None)
+            self.glances.pop(student_id, None)
 
     def guardian_page(self, gid: str) -> str:
         guardian = self.roster.guardians[gid]
@@ -263,10 +283,20 @@ class PageBuild:
         title = lookups.full_name(guardian.last_name, guardian.first_name, guardian.middle_name)
         context = self.header(title, "Страница родителя (законного представителя)", nav, "Дети")
         sections = [self.sections[s.id] for s in kids]
-        acts = acts_context(audience.GUARDIAN, self.lookup.today)
-        return str(
-            templating.fragment("page_guardian.html.j2", sections=sections, acts=acts, **context)
+        glances = [self.glances[s.id] for s in kids]
+        last = self.acknowledged.get(gid)
+        monday, saturday = lookups.week_of(self.lookup.today)
+        acts = acts_context(
+            audience.GUARDIAN,
+            self.lookup.today,
+            last_ack=last,
+            week_start=monday,
+            week_end=saturday,
         )
+        page = templating.fragment(
+            "page_guardian.html.j2", glances=glances, sections=sections, acts=acts, **context
+        )
+        return str(page)
 
     def child_label(self, student: row_types.StudentRow) -> str:
         """As the child's section heading says it: «Иванов Артём, 7Б»."""
@@ -320,7 +350,7 @@ class PageBuild:
 
 
 def build_for(today: dt.date, wanted: set[audience.PageKey] | None) -> PageBuild:
-    ref = q.reference()
+    ref = queries.reference()
     lookup = lookups.Lookup.build(ref, today)
     roster = audience.load_roster(today, ref.classes, ref.teachers)
     keys = roster.keys() if wanted is None else set(wanted) & roster.keys()

@@ -14,11 +14,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from otmetka.db import acts as events
-from otmetka.db import analytics, row_types
-from otmetka.db import queries as q
+from otmetka.db import analytics, queries, row_types
+from otmetka.db.row_types import PageKey
 from otmetka.site_builder.pages import lookups
 
-PageKey = tuple[str, str]  # (kind, person_id); kind in {"guardian", "student", "teacher"}
 DEPUTY_REFRESH = dt.timedelta(hours=20)
 
 GUARDIAN, STUDENT, TEACHER = "guardian", "student", "teacher"
@@ -75,12 +74,12 @@ def load_roster(
 ) -> Roster:
     """`refusing`: guardians who refused or withdrew consent; they and (as their legal
     representative) their children's own pages are left out."""
-    by_class = _by_class(q.active_students(today))
+    by_class = _by_class(queries.active_students(today))
     students = {s.id: s for rows in by_class.values() for s in rows}
     guardians: dict[str, row_types.GuardianRow] = {}
     children: dict[str, list[str]] = defaultdict(list)
     links: dict[str, list[row_types.GuardianRow]] = defaultdict(list)
-    for guardian, student_id in q.guardians_with_children(today):
+    for guardian, student_id in queries.guardians_with_children(today):
         if student_id in students and guardian not in links[student_id]:
             links[student_id].append(guardian)
         electronic = guardian.delivery == "electronic" and guardian.id not in refusing
@@ -106,7 +105,7 @@ def roster(today: dt.date) -> Roster:
     """Who has a page on `today` under the consents given, with each guardian's children."""
     states = events.consent_states()
     refusing = {gid for gid, state in states.items() if state in events.ON_PAPER}
-    return load_roster(today, q.class_units(), q.teachers(), refusing)
+    return load_roster(today, queries.class_units(), queries.teachers(), refusing)
 
 
 def people_with_pages(today: dt.date | None = None) -> set[PageKey]:
@@ -137,9 +136,9 @@ def expand_dirty(dirty: set[tuple[str, str]]) -> set[PageKey] | None:
     students = {pid for kind, pid in dirty if kind == STUDENT}
     guardians = {pid for kind, pid in dirty if kind == GUARDIAN}
     pages: set[PageKey] = {(kind, pid) for kind, pid in dirty}
-    pages |= {(GUARDIAN, gid) for gid, _ in q.guardians_of_students(students)}
-    in_classes = students | q.students_of_guardians(guardians)
-    pages |= {(TEACHER, tid) for tid in q.class_teachers_of_students(in_classes).values()}
+    pages |= {(GUARDIAN, gid) for gid, _ in queries.guardians_of_students(students)}
+    in_classes = students | queries.students_of_guardians(guardians)
+    pages |= {(TEACHER, tid) for tid in queries.class_teachers_of_students(in_classes).values()}
     if students:
         # A deputy head's page compares every class: redoing it means analysing the whole
         # school, so a change of marks refreshes it at most once in DEPUTY_REFRESH.

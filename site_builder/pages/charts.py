@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH = 360  # the viewBox width: drawn 1:1 on a 360 px phone, scaled up on wider screens
+from otmetka.site_builder import formatting
+
+WIDTH = 320  # the viewBox width: drawn about 1:1 in the column of a 360 px phone, wider above
+SMALL = 11  # figures on points and ticks: no smaller, or a phone shows them at 10 px
 FONT = 'font-family="PT Sans, Arial, sans-serif"'
 VALUE_W = 40  # room for the figure right of the longest bar
 ROW_H = 20
@@ -34,11 +37,6 @@ PATTERNS = ("solid", "hatch", "dots", "open")
 # --- pieces -------------------------------------------------------------------------------
 
 
-def number(value: float | None, digits: int = 2) -> str:
-    """«4,35»; «—» for nothing."""
-    return "—" if value is None else f"{value:.{digits}f}".replace(".", ",")
-
-
 def _fmt(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
@@ -48,12 +46,12 @@ def _short(label: str) -> str:
 
 
 def label_width(labels: Iterable[str]) -> float:
-    """Room for the longest label (about 6 units a character at 11 px), within bounds."""
+    """Room for the longest label (about 6.6 units a character at 12 px), within bounds."""
     longest = max((len(_short(label)) for label in labels), default=0)
-    return min(max(40.0, longest * 6.0 + 8), 170.0)
+    return min(max(40.0, longest * 6.6 + 8), 150.0)
 
 
-def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 11) -> str:
+def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12) -> str:
     return (
         f'<text x="{_fmt(x)}" y="{_fmt(y)}" font-size="{size}" text-anchor="{anchor}" '
         f'fill="{INK}">{escape(content)}</text>'
@@ -142,6 +140,11 @@ class Bar:
     text: str  # the figure as written next to the bar and in the table
 
 
+def _share(value: float | None, maximum: float) -> float:
+    """The part of the full length a bar takes, from 0 to 1 (none for no figure)."""
+    return min(max(value or 0, 0) / maximum, 1) if maximum else 0
+
+
 def bar_chart(
     chart_id: str,
     title: str,
@@ -150,25 +153,31 @@ def bar_chart(
     maximum: float,
     headers: tuple[str, str],
     note: str = "",
+    upright: bool = False,
 ) -> Markup:
-    """One horizontal bar per line, scaled to `maximum`, the figure at its end."""
+    """One bar per item, scaled to `maximum`, with its figure: one a line, the figure at its
+    end; or `upright`, one column per item (e.g. per week), the figure above, the label below."""
     if not bars:
         return _empty(chart_id, title)
+    svg = _columns(chart_id, bars, maximum) if upright else _across(chart_id, bars, maximum)
+    table = _table(chart_id, title, headers, [(b.label, b.text) for b in bars])
+    return _figure(chart_id, title, svg, table, note)
+
+
+def _across(chart_id: str, bars: Sequence[Bar], maximum: float) -> str:
     label_w = label_width(bar.label for bar in bars)
     span = WIDTH - label_w - VALUE_W
     parts = []
     for n, bar in enumerate(bars):
         y = TOP + n * ROW_H
         parts.append(_text(label_w - 4, y + BAR_H - 3, _short(bar.label), anchor="end"))
-        width = span * min(max(bar.value or 0, 0) / maximum, 1) if maximum else 0
+        width = span * _share(bar.value, maximum)
         if bar.value is not None:
             parts.append(_rect(label_w, y, width, BAR_H, fill_of(chart_id, "solid")))
         parts.append(_text(label_w + width + 4, y + BAR_H - 3, bar.text))
     height = TOP * 2 + len(bars) * ROW_H
     axis = f'<line x1="{label_w}" y1="0" x2="{label_w}" y2="{height}" stroke="{INK}"/>'
-    svg = _svg(chart_id, height, "".join(parts) + axis)
-    table = _table(chart_id, title, headers, [(b.label, b.text) for b in bars])
-    return _figure(chart_id, title, svg, table, note)
+    return _svg(chart_id, height, "".join(parts) + axis)
 
 
 # --- stacked bars with a legend -----------------------------------------------------------
@@ -200,8 +209,9 @@ def _segments(
         if count and width >= 16:  # the figure inside its segment, on a white box
             cx = x + width / 2
             parts.append(
-                f'<rect x="{_fmt(cx - 7)}" y="{_fmt(y + 1.5)}" width="14" height="10" '
-                f'fill="{PAPER}"/>' + _text(cx, y + BAR_H - 3, str(count), anchor="middle", size=9)
+                f'<rect x="{_fmt(cx - 8)}" y="{_fmt(y + 0.5)}" width="16" height="12" '
+                f'fill="{PAPER}"/>'
+                + _text(cx, y + BAR_H - 3, str(count), anchor="middle", size=SMALL - 1)
             )
         x += width
     return parts
@@ -239,33 +249,20 @@ def stacked_bars(
 # --- vertical bars ------------------------------------------------------------------------
 
 
-def column_chart(
-    chart_id: str,
-    title: str,
-    columns: Sequence[Bar],
-    *,
-    maximum: float,
-    headers: tuple[str, str],
-    note: str = "",
-) -> Markup:
-    """One column per item (e.g. per week), the figure above it, the label below."""
-    if not columns:
-        return _empty(chart_id, title)
+def _columns(chart_id: str, columns: Sequence[Bar], maximum: float) -> str:
     plot_h, base = 90.0, 104.0
     step = (WIDTH - 8) / len(columns)
     width = min(step * 0.7, 36)
     parts = [f'<line x1="4" y1="{base}" x2="{WIDTH - 4}" y2="{base}" stroke="{INK}"/>']
     for n, column in enumerate(columns):
         cx = 4 + step * n + step / 2
-        h = plot_h * min(max(column.value or 0, 0) / maximum, 1) if maximum else 0
+        h = plot_h * _share(column.value, maximum)
         if column.value is not None:
             parts.append(_rect(cx - width / 2, base - h, width, h, fill_of(chart_id, "hatch")))
-        size = 9 if step < 40 else 10
+        size = SMALL - 1 if step < 40 else SMALL
         parts.append(_text(cx, base - h - 3, column.text, anchor="middle", size=size))
         parts.append(_text(cx, base + 12, column.label, anchor="middle", size=size))
-    svg = _svg(chart_id, base + 18, "".join(parts))
-    table = _table(chart_id, title, headers, [(c.label, c.text) for c in columns])
-    return _figure(chart_id, title, svg, table, note)
+    return _svg(chart_id, base + 18, "".join(parts))
 
 
 # --- lines --------------------------------------------------------------------------------
@@ -330,7 +327,7 @@ def _grid(plot: _Plot) -> list[str]:
         y = plot.y(tick)
         grid = f'x1="{plot.left}" y1="{_fmt(y)}" x2="{plot.right}" y2="{_fmt(y)}"'
         parts.append(f'<line {grid} stroke="{GREY}" stroke-width="0.4"/>')
-        parts.append(_text(plot.left - 4, y + 4, str(tick), anchor="end", size=9))
+        parts.append(_text(plot.left - 4, y + 4, str(tick), anchor="end", size=SMALL))
     return parts
 
 
@@ -342,8 +339,8 @@ def _series(plot: _Plot, n: int, one: Series) -> list[str]:
         if point is not None:
             parts.append(_marker(n, *point))
             if n == 0:
-                label = number(value, 1)
-                parts.append(_text(point[0], point[1] - 6, label, anchor="middle", size=9))
+                label = formatting.average(value, 1)
+                parts.append(_text(point[0], point[1] - 6, label, anchor="middle", size=SMALL))
     return parts
 
 
@@ -370,9 +367,12 @@ def line_chart(
     every = max(1, round(len(labels) / 8))  # at most about eight labels fit under the axis
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
-            parts.append(_text(plot.x(i), plot.bottom + 14, label, anchor="middle", size=9))
+            parts.append(_text(plot.x(i), plot.bottom + 14, label, anchor="middle", size=SMALL))
     svg = _svg(chart_id, plot.bottom + 20, "".join(parts))
-    rows = [(label, *(number(s.values[i]) for s in series)) for i, label in enumerate(labels)]
+    rows = [
+        (label, *(formatting.average(s.values[i]) for s in series))
+        for i, label in enumerate(labels)
+    ]
     headers = (label_header, *(s.name for s in series))
     return _figure(chart_id, title, svg, _table(chart_id, title, headers, rows), note)
 

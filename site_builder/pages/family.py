@@ -12,12 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from otmetka.db import analytics, row_types
+from otmetka.site_builder import formatting
 from otmetka.site_builder.pages import lookups
 
 AVERAGED_KINDS = ("regular", "debt")
 _ABSENT = ("illness", "excused", "unexcused")
 # Order in which attendance categories are counted on the page.
 ATTENDANCE_CATEGORIES = ("illness", "excused", "unexcused", "late", "exempt")
+# Below this a mark or an average is highlighted: a «2» on the five-point scale.
+LOW = 3.0
 
 
 # --- view models --------------------------------------------------------------------------
@@ -31,6 +34,7 @@ class MarkView:
     kind: str
     title: str
     comment: str
+    low: bool = False  # a «2» (or a «2» in a double mark): highlighted, and said in words
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,17 @@ class SubjectGrades:
     average: float | None
     finals: list[FinalView]
 
+    @property
+    def low(self) -> bool:
+        return self.average is not None and self.average < LOW
+
 
 @dataclass(frozen=True)
 class GradesView:
     period: str
     subjects: list[SubjectGrades]
     average: float | None
+    without_marks: bool = False  # the first grade is taught without marks
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,14 @@ class AttendanceView:
     absences: list[AbsenceView]
     missed: int
     unexcused: int
+    lessons: int = 0  # lessons of the period held so far, the child's groups only
+
+    @property
+    def present_share(self) -> float | None:
+        """Share of the lessons held that the child attended; None before any lesson."""
+        if not self.lessons:
+            return None
+        return max(0, self.lessons - self.missed) / self.lessons
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,10 @@ class LessonView:
     substitution_reason: str
     moved_to: tuple[dt.date, int | None] | None
     moved_from: tuple[dt.date, int | None] | None
+    # What the child's week shows with the lesson (otmetka.site_builder.pages.week).
+    marks: tuple[MarkView, ...] = ()
+    absence: AbsenceView | None = None
+    homework: tuple[HomeworkView, ...] = ()
 
     @property
     def cancelled(self) -> bool:
@@ -95,6 +116,11 @@ class LessonView:
     @property
     def moved_away(self) -> bool:
         return self.status == "moved" or self.moved_to is not None
+
+    @property
+    def changed(self) -> bool:
+        """Cancelled, moved either way or given by another teacher."""
+        return bool(self.cancelled or self.moved_away or self.moved_from or self.original_teacher)
 
 
 @dataclass(frozen=True)
@@ -168,6 +194,11 @@ class HolidayView:
     end: dt.date
     current: bool
 
+    @property
+    def label(self) -> str:
+        """«День Победы (праздник)», «Осенние каникулы»: no word said twice."""
+        return formatting.holiday_label(self.name, self.kind)
+
 
 @dataclass(frozen=True)
 class HomeworkView:
@@ -218,12 +249,19 @@ def is_final(mark: row_types.MarkRow) -> bool:
     return mark.kind in row_types.FINAL_KINDS
 
 
-def _mark_view(mark: row_types.MarkRow, index: lookups.ClassIndex) -> MarkView:
+def _is_low(mark: row_types.MarkRow) -> bool:
+    return mark.scale == "five" and any(
+        v is not None and v < LOW for v in (mark.value, mark.value2)
+    )
+
+
+def mark_view(mark: row_types.MarkRow, index: lookups.ClassIndex) -> MarkView:
     work = index.works_by_id.get(mark.work_id or "")
     title = ""
     if work is not None:
         title = work.title or index.lookup.work_kinds.get(work.kind, "")
-    return MarkView(mark.raw_text, mark.date, mark.weight, mark.kind, title, mark.comment)
+    low = _is_low(mark)
+    return MarkView(mark.raw_text, mark.date, mark.weight, mark.kind, title, mark.comment, low)
 
 
 def _final_view(
@@ -251,13 +289,15 @@ def grades_view(student_id: str, subjects: set[str], index: lookups.ClassIndex) 
         lines.append(
             SubjectGrades(
                 subject=index.lookup.subject(subject_id),
-                marks=[_mark_view(m, index) for m in marks],
+                marks=[mark_view(m, index) for m in marks],
                 average=analytics.weighted_average(averaged),
                 finals=[view for _, view in sorted(finals.get(subject_id, []))],
             )
         )
     period = index.scope.period.name if index.scope.period else ""
-    return GradesView(period, lines, analytics.mean(line.average for line in lines))
+    average = analytics.mean(line.average for line in lines)
+    unmarked = index.scope.class_row.grade == 1 and not any(x.marks or x.finals for x in lines)
+    return GradesView(period, lines, average, unmarked)
 
 
 # --- memberships --------------------------------------------------------------------------
@@ -307,23 +347,38 @@ def subjects_of_groups(group_ids: Iterable[str], index: lookups.ClassIndex) -> s
 # --- attendance ---------------------------------------------------------------------------
 
 
-def attendance_view(student_id: str, index: lookups.ClassIndex) -> AttendanceView:
+def absence_view(a: row_types.AttendanceRow, lookup: lookups.Lookup) -> AbsenceView:
+    return AbsenceView(
+        date=a.date,
+        slot=a.slot,
+        subject=lookup.subject(a.subject_id),
+        code=a.code,
+        code_title=_code_title(a.code, lookup),
+        category=a.category,
+        minutes_late=a.minutes_late,
+    )
+
+
+def lessons_held(spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex) -> int:
+    """Lessons of the period up to today in the child's groups, neither cancelled nor
+    moved away: what the attendance share is of."""
+    start, end = index.scope.period_range
+    last = min(end, index.scope.today)
+    return sum(
+        1
+        for x in index.bundle.lessons
+        if start <= x.date <= last
+        and x.status not in ("cancelled", "moved")
+        and x.moved_to_date is None
+        and in_group(spans, x.group_id, x.date)
+    )
+
+
+def attendance_view(student_id: str, index: lookups.ClassIndex, lessons: int = 0) -> AttendanceView:
     start, end = index.scope.period_range
     rows = [a for a in index.attendance.get(student_id, ()) if start <= a.date <= end]
     counts = Counter(a.category for a in rows)
-    absences = [
-        AbsenceView(
-            date=a.date,
-            slot=a.slot,
-            subject=index.lookup.subject(a.subject_id),
-            code=a.code,
-            code_title=_code_title(a.code, index.lookup),
-            category=a.category,
-            minutes_late=a.minutes_late,
-        )
-        for a in rows
-        if a.category != "present"
-    ]
+    absences = [absence_view(a, index.lookup) for a in rows if a.category != "present"]
     absences.sort(key=lambda a: (a.date, a.slot, a.subject), reverse=True)
     return AttendanceView(
         period=index.scope.period.name if index.scope.period else "",
@@ -331,6 +386,7 @@ def attendance_view(student_id: str, index: lookups.ClassIndex) -> AttendanceVie
         absences=absences,
         missed=sum(counts[c] for c in _ABSENT),
         unexcused=counts["unexcused"],
+        lessons=lessons,
     )
 
 
@@ -367,7 +423,7 @@ def lesson_view(lesson: row_types.LessonRow, lookup: lookups.Lookup) -> LessonVi
 def holiday_on(day: dt.date, holidays: Sequence[row_types.HolidayRow], class_id: str) -> str:
     for holiday in holidays:
         if holiday.start <= day <= holiday.end and _holiday_applies(holiday, class_id):
-            return holiday.name
+            return formatting.holiday_name(holiday.name)
     return ""
 
 
@@ -460,10 +516,30 @@ def holidays_view(scope: lookups.ClassScope, lookup: lookups.Lookup) -> list[Hol
 # --- homework, recommendations ------------------------------------------------------------
 
 
-def _homework_view(hw: row_types.HomeworkRow, lookup: lookups.Lookup) -> HomeworkView:
+def homework_item(hw: row_types.HomeworkRow, lookup: lookups.Lookup) -> HomeworkView:
     return HomeworkView(
         hw.due_date, hw.assigned_on, lookup.subject(hw.subject_id), hw.text, bool(hw.student_ids)
     )
+
+
+def homework_rows(
+    student_id: str,
+    spans: dict[str, list[lookups.Span]],
+    index: lookups.ClassIndex,
+    first: dt.date,
+    last: dt.date,
+) -> list[row_types.HomeworkRow]:
+    """The child's homework due from `first` to `last`, by due date and subject."""
+    items = [
+        hw
+        for group_id in spans
+        for hw in index.homework.get(group_id, ())
+        if first <= hw.due_date <= last
+        and in_group(spans, group_id, hw.due_date)
+        and (not hw.student_ids or student_id in hw.student_ids)
+    ]
+    items.sort(key=lambda hw: (hw.due_date, index.lookup.subject(hw.subject_id), hw.id))
+    return items
 
 
 def homework_view(
@@ -474,16 +550,8 @@ def homework_view(
         today - lookups.HOMEWORK_DAYS * lookups.DAY,
         today + lookups.HOMEWORK_DAYS * lookups.DAY,
     )
-    items = [
-        hw
-        for group_id in spans
-        for hw in index.homework.get(group_id, ())
-        if first <= hw.due_date <= last
-        and in_group(spans, group_id, hw.due_date)
-        and (not hw.student_ids or student_id in hw.student_ids)
-    ]
-    items.sort(key=lambda hw: (hw.due_date, lookup.subject(hw.subject_id), hw.id))
-    views = [_homework_view(hw, lookup) for hw in items]
+    items = homework_rows(student_id, spans, index, first, last)
+    views = [homework_item(hw, lookup) for hw in items]
     return HomeworkListView(
         upcoming=[v for v in views if v.due_date >= today],
         recent=[v for v in views if v.due_date < today][::-1],
@@ -517,7 +585,7 @@ def child_view(student: row_types.StudentRow, index: lookups.ClassIndex) -> Chil
         name=lookups.full_name(student.last_name, student.first_name),
         class_name=scope.class_row.name,
         grades=grades_view(student.id, subjects_of_groups(in_period, index), index),
-        attendance=attendance_view(student.id, index),
+        attendance=attendance_view(student.id, index, lessons_held(spans, index)),
         timetable=timetable_view(spans, index),
         tests=tests_view(spans, index),
         teachers=teachers_view(now, index),

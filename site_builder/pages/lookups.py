@@ -14,8 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from otmetka.db import analytics, row_types
-from otmetka.db import queries as q
+from otmetka.db import analytics, queries, row_types
 
 DAY = dt.timedelta(days=1)
 HOMEWORK_DAYS = 7
@@ -58,7 +57,7 @@ class Lookup:
     classes: dict[str, row_types.ClassRow]
 
     @classmethod
-    def build(cls, ref: q.Reference, today: dt.date) -> Lookup:
+    def build(cls, ref: queries.Reference, today: dt.date) -> Lookup:
         slot_times: dict[int, tuple[str, str]] = {}
         for slot in ref.bell_slots:  # sorted by shift: the first shift wins a shared number
             slot_times.setdefault(slot.number, (slot.start, slot.end))
@@ -187,7 +186,7 @@ def valid_on(start: dt.date, end: dt.date | None, day: dt.date) -> bool:
 class ClassIndex:
     """A class bundle indexed for per-student lookups; built once per class."""
 
-    bundle: q.ClassBundle
+    bundle: queries.ClassBundle
     scope: ClassScope
     lookup: Lookup
     groups: dict[str, row_types.GroupRow] = field(init=False)
@@ -216,7 +215,7 @@ class ClassIndex:
         self.group_teachers = _group_teachers(b, s.today)
 
 
-def _group_teachers(bundle: q.ClassBundle, today: dt.date) -> dict[str, dict[str, set[str]]]:
+def _group_teachers(bundle: queries.ClassBundle, today: dt.date) -> dict[str, dict[str, set[str]]]:
     """Group -> subject -> its usual teachers.
 
     The timetable template says who teaches a group; where it is missing, the teacher who

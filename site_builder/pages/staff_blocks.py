@@ -5,21 +5,28 @@ facts and per-class tables they are made from.
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
 from otmetka.db import acts as events
-from otmetka.db import analytics
+from otmetka.db import analytics, staff_facts
 from otmetka.db import printing as printed
 from otmetka.site_builder import attachments, formatting, templating
 from otmetka.site_builder.pages import analysis, audience, charts, lookups, staff_views
 
+# Where the page assembly looks for it; the deputy head's class summaries need it too.
+class_anchor = staff_views.class_anchor
 
-def class_anchor(class_id: str) -> str:
-    return "k" + hashlib.sha256(class_id.encode("utf-8")).hexdigest()[:10]
+
+def data_time(today: dt.date, now: dt.datetime) -> dt.datetime | None:
+    """When the staff pages' data is read, for «данные на»: `now`, unless the build is for a
+    day that is over in every time zone (a rebuild of a past day, a test): such a page
+    names its day only, and comes out the same whenever it is rendered."""
+    over = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    return now.replace(microsecond=0) if now < over else None
 
 
 @dataclass
@@ -37,12 +44,15 @@ class StaffData:
         scopes = [lookups.ClassScope.build(c, lookup) for c in lookup.classes.values()]
         since = min((s.period_range[0] for s in scopes), default=today)
         since = min(since, lookups.week_of(today)[0])
+        read_at = data_time(today, dt.datetime.now(dt.UTC))  # before the first read
         consents = events.consent_states()
         facts = staff_views.SchoolFacts(
             consents=consents,
             acknowledgements=analytics.acknowledgement_rows(since),
             paper=events.paper_list(today),
             no_slips=printed.people_without_slips(needing_logins(roster, consents)),
+            phones=staff_facts.guardian_phones(),
+            read_at=read_at,
         )
         names = {cid: row.name for cid, row in lookup.classes.items()}
         return cls(facts, attachments.report_files(names), roster)
@@ -116,9 +126,11 @@ def journal_table(journal: staff_views.SubjectJournal, table_id: str) -> Markup:
             f'<tr><th scope="row">{escape(line.name)}</th>{cells}'
             f'<td class="num">{formatting.average(line.average)}</td><td>{finals}</td></tr>'
         )
+    label = f"Журнал: {escape(journal.subject)}"
     return Markup(
-        f'<div class="tw"><table class="jr" id="{table_id}">'
-        f'<caption class="sr">Журнал: {escape(journal.subject)}</caption>'
+        f'<div class="tw" tabindex="0" role="region" aria-label="{label}">'
+        f'<table class="jr" id="{table_id}">'
+        f'<caption class="sr">{label}</caption>'
         f'<thead><tr><th scope="col">Ученик</th>{heads}<th scope="col">Ср. балл</th>'
         f'<th scope="col">Итог</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
@@ -130,14 +142,10 @@ SPREAD_SERIES = ("«5»", "«4»", "«3»", "«2»")
 def class_charts(stats: analysis.AnalyticsView, prefix: str) -> dict[str, Markup]:
     """The charts of a class's analytics (the page and the PDF report draw the same)."""
     subjects = [s for s in stats.subjects if s.marks]
+    averages = [(s.subject, s.average) for s in subjects]
+    reasons = [(formatting.ATTENDANCE_CATEGORIES[c].capitalize(), n) for c, n in stats.absences]
     return {
-        "averages": charts.bar_chart(
-            f"{prefix}-avg",
-            "Средний балл по предметам",
-            [charts.Bar(s.subject, s.average, formatting.average(s.average)) for s in subjects],
-            maximum=5,
-            headers=("Предмет", "Средний балл"),
-        ),
+        "averages": _averages(f"{prefix}-avg", "Средний балл по предметам", "Предмет", averages),
         "spread": charts.stacked_bars(
             f"{prefix}-spread",
             "Оценки по предметам",
@@ -145,7 +153,7 @@ def class_charts(stats: analysis.AnalyticsView, prefix: str) -> dict[str, Markup
             series=SPREAD_SERIES,
             headers=("Предмет", *SPREAD_SERIES, "Всего"),
         ),
-        "weeks": charts.column_chart(
+        "weeks": charts.bar_chart(
             f"{prefix}-weeks",
             "Посещаемость по неделям",
             [
@@ -159,18 +167,29 @@ def class_charts(stats: analysis.AnalyticsView, prefix: str) -> dict[str, Markup
             maximum=1,
             headers=("Неделя с", "Посещаемость"),
             note="доля уроков, на которых ученики были",
+            upright=True,
         ),
-        "reasons": charts.bar_chart(
-            f"{prefix}-reasons",
-            "Пропуски и опоздания по причинам",
-            [
-                charts.Bar(formatting.ATTENDANCE_CATEGORIES[c].capitalize(), n, str(n))
-                for c, n in stats.absences
-            ],
-            maximum=max((n for _c, n in stats.absences), default=0) or 1,
-            headers=("Причина", "Уроков"),
+        "reasons": _counts(
+            f"{prefix}-reasons", "Пропуски и опоздания по причинам", ("Причина", "Уроков"), reasons
         ),
     }
+
+
+def _averages(
+    chart_id: str, title: str, header: str, items: Sequence[tuple[str, float | None]]
+) -> Markup:
+    """Average marks on the scale of marks, up to 5."""
+    bars = [charts.Bar(label, value, formatting.average(value)) for label, value in items]
+    return charts.bar_chart(chart_id, title, bars, maximum=5, headers=(header, "Средний балл"))
+
+
+def _counts(
+    chart_id: str, title: str, headers: tuple[str, str], items: Sequence[tuple[str, int]]
+) -> Markup:
+    """Counts, scaled to the largest."""
+    bars = [charts.Bar(label, n, str(n)) for label, n in items]
+    top = max((n for _label, n in items), default=0) or 1
+    return charts.bar_chart(chart_id, title, bars, maximum=top, headers=headers)
 
 
 def pupil_chart(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
@@ -196,14 +215,10 @@ def pupil_block(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_
 
 
 def school_charts(summaries: Sequence[staff_views.ClassSummary], prefix: str) -> dict[str, Markup]:
+    averages = [(s.name, s.average) for s in summaries]
+    at_risk = [(s.name, s.at_risk) for s in summaries]
     return {
-        "averages": charts.bar_chart(
-            f"{prefix}-avg",
-            "Средний балл по классам",
-            [charts.Bar(s.name, s.average, formatting.average(s.average)) for s in summaries],
-            maximum=5,
-            headers=("Класс", "Средний балл"),
-        ),
+        "averages": _averages(f"{prefix}-avg", "Средний балл по классам", "Класс", averages),
         "attendance": charts.bar_chart(
             f"{prefix}-att",
             "Посещаемость по классам",
@@ -211,11 +226,5 @@ def school_charts(summaries: Sequence[staff_views.ClassSummary], prefix: str) ->
             maximum=1,
             headers=("Класс", "Посещаемость"),
         ),
-        "risk": charts.bar_chart(
-            f"{prefix}-risk",
-            "Ученики в группе риска",
-            [charts.Bar(s.name, s.at_risk, str(s.at_risk)) for s in summaries],
-            maximum=max((s.at_risk for s in summaries), default=0) or 1,
-            headers=("Класс", "Учеников"),
-        ),
+        "risk": _counts(f"{prefix}-risk", "Ученики в группе риска", ("Класс", "Учеников"), at_risk),
     }

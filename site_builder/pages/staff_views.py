@@ -6,6 +6,7 @@ slip) and the deputy head's class summaries and breach register.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,12 @@ from dataclasses import dataclass
 from otmetka.db import acts as events
 from otmetka.db import analytics, models, row_types
 from otmetka.site_builder.pages import analysis, family, lookups
+
+
+def class_anchor(class_id: str) -> str:
+    """The id of a class's part of a staff page: the same on every page that links it."""
+    return "k" + hashlib.sha256(class_id.encode("utf-8")).hexdigest()[:10]
+
 
 # --- the class list -----------------------------------------------------------------------
 
@@ -157,6 +164,7 @@ def _journal_line(
 class GuardianControl:
     name: str
     children: str
+    phone: str  # as the journal gives it; "" if none
     delivery: str  # electronic / paper
     consent: str  # unknown / granted / refused / withdrawn
     ack_channel: str  # electronic / paper / "" (none)
@@ -179,6 +187,8 @@ class NoSlipLine:
 
 @dataclass(frozen=True)
 class ControlView:
+    today: dt.date
+    read_at: dt.datetime | None  # see SchoolFacts
     week_start: dt.date
     week_end: dt.date
     period: str
@@ -203,6 +213,10 @@ class SchoolFacts:
     acknowledgements: Sequence[analytics.AckRow]
     paper: Sequence[events.PaperFamily]
     no_slips: set[tuple[str, str]]  # (kind, id) of people not given credentials
+    phones: dict[str, str]  # guardian -> phone number
+    # When these facts were read (aware UTC), for «данные на»; None for a build of a day
+    # that is over (see staff_blocks.data_time).
+    read_at: dt.datetime | None
 
 
 def class_guardians(
@@ -237,6 +251,7 @@ def control_view(
             GuardianControl(
                 name=lookups.person_name(guardian),
                 children=_children_text(children),
+                phone=facts.phones.get(guardian.id, ""),
                 delivery=guardian.delivery,
                 consent=facts.consents.get(guardian.id, "unknown"),
                 ack_channel=ack.channel if ack else "",
@@ -255,6 +270,8 @@ def control_view(
         if any(sid in ids for sid, _name, _cls in f.children)
     )
     return ControlView(
+        today=scope.today,
+        read_at=facts.read_at,
         week_start=scope.week_start,
         week_end=scope.week_end,
         period=scope.period.name if scope.period else "",
@@ -286,6 +303,7 @@ def _no_slips(
 @dataclass(frozen=True)
 class ClassSummary:
     name: str
+    anchor: str  # of the class's details on the deputy head's page
     class_teacher: str
     students: int
     average: float | None
@@ -294,6 +312,9 @@ class ClassSummary:
     guardians: int
     acknowledged: int
     consented: int
+    read_at: dt.datetime | None
+    subjects: tuple[analysis.SubjectStat, ...]
+    risks: tuple[tuple[str, tuple[analysis.RiskView, ...]], ...]  # pupil, why at risk
 
     @property
     def ack_rate(self) -> float | None:
@@ -312,6 +333,7 @@ def class_summary(
 ) -> ClassSummary:
     return ClassSummary(
         name=class_row.name,
+        anchor=class_anchor(class_row.id),
         class_teacher=lookup.teacher_full(class_row.class_teacher_id),
         students=len(view.pupils),
         average=view.average,
@@ -320,6 +342,9 @@ def class_summary(
         guardians=len(control.guardians),
         acknowledged=control.acknowledged,
         consented=control.consented,
+        read_at=control.read_at,
+        subjects=view.subjects,
+        risks=tuple((p.name, p.risks) for p in view.at_risk),
     )
 
 

@@ -21,25 +21,28 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import html
 import os
+import re
 import resource
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from otmetka.db import acts as events
-from otmetka.db import database, open_database, row_types
-from otmetka.db import queries as q
+from otmetka.db import database, open_database, queries, row_types
 from otmetka.site_builder import crypto, formatting, static_files, templating
+from otmetka.site_builder.atomic import write_atomic
+from otmetka.site_builder.markdown import render_markdown
 from otmetka.site_builder.pages import family, lookups
-from otmetka.site_builder.pdf import engine
+from otmetka.site_builder.pdf import engine, slips
 
 CODE_LENGTH = 8
 # Where the code goes: the content is hashed without it, since the code derives from the hash.
@@ -75,22 +78,106 @@ def format_code(code: str) -> str:
 # --- templates and styles -------------------------------------------------------------------
 
 
+NBSP = "\u00a0"
+# After a hyphen a line may break even before a non-breaking space («4-| (7.09)»); a word
+# joiner forbids that and prints nothing.
+WORD_JOINER = "\u2060"
+
+
 def _marks_text(marks: Sequence[family.MarkView]) -> str:
     """«5 (7.09), 4- ×2 (14.09)»: one text run per subject lays out far faster than a box
-    per mark, and 60 marks still wrap like a sentence."""
+    per mark, and 60 marks still wrap like a sentence. Within one mark nothing may break,
+    so a line ends only after a comma: a mark never leaves its date."""
     out = []
     for mark in marks:
         extra = f" ×{formatting.number(mark.weight)}" if mark.weight != 1 else ""
         kind = formatting.MARK_KINDS.get(mark.kind)
         note = f", {kind}" if kind else ""
         out.append(f"{mark.raw}{extra} ({mark.date.day}.{mark.date.month:02}{note})")
-    return ", ".join(out)
+    joined = (text.replace(" ", NBSP).replace("-", "-" + WORD_JOINER) for text in out)
+    return ", ".join(joined)
+
+
+def _marks_noun(weight: float) -> str:
+    if weight != int(weight):
+        return "оценки"  # «за 1,5 оценки»
+    whole = int(weight)
+    if whole % 10 == 1 and whole % 100 != 11:
+        return "оценку"
+    few = whole % 10 in (2, 3, 4) and whole % 100 not in (12, 13, 14)
+    return "оценки" if few else "оценок"
+
+
+def weights_legend(subjects: Sequence[family.SubjectGrades]) -> str:
+    """One sentence per extract explaining the «×2» after a mark; empty when every mark
+    weighs 1."""
+    weights = sorted({m.weight for s in subjects for m in s.marks if m.weight != 1})
+    if not weights:
+        return ""
+    parts = []
+    for n, weight in enumerate(weights):
+        shown = formatting.number(weight)
+        how = "после оценки — её вес: в среднем балле она считается" if n == 0 else "—"
+        parts.append(f"«×{shown}» {how} за {shown} {_marks_noun(weight)}")
+    return "; ".join(parts) + "."
+
+
+# --- links on paper ---------------------------------------------------------------------------
+
+# A path longer than this is cut at a «/» and the whole address goes into a QR code.
+SHORT_PATH = 32
+# The sanitiser (site_builder/markdown.py) writes every link in exactly this shape.
+_LINK = re.compile(r'<a href="([^"]*)"[^>]*>(.*?)</a>', re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def short_address(url: str) -> tuple[str, bool]:
+    """«resh.edu.ru/subject/lesson/7411»: the address as a parent types it (no scheme, no
+    «www.», no trailing «/»), and whether it still leads to the same place (False: a long
+    path was cut or a query dropped, so a QR code carries the whole address)."""
+    parts = urlsplit(url)
+    if parts.scheme == "mailto":
+        return parts.path, True
+    host = parts.netloc.rsplit("@", 1)[-1].lower().removeprefix("www.")
+    path = parts.path.rstrip("/")
+    whole = not parts.query
+    if len(path) > SHORT_PATH:
+        path, whole = path[: SHORT_PATH + 1].rsplit("/", 1)[0] + "/…", False
+    return host + path, whole
+
+
+def _printed_link(match: re.Match[str]) -> str:
+    href = html.unescape(match.group(1))
+    title = match.group(2)
+    short, whole = short_address(href)
+    label = escape(short)
+    said = html.unescape(_TAG.sub("", title)).strip()
+    if said in (href, short, href.split("://", 1)[-1]):
+        text = f'<a href="{match.group(1)}">{label}</a>'
+    else:
+        text = f'{match.group(0)} <span class="url">({label})</span>'
+    if not whole:
+        text += f'<span class="qr">{slips.qr_svg(href)}</span>'
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _markdown_on_paper(text: str) -> str:
+    return _LINK.sub(_printed_link, render_markdown(text))
+
+
+def markdown_on_paper(text: str) -> Markup:
+    """A teacher's Markdown as the pages render it, with every link's address printed after
+    its title: paper cannot be clicked."""
+    return Markup(_markdown_on_paper(text))
 
 
 @functools.cache
 def environment() -> jinja2.Environment:
     """The pages' environment (same filters, same wording) plus the print filters."""
-    return templating.with_filters(templating.environment(), marks=_marks_text)
+    return templating.with_filters(
+        templating.environment(), marks=_marks_text, md=markdown_on_paper, legend=weights_legend
+    )
 
 
 @functools.cache
@@ -223,9 +310,9 @@ def _school(job: ExtractJob) -> _School:
     key = (job.db_url, job.run_id)
     if key not in _SCHOOL:
         _SCHOOL.clear()
-        ref = q.reference()
+        ref = queries.reference()
         guardians: dict[str, list[row_types.GuardianRow]] = defaultdict(list)
-        for guardian, student_id in q.guardians_with_children(job.today):
+        for guardian, student_id in queries.guardians_with_children(job.today):
             if guardian not in guardians[student_id]:
                 guardians[student_id].append(guardian)
         name = ref.school.name if ref.school and ref.school.name else job.school_name
@@ -260,7 +347,7 @@ def class_contexts(
     school = _school(job)
     scope = _scope(job, school.lookup)
     start, end = scope.load_range
-    bundle = q.class_bundle(
+    bundle = queries.class_bundle(
         job.class_id, start, end, finals_from=scope.year_start, notes_from=scope.year_start
     )
     index = lookups.ClassIndex(bundle, scope, school.lookup)
@@ -302,11 +389,8 @@ def _cached(path: Path) -> bool:
 
 
 def _write_cache(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pdf")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.replace(temp, path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # extracts are private
+    write_atomic(path, data, mode=0o600)
 
 
 def _unique_code(job: ExtractJob, student_id: str, guardians: list[str], digest: str) -> str:

@@ -9,10 +9,14 @@
  *   the aria-live error line #otm-error.
  * The page id is hex SHA-256(public salt + ":" + normalised login), first 32 chars, as in
  * site_builder/crypto.py page_id_for_login. The password is handed to the page through
- * sessionStorage "otm:handoff:<page id>" = {"password":…,"remember":bool}, which
+ * sessionStorage "otm:handoff:<page id>" = {"password":…,"remember":bool,"login":…}, which
  * unlock.js deletes as soon as it reads it; then the browser goes to p/<page id>.html
  * (relative, so it works from file:// and any mirror). Without sessionStorage the page
  * simply asks for the password again. The password never goes into a URL it sends.
+ * One request: the browser goes to the page at once, with no HEAD first (a round trip
+ * less on a slow line). For a login without a page `otmetka serve` answers 404 with a page
+ * that comes back here as index.html#notfound=<page id>: the login and password are put
+ * back from the handoff, which is deleted, and the message says the login is wrong.
  * Prefill: index.html#login=<login> (the QR code of a credential slip) fills in the login;
  * #login=…&password=… (slips printed with --qr-password) the password too. The fragment is
  * never sent to a server, and it is removed from the address bar and history at once.
@@ -70,23 +74,23 @@
     return sha256(bytes).then(function (digest) { return toHex(digest).slice(0, PAGE_ID_CHARS); });
   }
 
-  // Over http(s) a HEAD request tells a mistyped login from a real page before leaving
-  // this one; on file:// (no fetch of local files) or any network trouble we just go.
-  function pageExists(url) {
-    if (!/^https?:$/.test(location.protocol) || typeof fetch !== 'function') {
-      return Promise.resolve(true);
-    }
-    return fetch(url, { method: 'HEAD', cache: 'no-store', credentials: 'omit' }).then(
-      function (response) { return response.status !== 404 && response.status !== 410; },
-      function () { return true; }
-    );
-  }
-
-  function handOff(pageId, password, remember) {
+  function handOff(pageId, login, password, remember) {
     try {
-      var data = JSON.stringify({ password: password, remember: remember });
+      var data = JSON.stringify({ password: password, remember: remember, login: login });
       window.sessionStorage.setItem(HANDOFF_PREFIX + pageId, data);
     } catch (e) { /* no sessionStorage: the page will ask for the password itself */ }
+  }
+
+  // The handoff of a page that was not there, read and deleted; null if there is none.
+  function takeBack(pageId) {
+    try {
+      var name = HANDOFF_PREFIX + pageId;
+      var data = JSON.parse(window.sessionStorage.getItem(name) || 'null');
+      window.sessionStorage.removeItem(name);
+      return data && typeof data === 'object' ? data : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   function byId(id) {
@@ -112,14 +116,9 @@
     var remember = byId('otm-remember').checked;
     showError('');
     setBusy(true);
-    var pageId;
-    pageIdFor(login, salt).then(function (id) {
-      pageId = id;
-      return pageExists('p/' + id + '.html');
-    }).then(function (exists) {
+    pageIdFor(login, salt).then(function (pageId) {
       setBusy(false);
-      if (!exists) return showError(MSG.notFound, 'otm-login');
-      handOff(pageId, passwordInput.value, remember);
+      handOff(pageId, login, passwordInput.value, remember);
       passwordInput.value = ''; // not restored by Back from the page
       passwordInput.type = 'password';
       byId('otm-show').checked = false;
@@ -129,6 +128,17 @@
       showError(MSG.failed);
       if (window.console) console.error(err);
     });
+  }
+
+  // Back from a page that was not there (#notfound=<page id>): what was typed, and why.
+  function notFound(pageId) {
+    var typed = /^[0-9a-f]{16,64}$/.test(pageId) ? takeBack(pageId) : null;
+    showError(MSG.notFound);
+    if (!typed || typeof typed.login !== 'string') return 'otm-login';
+    byId('otm-login').value = typed.login;
+    if (typeof typed.password === 'string') byId('otm-password').value = typed.password;
+    byId('otm-remember').checked = typed.remember === true;
+    return 'otm-login';
   }
 
   // The login (and password) from the address fragment; returns the field to focus.
@@ -141,6 +151,7 @@
     try {
       history.replaceState(null, '', location.pathname + location.search);
     } catch (e) { /* some file:// pages refuse: the fragment only stays in this tab */ }
+    if (params.has('notfound')) return notFound(params.get('notfound'));
     if (!login) return 'otm-login';
     byId('otm-login').value = login;
     if (!password) return 'otm-password';

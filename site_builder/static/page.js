@@ -20,6 +20,21 @@
  *   error from the API (4xx but 408/429): refused, shown, dropped. Anything else (offline,
  *   timeout, 5xx, 429, a server that is not ours): kept and sent again with the same
  *   event_id on load, when the browser comes online and every 30 seconds.
+ * Saving: Chrome's «Скачать» saves what is on the screen, i.e. the decrypted journal. So
+ *   this script copies the document as served, before unlock.js touches it, and adds to the
+ *   page header (header.pg) div.otm-offline: button [data-otm-save=offline] «Сохранить для
+ *   работы без интернета», which downloads that copy (the envelope still encrypted; it
+ *   opens from a file with the same password), and a sentence saying why.
+ * The week at a glance (templates/_glance.html.j2): items [data-otm-day=YYYY-MM-DD] newer
+ *   than the previous day this page was opened on this device get class "is-new", and each
+ *   glance's [data-otm-new] line says how many. localStorage "otm:seen:<id>" = {last, prev}.
+ * Links: every http(s) link of the page opens in a new tab with rel="noopener", so the
+ *   journal's tab never leaves the page (Back never lands on the locked page).
+ * After consent: the consent page offers [data-otm-reopen] «Открыть дневник», which fetches
+ *   the page's file again (the school rebuilds it on consent), opens it with the key that
+ *   unlock.js holds for this tab (OtmUnlock.openFile) and swaps the content in place: no
+ *   password again. Acknowledgement: [data-otm-ack-last] time elements are shown in local
+ *   time; a sent acknowledgement says which week it was for.
  */
 (function () {
   'use strict';
@@ -27,6 +42,9 @@
   var QUEUE_PREFIX = 'otm:queue:';
   var DONE_PREFIX = 'otm:done:';
   var KEY_PREFIX = 'otm:key:';
+  var SEEN_PREFIX = 'otm:seen:';
+  var REOPEN_MS = 5000;
+  var REOPEN_TRIES = 36; // three minutes: the server rebuilds at once, a daemon within one
   var RETRY_MS = 30000;
   var TIMEOUT_MS = 15000;
   var PATHS = {
@@ -43,6 +61,43 @@
     withdrawn: 'Отзыв согласия',
     breach_report: 'Сообщение об утечке',
   };
+
+  // ---- the page as served ---------------------------------------------------------------
+
+  // Copied while the parser stands at this script: unlock.js starts on DOMContentLoaded,
+  // so nothing is decrypted or changed yet. The scripts after this one are not parsed yet;
+  // their copies are added once they are.
+  var served = document.documentElement.cloneNode(true);
+  var scripts = document.getElementsByTagName('script');
+  var thisScript = document.currentScript || scripts[scripts.length - 1];
+
+  function copyLaterScripts() {
+    var body = served.querySelector('body');
+    for (var n = thisScript && thisScript.nextSibling; n && body; n = n.nextSibling) {
+      body.appendChild(n.cloneNode(true));
+    }
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', copyLaterScripts);
+  else served = null; // run after the page was parsed (not by the shell): nothing to save
+
+  function servedFileName() {
+    var name = (document.title || 'Дневник').replace(/[\\/:*?"<>|]+/g, ' ').trim();
+    return (name || 'Дневник') + '.html';
+  }
+
+  function saveServed() {
+    var html = '<!DOCTYPE html>\n' + served.outerHTML + '\n';
+    var url = URL.createObjectURL(new Blob([html], { type: 'text/html;charset=utf-8' }));
+    var a = document.createElement('a');
+    a.href = url;
+    a.download = servedFileName();
+    a.hidden = true;
+    document.body.appendChild(a);
+    a.click();
+    document.body.removeChild(a);
+    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  }
 
   // ---- helpers ------------------------------------------------------------------------
 
@@ -77,11 +132,72 @@
     return hex;
   }
 
+  function dayMonth(isoDay) {
+    var p = String(isoDay || '').split('-');
+    return p.length === 3 ? parseInt(p[2], 10) + ' ' + MONTHS[parseInt(p[1], 10) - 1] : '';
+  }
+
+  function localDay(d) {
+    var m = d.getMonth() + 1;
+    var day = d.getDate();
+    return d.getFullYear() + '-' + (m < 10 ? '0' : '') + m + '-' + (day < 10 ? '0' : '') + day;
+  }
+
+  // The page's own file, fresh: after consent the school has rebuilt it.
+  function fetchPage(done) {
+    var xhr = new XMLHttpRequest();
+    try {
+      xhr.open('GET', location.href.split('#')[0], true);
+      xhr.setRequestHeader('Cache-Control', 'no-cache');
+      xhr.timeout = TIMEOUT_MS;
+    } catch (e) {
+      done(null);
+      return;
+    }
+    xhr.onload = function () { done(xhr.status >= 200 && xhr.status < 300 ? xhr.responseText : null); };
+    xhr.onerror = function () { done(null); };
+    xhr.ontimeout = function () { done(null); };
+    xhr.send();
+  }
+
+  // {env, text} of a page file's envelope, or null.
+  function envelopeOf(html) {
+    var doc = new DOMParser().parseFromString(html, 'text/html');
+    var el = doc.getElementById('otm-envelope');
+    if (!el) return null;
+    try {
+      return { env: JSON.parse(el.textContent), text: el.textContent };
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function dataOf(fragment) {
+    var box = document.createElement('template');
+    box.innerHTML = fragment; // inert: template content never runs or loads anything
+    var el = box.content.querySelector('#otm-page-data');
+    try {
+      return el ? JSON.parse(el.textContent) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function when(iso) {
     var d = new Date(iso);
     var mm = d.getMinutes();
     return d.getDate() + ' ' + MONTHS[d.getMonth()] + ' ' + d.getFullYear() + ' в ' +
       d.getHours() + ':' + (mm < 10 ? '0' : '') + mm;
+  }
+
+  // A page served over http(s) from a site whose address is a loopback one (the default,
+  // the demo) posts to the server that served it, so `otmetka serve --port` needs no new
+  // build; a page opened from a file keeps the address built into it.
+  var LOOPBACK_API = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\//i;
+
+  function apiBase(api) {
+    if (!/^https?:$/.test(location.protocol) || !LOOPBACK_API.test(api)) return api;
+    return location.origin + '/api/v1/';
   }
 
   function post(url, body, done) {
@@ -116,6 +232,7 @@
 
   function Page(root, info) {
     this.root = root;
+    this.info = info;
     this.pageId = info.pageId;
     this.logout = info.logout;
     var source = root.querySelector('#otm-page-data');
@@ -140,13 +257,158 @@
     this.timer = window.setInterval(function () {
       if (self.queue.length) self.flush();
     }, RETRY_MS);
+    this.offerSave();
+    this.markLinks();
+    this.markNew();
+    this.showAckTimes();
     this.showAll();
     this.flush();
   };
 
+  Page.prototype.markLinks = function () {
+    var links = this.root.querySelectorAll('a[href]');
+    for (var i = 0; i < links.length; i++) {
+      var a = links[i];
+      if (!/^https?:\/\//i.test(a.getAttribute('href'))) continue;
+      a.target = '_blank';
+      var rel = (a.getAttribute('rel') || '').split(/\s+/);
+      if (rel.indexOf('noopener') < 0) rel.push('noopener');
+      a.setAttribute('rel', rel.join(' ').trim());
+    }
+  };
+
+  // What is newer than the previous day this page was opened on this device.
+  Page.prototype.markNew = function () {
+    var today = localDay(new Date());
+    var seen = load(SEEN_PREFIX + this.pageId, null);
+    if (!seen || typeof seen.last !== 'string') seen = { last: today, prev: null };
+    else if (seen.last !== today) seen = { last: today, prev: seen.last };
+    save(SEEN_PREFIX + this.pageId, seen);
+    if (!seen.prev) return;
+    var boxes = this.root.querySelectorAll('.glance');
+    for (var i = 0; i < boxes.length; i++) {
+      var items = boxes[i].querySelectorAll('[data-otm-day]');
+      var count = 0;
+      for (var j = 0; j < items.length; j++) {
+        if (items[j].getAttribute('data-otm-day') > seen.prev) {
+          items[j].className += ' is-new';
+          count++;
+        }
+      }
+      var line = boxes[i].querySelector('[data-otm-new]');
+      if (!line || !count) continue;
+      line.textContent = 'С прошлого посещения (' + dayMonth(seen.prev) + ') новых записей: ' + count + '.';
+      line.hidden = false;
+    }
+  };
+
+  Page.prototype.showAckTimes = function () {
+    var times = this.root.querySelectorAll('[data-otm-ack-last] time[datetime]');
+    for (var i = 0; i < times.length; i++) {
+      var at = new Date(times[i].getAttribute('datetime'));
+      if (isNaN(at.getTime())) continue;
+      // Paper gives a day only: stored as its midnight at school, shown as that day.
+      times[i].textContent = times[i].hasAttribute('data-otm-date-only')
+        ? at.getDate() + ' ' + MONTHS[at.getMonth()] + ' ' + at.getFullYear()
+        : when(at.toISOString());
+    }
+  };
+
+  // ---- after consent: the diary in place, with the key this tab already has -------------
+
+  Page.prototype.offerReopen = function () {
+    var block = this.root.querySelector('[data-otm-block="consent"]');
+    if (!block || this.reopenButton) return;
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'act-go';
+    button.setAttribute('data-otm-reopen', '1');
+    button.textContent = 'Открыть дневник';
+    var self = this;
+    button.addEventListener('click', function () { self.reopen(0); });
+    block.appendChild(button);
+    this.reopenButton = button;
+  };
+
+  Page.prototype.reopen = function (tries) {
+    var unlock = window.OtmUnlock;
+    if (!this.timer) return; // logged out meanwhile
+    if (!unlock || !unlock.openFile || !/^https?:$/.test(location.protocol)) {
+      this.setStatus('consent', 'sent', 'Согласие принято. Этот файл — сохранённая копия: ' +
+        'откройте дневник по ссылке школы.');
+      return;
+    }
+    this.reopenButton.disabled = true;
+    this.setStatus('consent', 'sending', 'Открываем дневник…');
+    var self = this;
+    fetchPage(function (html) {
+      var found = html && envelopeOf(html);
+      if (!found) return self.notYet(tries);
+      unlock.openFile(found.env, self.pageId).then(function (bytes) {
+        var fragment = new TextDecoder('utf-8').decode(bytes);
+        var data = dataOf(fragment);
+        if (!data || data.consent !== 'granted') return self.notYet(tries);
+        self.swap(fragment, found.text);
+      }, function () { self.notYet(tries); });
+    });
+  };
+
+  Page.prototype.notYet = function (tries) {
+    if (!this.timer) return;
+    var self = this;
+    if (tries < REOPEN_TRIES) {
+      this.setStatus('consent', 'sending', 'Школа готовит дневник, он откроется сам через ' +
+        'несколько секунд…');
+      this.reopenTimer = window.setTimeout(function () { self.reopen(tries + 1); }, REOPEN_MS);
+      return;
+    }
+    this.reopenButton.disabled = false;
+    this.setStatus('consent', 'sent', 'Согласие принято, но дневник ещё не готов. ' +
+      'Нажмите «Открыть дневник» через несколько минут.');
+  };
+
+  // The new page replaces the consent page in this tab; the offline copy follows it.
+  Page.prototype.swap = function (fragment, envelopeText) {
+    var copy = served && served.querySelector('#otm-envelope');
+    if (copy) copy.textContent = envelopeText;
+    var root = this.root;
+    root.innerHTML = fragment; // the builder's own output, as unlock.js inserts it
+    window.OtmPage.init(root, this.info);
+    root.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  };
+
+  Page.prototype.offerSave = function () {
+    var header = this.root.querySelector('header.pg');
+    if (!header || !served) return;
+    var box = document.createElement('div');
+    box.className = 'otm-offline';
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'act-go act-quiet';
+    button.setAttribute('data-otm-save', 'offline');
+    button.textContent = 'Сохранить для работы без интернета';
+    button.addEventListener('click', saveServed);
+    var why = document.createElement('p');
+    why.className = 'pg-meta';
+    why.textContent = 'Файл откроется без интернета тем же паролем, а дневник в нём ' +
+      'останется зашифрованным, в отличие от «Скачать» в меню браузера.';
+    box.appendChild(button);
+    box.appendChild(why);
+    header.appendChild(box);
+    // Not on paper: a button is no use there.
+    this.onPrint = function () { box.hidden = true; };
+    this.afterPrint = function () { box.hidden = false; };
+    window.addEventListener('beforeprint', this.onPrint);
+    window.addEventListener('afterprint', this.afterPrint);
+  };
+
   Page.prototype.stop = function () {
     window.removeEventListener('online', this.onOnline);
+    if (this.onPrint) window.removeEventListener('beforeprint', this.onPrint);
+    if (this.afterPrint) window.removeEventListener('afterprint', this.afterPrint);
     if (this.timer) window.clearInterval(this.timer);
+    if (this.reopenTimer) window.clearTimeout(this.reopenTimer);
     this.timer = null;
   };
 
@@ -230,7 +492,7 @@
     this.sending = true;
     this.setStatus(item.kind, 'sending', 'Отправляется…');
     var self = this;
-    post(this.data.api + PATHS[item.kind], JSON.stringify(payload), function (status, answer) {
+    post(apiBase(this.data.api) + PATHS[item.kind], JSON.stringify(payload), function (status, answer) {
       self.sending = false;
       self.onAnswer(item, status, answer);
     });
@@ -313,11 +575,17 @@
       this.setStatus(kind, 'rejected', what + ': не принято школой. ' + done.message);
       return;
     }
-    var text = what + ': отправлено ' + when(done.at) + '.';
-    if (kind === 'consent' && done.decision === 'granted' && this.data.consent !== 'granted') {
-      text += ' Школа уже обновила страницу: откройте её заново, чтобы увидеть дневник.';
+    var text = what + ': отправлено ' + when(done.at);
+    var shown = this.data.shown;
+    if (kind === 'acknowledgement' && shown && shown.week_start) {
+      text += ', неделя ' + dayMonth(shown.week_start) + ' — ' + dayMonth(shown.week_end);
     }
-    this.setStatus(kind, 'sent', text);
+    text += '.';
+    if (kind === 'consent' && done.decision === 'granted' && this.data.consent !== 'granted') {
+      text += ' Нажмите «Открыть дневник»: пароль вводить не нужно.';
+      this.offerReopen();
+    }
+    if (!this.reopenButton || !this.reopenButton.disabled) this.setStatus(kind, 'sent', text);
   };
 
   // ---- hook for unlock.js -------------------------------------------------------------

@@ -1,11 +1,13 @@
-/* otmetka unlock.js: opens an encrypted page (envelope v1) in the browser.
+/* otmetka unlock.js: opens an encrypted page (envelope v1 or v2) in the browser.
  *
  * Shipped code: ES2017, no external requests, must run on old Android browsers.
  *
  * DOM contract (the shell is made by site_builder/shell.py):
  *   <meta name="otm-page-id" content="<hex page id>">
  *   <meta name="otm-remember-days" content="N">      0 hides «Запомнить на этом устройстве»
- *   a script element, type "application/json", id "otm-envelope": {"v":1,"kdf":…,"ct":…}
+ *   a script element, type "application/json", id "otm-envelope": {"v":2,"kdf":…,"ct":…}
+ *   (v2: the AES key is HKDF-SHA256 of the password's PBKDF2 key with the file's salt "hs",
+ *   and the plaintext is framed: 4-byte length, deflated page, zero padding; see crypto.py)
  *   <main id="otm-app"> holding #otm-lock, which holds: form #otm-form (hidden until this
  *     script shows it) with #otm-password, #otm-show («Показать пароль»), #otm-remember
  *     (in #otm-remember-row) and #otm-submit; #otm-progress (#otm-progress-bar, #otm-progress-text, #otm-progress-pct);
@@ -13,7 +15,8 @@
  * After unlocking, the decrypted fragment replaces the content of #otm-app and a bar
  * #otm-bar with the button #otm-logout («Выйти») is inserted before it.
  * On <html>: data-otm-state = locked | unlocking | unlocked | broken;
- *   data-crypto-path = webcrypto | noble and data-inflate-path = stream | fflate (when open).
+ *   data-crypto-path = webcrypto | noble (AES-GCM), data-kdf-path = webcrypto | wasm | noble
+ *   (PBKDF2), or remembered (no KDF ran), and data-inflate-path = stream | fflate (when open).
  * Storage: localStorage "otm:key:<page id>" = {"v":1,"key":<base64 derived key>,"exp":<ms>}
  *   (opt-in, never the password); sessionStorage "otm:handoff:<page id>" =
  *   {"password":…,"remember":bool}, left by login.js and deleted here as soon as it is read.
@@ -22,8 +25,8 @@
  *   content is inserted (info = {pageId, cryptoPath, logout}), destroy before «Выйти».
  * Events on document, for scripts that must not take the OtmPage hook: "otm:unlocked"
  *   after init (detail = {pageId, cryptoPath}) and "otm:locked" before destroy.
- * Files: OtmUnlock.openFile(envelope, fileId) decrypts another envelope v1 sealed with this
- *   page's key and fileId as its id (static/download.js: the class teacher's extracts PDF);
+ * Files: OtmUnlock.openFile(envelope, fileId) decrypts another envelope (v1, or a v2 file)
+ *   sealed with this page's key and fileId as its id (static/download.js: the class teacher's extracts PDF);
  *   it resolves to the bytes, and rejects while the page is locked. The key never leaves
  *   this script.
  * For tests: window.OtmUnlock exposes the crypto steps (see the end of this file).
@@ -36,6 +39,13 @@
   var DAY_MS = 86400000;
   var MAX_ITERATIONS = 2147483647; // WebCrypto takes an unsigned long; Python refuses more too
   var B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+  // Header fields of each envelope layout, sorted: site_builder/crypto.py _LAYOUTS.
+  var LAYOUTS = {
+    '1 pbkdf2-sha256': ['iter', 'iv', 'kdf', 'salt', 'v'],
+    '2 pbkdf2-sha256': ['hs', 'iter', 'iv', 'kdf', 'salt', 'v'],
+    '2 page-key': ['hs', 'iv', 'kdf', 'v'],
+  };
+  var HKDF_INFO = 'otmetka envelope v2';
   // Same class as site_builder/crypto.py SEPARATOR_CLASS: whitespace, zero-width, dashes.
   var SEPARATORS =
     /[\t\n\v\f\r \u00a0\u00ad\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff\-\u2010-\u2015\u2212]+/g;
@@ -82,19 +92,17 @@
     return btoa(bin);
   }
 
-  // ---- envelope v1 --------------------------------------------------------------------
+  // ---- envelopes v1 and v2 -------------------------------------------------------------
 
-  function brokenError(why) {
-    var err = new Error('broken envelope: ' + why);
-    err.otmBroken = true;
+  function flagged(message, flag) {
+    var err = new Error(message);
+    err[flag] = true;
     return err;
   }
 
-  function wrongKeyError() {
-    var err = new Error('wrong key');
-    err.otmWrongKey = true;
-    return err;
-  }
+  function brokenError(why) { return flagged('broken envelope: ' + why, 'otmBroken'); }
+
+  function wrongKeyError() { return flagged('wrong key', 'otmWrongKey'); }
 
   function b64field(env, name) {
     var value = env[name];
@@ -102,24 +110,35 @@
     return b64decode(value);
   }
 
-  // Validates the envelope and returns its binary parts {salt, iv, ct}.
+  function layoutOf(env) {
+    var layout = env && typeof env.v === 'number' && LAYOUTS[env.v + ' ' + env.kdf];
+    if (!layout) throw brokenError('version');
+    return layout;
+  }
+
+  // Validates the envelope and returns its parts {v, salt?, hs?, iv, ct} (binary ones as bytes).
   function parseEnvelope(env) {
-    if (!env || env.v !== 1 || env.kdf !== 'pbkdf2-sha256') throw brokenError('version');
+    var layout = layoutOf(env);
     var n = env.iter;
-    if (typeof n !== 'number' || n % 1 !== 0 || n < 1 || n > MAX_ITERATIONS) {
+    if (layout.indexOf('iter') >= 0 &&
+        (typeof n !== 'number' || n % 1 !== 0 || n < 1 || n > MAX_ITERATIONS)) {
       throw brokenError('iter');
     }
-    var parts = { salt: b64field(env, 'salt'), iv: b64field(env, 'iv'), ct: b64field(env, 'ct') };
-    if (parts.iv.length !== 12 || parts.ct.length < 16) throw brokenError('iv/ct');
+    var parts = { v: env.v, iv: b64field(env, 'iv'), ct: b64field(env, 'ct') };
+    if (layout.indexOf('salt') >= 0) parts.salt = b64field(env, 'salt');
+    if (layout.indexOf('hs') >= 0) parts.hs = b64field(env, 'hs');
+    if (parts.iv.length !== 12 || parts.ct.length < 16 || (parts.hs && parts.hs.length !== 16)) {
+      throw brokenError('iv/ct');
+    }
     return parts;
   }
 
-  // Canonical header, exactly as site_builder/crypto.py canonical_header(): keys sorted,
-  // no whitespace. Values are validated ASCII, so JSON.stringify matches Python's json.
+  // Canonical header, exactly as site_builder/crypto.py canonical_header(): the layout's
+  // keys sorted, no whitespace. Values are validated ASCII, so JSON.stringify matches Python.
   function canonicalHeader(env) {
-    return '{"iter":' + env.iter + ',"iv":' + JSON.stringify(env.iv) +
-      ',"kdf":' + JSON.stringify(env.kdf) + ',"salt":' + JSON.stringify(env.salt) +
-      ',"v":' + env.v + '}';
+    return '{' + layoutOf(env).map(function (k) {
+      return JSON.stringify(k) + ':' + JSON.stringify(env[k]);
+    }).join(',') + '}';
   }
 
   function associatedData(pageId, env) {
@@ -137,12 +156,20 @@
     return window.OtmCrypto;
   }
 
-  // PBKDF2-HMAC-SHA256 -> 32 raw bytes. onProgress(fraction) is only called on "noble".
+  // Which PBKDF2 runs where WebCrypto is missing: the bundle's WebAssembly one (about 2.5
+  // times faster), unless the engine has no WebAssembly or refuses to compile it.
+  function hasWasm() {
+    return typeof WebAssembly === 'object' && WebAssembly !== null;
+  }
+
+  // PBKDF2-HMAC-SHA256 on path webcrypto | wasm | noble -> 32 raw bytes. onProgress(fraction)
+  // is called on the bundle's two paths only (WebCrypto tells nothing until done).
   function deriveKey(password, salt, iterations, path, onProgress) {
     var secret = utf8(normalisePassword(password));
     if (path !== 'webcrypto') {
       return Promise.resolve().then(function () {
-        return bundle().pbkdf2Async(secret, salt, iterations, onProgress);
+        var run = path === 'wasm' ? bundle().pbkdf2Wasm : bundle().pbkdf2Async;
+        return run(secret, salt, iterations, onProgress);
       });
     }
     var subtle = window.crypto.subtle;
@@ -152,6 +179,22 @@
         return subtle.deriveBits(params, base, 256);
       })
       .then(function (bits) { return new Uint8Array(bits); });
+  }
+
+  // v2: one file's AES key, HKDF-SHA256 (RFC 5869) of the credential's key with its salt.
+  // Two HMACs of the bundle's noble code on both paths: WebCrypto would add nothing here.
+  function fileKey(key, hs) {
+    var C = bundle();
+    var info = utf8(HKDF_INFO + '\x01'); // info || 0x01: the 32 bytes are T(1), one block
+    return C.hmac(C.sha256, C.hmac(C.sha256, hs, key), info);
+  }
+
+  // v2 plaintext: 4-byte big-endian length, the deflated page, zero padding to the bucket.
+  function unframe(bytes) {
+    if (bytes.length < 4) throw brokenError('length');
+    var n = bytes[0] * 16777216 + ((bytes[1] << 16) | (bytes[2] << 8) | bytes[3]);
+    if (4 + n > bytes.length) throw brokenError('length');
+    return bytes.subarray(4, 4 + n);
   }
 
   // AES-256-GCM open; a failed tag (wrong key, another page, tampering) -> otmWrongKey.
@@ -191,13 +234,16 @@
     return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
   }
 
-  // Decrypts and inflates: resolves to the plaintext bytes.
+  // Decrypts and inflates with the credential's key: resolves to the plaintext bytes.
   function openEnvelopeBytes(env, key, pageId, path, inflater) {
+    var parts;
     return Promise.resolve().then(function () {
-      var parts = parseEnvelope(env);
-      return gcmOpen(key, parts.iv, parts.ct, associatedData(pageId, env), path);
-    }).then(function (compressed) {
-      return inflateRaw(compressed, inflater || inflatePath());
+      parts = parseEnvelope(env);
+      return parts.v === 1 ? key : fileKey(key, parts.hs);
+    }).then(function (aesKey) {
+      return gcmOpen(aesKey, parts.iv, parts.ct, associatedData(pageId, env), path);
+    }).then(function (opened) {
+      return inflateRaw(parts.v === 1 ? opened : unframe(opened), inflater || inflatePath());
     });
   }
 
@@ -331,6 +377,7 @@
   function Unlocker(env, pageId, rememberDays) {
     this.env = env;
     this.parts = parseEnvelope(env);
+    if (!this.parts.salt) throw brokenError('kdf'); // a file's envelope cannot open alone
     this.pageId = pageId;
     this.rememberDays = rememberDays;
     this.busy = false;
@@ -361,9 +408,10 @@
     if (!busy) return;
     var bar = byId('otm-progress-bar');
     byId('otm-progress-text').textContent = text;
-    byId('otm-progress-pct').textContent = path === 'noble' ? '0 %' : '';
+    var counted = path === 'noble' || path === 'wasm';
+    byId('otm-progress-pct').textContent = counted ? '0 %' : '';
     // WebCrypto gives no progress: an indeterminate bar (no value attribute).
-    if (path === 'noble') bar.value = 0;
+    if (counted) bar.value = 0;
     else bar.removeAttribute('value');
   };
 
@@ -380,29 +428,39 @@
     this.password.focus();
   };
 
-  // Derives the key (WebCrypto, or the bundle where subtle is missing or refuses PBKDF2).
-  Unlocker.prototype.derive = function (password) {
+  // The first KDF path of `paths` that works -> {key, path}; the next one takes over when
+  // one refuses (subtle without PBKDF2, no WebAssembly, a CSP that forbids compiling it).
+  Unlocker.prototype.deriveOn = function (password, paths) {
     var self = this;
-    var p = this.parts;
+    var path = paths[0];
+    if (path !== 'webcrypto') this.setBusy(true, MSG.checking, path);
     var progress = function (f) { self.onProgress(f); };
-    if (!hasWebCrypto()) {
-      return deriveKey(password, p.salt, this.env.iter, 'noble', progress)
-        .then(function (key) { return { key: key, path: 'noble' }; });
-    }
-    return deriveKey(password, p.salt, this.env.iter, 'webcrypto')
-      .then(function (key) { return { key: key, path: 'webcrypto' }; }, function () {
-        self.setBusy(true, MSG.checking, 'noble');
-        return deriveKey(password, p.salt, self.env.iter, 'noble', progress)
-          .then(function (key) { return { key: key, path: 'noble' }; });
-      });
+    return deriveKey(password, this.parts.salt, this.env.iter, path, progress).then(
+      function (key) { return { key: key, path: path }; },
+      function (err) {
+        if (paths.length < 2) throw err;
+        if (window.console) console.warn('PBKDF2 on ' + path + ' failed, trying ' + paths[1], err);
+        return self.deriveOn(password, paths.slice(1));
+      }
+    );
   };
 
-  // Opens with a derived key; resolves true, or false after showing why not.
-  Unlocker.prototype.openWith = function (key, path, rememberUntil) {
+  Unlocker.prototype.derive = function (password) {
+    var fallback = hasWasm() ? ['wasm', 'noble'] : ['noble'];
+    return this.deriveOn(password, hasWebCrypto() ? ['webcrypto'].concat(fallback) : fallback);
+  };
+
+  // Opens with a key from kdfPath (webcrypto | wasm | noble | remembered); resolves true, or
+  // false after showing why not. AES-GCM runs on WebCrypto when the key came from it (or was
+  // remembered where it exists), else on noble.
+  Unlocker.prototype.openWith = function (key, kdfPath, rememberUntil) {
     var self = this;
+    var subtle = kdfPath === 'webcrypto' || (kdfPath === 'remembered' && hasWebCrypto());
+    var path = subtle ? 'webcrypto' : 'noble';
     var inflater = inflatePath();
     return openEnvelope(this.env, key, this.pageId, path, inflater).then(function (html) {
-      self.showContent(html, key, path, inflater, rememberUntil);
+      var paths = { cipher: path, kdf: kdfPath, inflater: inflater };
+      self.showContent(html, key, paths, rememberUntil);
       return true;
     }, function (err) {
       self.setBusy(false);
@@ -416,10 +474,9 @@
 
   Unlocker.prototype.unlockWithPassword = function (password, remember) {
     var self = this;
-    var path = hasWebCrypto() ? 'webcrypto' : 'noble';
     this.showError('');
     this.setState('unlocking');
-    this.setBusy(true, MSG.checking, path);
+    this.setBusy(true, MSG.checking, hasWebCrypto() ? 'webcrypto' : 'wasm');
     return this.derive(password).then(function (derived) {
       var until = remember && self.rememberDays > 0 ? -1 : 0; // -1: store after success
       return self.openWith(derived.key, derived.path, until);
@@ -436,10 +493,9 @@
     var rec = recallKey(this.pageId);
     if (!rec) return Promise.resolve(false);
     var self = this;
-    var path = hasWebCrypto() ? 'webcrypto' : 'noble';
     this.setState('unlocking');
     this.setBusy(true, MSG.opening, 'webcrypto');
-    return this.openWith(rec.key, path, rec.exp).then(function (ok) {
+    return this.openWith(rec.key, 'remembered', rec.exp).then(function (ok) {
       if (!ok) forgetKey(self.pageId); // the page was re-keyed: the old key is useless
       return ok;
     });
@@ -466,7 +522,10 @@
     this.bar = bar;
   };
 
-  Unlocker.prototype.showContent = function (html, key, path, inflater, rememberUntil) {
+  // paths = {cipher, kdf, inflater}: which code opened the page, shown on <html> for tests.
+  Unlocker.prototype.showContent = function (html, key, paths, rememberUntil) {
+    var path = paths.cipher;
+    var inflater = paths.inflater;
     var until = rememberUntil === -1 ? rememberKey(this.pageId, key, this.rememberDays) : rememberUntil;
     this.setBusy(false);
     this.password.value = '';
@@ -476,6 +535,7 @@
     this.addBar(until);
     var root = document.documentElement;
     root.setAttribute('data-crypto-path', path);
+    root.setAttribute('data-kdf-path', paths.kdf);
     root.setAttribute('data-inflate-path', inflater);
     this.setState('unlocked');
     // Focus for screen readers, but keep the «Выйти» bar in view on a small screen.
@@ -502,6 +562,7 @@
     this.app.appendChild(this.lock);
     var root = document.documentElement;
     root.removeAttribute('data-crypto-path');
+    root.removeAttribute('data-kdf-path');
     root.removeAttribute('data-inflate-path');
     this.password.value = '';
     this.password.type = 'password';
@@ -568,8 +629,10 @@
     associatedData: associatedData,
     parseEnvelope: parseEnvelope,
     hasWebCrypto: hasWebCrypto,
+    hasWasm: hasWasm,
     inflatePath: inflatePath,
     deriveKey: deriveKey,
+    fileKey: fileKey,
     openEnvelope: openEnvelope,
     openFile: openFile,
     b64encode: b64encode,

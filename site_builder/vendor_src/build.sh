@@ -18,22 +18,29 @@ version_of() { node -p "require('./node_modules/$1/package.json').version"; }
 ciphers=$(version_of @noble/ciphers)
 hashes=$(version_of @noble/hashes)
 fflate=$(version_of fflate)
+hashwasm=$(version_of hash-wasm)
+
+# hash-wasm's SHA-256 WebAssembly binary, checked against its fingerprint (pbkdf2-wasm.js).
+node extract-wasm.mjs
 
 ./node_modules/.bin/esbuild entry.js \
   --bundle --minify --format=iife --target=es2017 \
-  --inject:./bigint.js --legal-comments=eof --charset=utf8 \
-  --banner:js="/*! otmetka-crypto: @noble/ciphers $ciphers, @noble/hashes $hashes, fflate $fflate (MIT, see LICENSES.txt) */" \
+  --inject:./bigint.js --legal-comments=eof --charset=utf8 --loader:.wasm=binary \
+  --banner:js="/*! otmetka-crypto: @noble/ciphers $ciphers, @noble/hashes $hashes, fflate $fflate, hash-wasm $hashwasm (MIT, see LICENSES.txt) */" \
   --outfile="$out"
 
 {
   echo "Third-party code bundled into otmetka-crypto.min.js (built by site_builder/vendor_src/build.sh)."
-  for pkg in @noble/ciphers @noble/hashes fflate; do
+  for pkg in @noble/ciphers @noble/hashes fflate hash-wasm; do
     echo
     echo "================================================================================"
     echo "$pkg $(version_of "$pkg")"
     echo "================================================================================"
     cat "node_modules/$pkg/LICENSE"
   done
+  echo
+  echo "hash-wasm's SHA-256 WebAssembly binary is built from its src/sha256.c, which says:"
+  sed -n '1,/\*\//p' node_modules/hash-wasm/src/sha256.c
 } >"$licences"
 
 bytes=$(wc -c <"$out")
@@ -45,7 +52,7 @@ echo "wrote $out: $bytes bytes minified, $gz bytes gzipped"
 # source edited without running this script.
 min_dir=../static/min
 mkdir -p "$min_dir"
-for name in unlock.js page.js login.js download.js; do
+for name in unlock.js page.js login.js download.js staff.js; do
   src=../static/$name
   sum=$(sha256sum "$src" | cut -d' ' -f1)
   ./node_modules/.bin/esbuild "$src" \

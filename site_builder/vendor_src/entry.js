@@ -1,8 +1,10 @@
 // Entry of the vendored crypto bundle (built by build.sh into
 // ../static/vendor/otmetka-crypto.min.js). It exposes one global, OtmCrypto, used by
 // unlock.js and login.js when WebCrypto is missing (plain-http school LAN = not a secure
-// context) and when DecompressionStream('deflate-raw') is missing.
+// context) and when DecompressionStream('deflate-raw') is missing. PBKDF2 runs on
+// hash-wasm's WebAssembly SHA-256 where WebAssembly may run, else on noble's plain JS.
 import './compat.js';
+import { pbkdf2Wasm } from './pbkdf2-wasm.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { pbkdf2 } from '@noble/hashes/pbkdf2.js';
@@ -85,6 +87,10 @@ function utf8(text) {
 self.OtmCrypto = {
   pbkdf2: pbkdf2, // noble's reference: pbkdf2(sha256, password, salt, {c, dkLen})
   pbkdf2Async: pbkdf2Async, // (password, salt, iterations, onProgress?) -> Promise<32 bytes>
+  // Same contract; rejects where WebAssembly is missing or the page's CSP refuses it.
+  pbkdf2Wasm: function (password, salt, iterations, onProgress, sliceMs) {
+    return pbkdf2Wasm(password, salt, iterations, onProgress, sliceMs, yieldTask, sha256);
+  },
   sha256: sha256, // sha256(bytes) -> 32 bytes
   hmac: hmac,
   gcm: gcm, // gcm(key, iv, aad).decrypt(ct || tag)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
@@ -36,7 +36,7 @@ def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
     try:
         migrate()
         import_document(page_school(), "school.json", MarkRules())
-        issued = creds.issue_credentials(
+        issued = credentials.issue_credentials(
             config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
         )
         assert issued.list_path is not None

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 from pypdf import PdfReader
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
@@ -42,7 +42,9 @@ def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]], Path]:
     try:
         migrate()
         import_document(page_school(), "school.json", MarkRules())
-        issued = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+        issued = credentials.issue_credentials(
+            config, class_name=None, everyone=True, reporter=QUIET
+        )
         extracts = printing.print_extracts(
             config,
             class_name="7Б",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
@@ -41,7 +41,9 @@ def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
     try:
         migrate()
         import_document(analytics_school(), "school.json", MarkRules())
-        issued = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+        issued = credentials.issue_credentials(
+            config, class_name=None, everyone=True, reporter=QUIET
+        )
         assert issued.list_path is not None
         with issued.list_path.open(encoding="utf-8-sig") as handle:
             logins = {row["name"]: row for row in csv.DictReader(handle)}

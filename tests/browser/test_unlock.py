@@ -1,19 +1,25 @@
 """The unlock experience in a real Chromium: http://127.0.0.1 (WebCrypto), http://school.lan
-(not a secure context: the vendored bundle must run) and file:// (a saved page)."""
+(not a secure context: the vendored bundle must run, its WebAssembly PBKDF2 first) and
+file:// (a saved page); and the login through `otmetka serve` (one gzipped request a page)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
+from otmetka.daemon.core.config import config_from_dict
+from otmetka.daemon.endpoint.app import create_app
+from otmetka.db import close_database
 from otmetka.site_builder import crypto
 from tests.support import paths
+from tests.support.servers import waitress_server
 
-from .conftest import ARTIFACTS, VIEWPORT, Location, SampleSite, make_location
+from .conftest import ARTIFACTS, LAN_HOST, VIEWPORT, Location, SampleSite, make_location
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +49,8 @@ delete window.globalThis;
 window.__missing = [typeof BigInt, typeof Object.hasOwn, typeof DataView.prototype.setBigUint64,
   typeof DecompressionStream, typeof globalThis].join(' ');
 """
+# A browser without WebAssembly: PBKDF2 must fall back to noble's plain JS.
+NO_WASM = "delete window.WebAssembly;"
 
 
 def state(page: Page) -> str:
@@ -76,12 +84,18 @@ def stored_keys(page: Page, prefix: str, storage: str = "localStorage") -> list[
     return list(page.evaluate(script, prefix))
 
 
-def assert_unlocked(page: Page, location: Location) -> None:
+def kdf_path(location: Location) -> str:
+    """Where WebCrypto is missing, PBKDF2 runs on the bundle's WebAssembly."""
+    return "webcrypto" if location.crypto_path == "webcrypto" else "wasm"
+
+
+def assert_unlocked(page: Page, location: Location, kdf: str | None = None) -> None:
     wait_unlocked(page)
     app = page.locator("#otm-app")
     assert "Оценки" in app.inner_text()
     assert "Выучить стихотворение «Зимнее утро»" in app.inner_text()
     assert page.evaluate("document.documentElement.dataset.cryptoPath") == location.crypto_path
+    assert page.evaluate("document.documentElement.dataset.kdfPath") == (kdf or kdf_path(location))
     assert page.locator("#otm-logout").is_visible()
     assert page.locator("#otm-password").count() == 0
     assert "?" not in page.url and "K7MP" not in page.url
@@ -138,7 +152,7 @@ def test_remember_survives_reload_and_logout_forgets(
     assert "Вход запомнен на этом устройстве до" in page.inner_text("#otm-bar")
 
     page.reload()
-    assert_unlocked(page, location)
+    assert_unlocked(page, location, "remembered")
     assert page.evaluate("window.__formShown") is False  # no password asked
 
     page.click("#otm-logout")
@@ -185,19 +199,6 @@ def test_login_with_wrong_password_lands_on_form_with_message(
 
 
 @pytest.mark.parametrize("location", ["local"], indirect=True)
-def test_login_unknown_login_says_so(page: Page, location: Location) -> None:
-    goto(page, location, "index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", "nosuch22")
-    page.fill("#otm-password", "AAAA-BBBB-CCCC-DDDD")
-    page.click("#otm-submit")
-    page.wait_for_function("() => document.getElementById('otm-error').textContent.length > 0")
-    assert "не найдена" in page.inner_text("#otm-error")
-    assert page.url.endswith("/index.html")
-    assert stored_keys(page, "otm:handoff:", "sessionStorage") == []
-
-
-@pytest.mark.parametrize("location", ["local"], indirect=True)
 def test_expired_or_garbled_remembered_key_is_removed(
     page: Page, location: Location, site: SampleSite
 ) -> None:
@@ -225,13 +226,13 @@ def test_expired_or_garbled_remembered_key_is_removed(
         [name, good_key.decode()],
     )
     page.reload()
-    assert_unlocked(page, location)
+    assert_unlocked(page, location, "remembered")
 
 
 @pytest.mark.parametrize("location", ["local", "lan"], indirect=True)
 def test_default_iterations_complete(page: Page, location: Location, site: SampleSite) -> None:
-    """600,000 PBKDF2 rounds finish; on the bundle path (reached here through the login
-    page's handoff, while the form stays hidden) the progress bar counts up."""
+    """600,000 PBKDF2 rounds finish; on the bundle's WebAssembly path (reached here through
+    the login page's handoff, while the form stays hidden) the progress bar counts up."""
     account = site.accounts["slow"]
     assert account.iterations == crypto.DEFAULT_ITERATIONS
     if location.crypto_path == "noble":
@@ -255,6 +256,7 @@ def test_default_iterations_complete(page: Page, location: Location, site: Sampl
         timeout=60_000,
     )
     assert page.evaluate("document.documentElement.dataset.cryptoPath") == location.crypto_path
+    assert page.evaluate("document.documentElement.dataset.kdfPath") == kdf_path(location)
     assert not page.locator("#otm-progress").is_visible()
 
 
@@ -264,6 +266,7 @@ def test_lan_is_not_a_secure_context(page: Page, location: Location, site: Sampl
     assert page.evaluate("window.isSecureContext") is False
     assert page.evaluate("typeof (window.crypto && window.crypto.subtle)") == "undefined"
     assert page.evaluate("window.OtmUnlock.hasWebCrypto()") is False
+    assert page.evaluate("window.OtmUnlock.hasWasm()") is True
 
 
 @pytest.mark.parametrize("location", ["local"], indirect=True)
@@ -329,18 +332,19 @@ async ({vectors, path, inflater}) => {
   const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   const bytes = (h) => new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
   const out = [];
+  const cipher = path === 'webcrypto' ? 'webcrypto' : 'noble';  // PBKDF2 alone has a wasm path
   for (const v of vectors) {
     const salt = bytes(v.salt_hex);
     const key = await U.deriveKey(v.password, salt, v.iterations, path, null);
-    const plain = await U.openEnvelope(v.envelope, bytes(v.key_hex), v.page_id, path, inflater);
+    const plain = await U.openEnvelope(v.envelope, bytes(v.key_hex), v.page_id, cipher, inflater);
     let wrong = null;
     try {
-      await U.openEnvelope(v.envelope, bytes(v.key_hex), 'f'.repeat(32), path, inflater);
+      await U.openEnvelope(v.envelope, bytes(v.key_hex), 'f'.repeat(32), cipher, inflater);
     } catch (e) {
       wrong = e.otmWrongKey === true;
     }
     let reference = null;
-    if (path === 'noble') {
+    if (path !== 'webcrypto') {
       const C = window.OtmCrypto;
       const secret = C.utf8(U.normalisePassword(v.password));
       reference = hex(C.pbkdf2(C.sha256, secret, salt, {c: v.iterations, dkLen: 32}));
@@ -368,7 +372,7 @@ def check_vectors(page: Page, path: str, inflater: str) -> None:
         assert got["norm"] == vector["password_normalised"], name
         assert got["header"] == vector["header"], name
         assert got["aad"] == vector["aad_hex"], name
-        if path == "noble":
+        if path != "webcrypto":
             assert got["reference"] == vector["key_hex"], name
 
 
@@ -386,8 +390,11 @@ def check_login_vectors(page: Page) -> None:
     [
         ("local", "webcrypto", "stream"),
         ("local", "noble", "fflate"),
+        ("local", "wasm", "stream"),
         ("lan", "noble", "stream"),
+        ("lan", "wasm", "fflate"),
         ("file", "webcrypto", "fflate"),
+        ("file", "wasm", "stream"),
     ],
     indirect=["location"],
 )
@@ -416,10 +423,103 @@ def test_legacy_engine_without_bigint_hasown_streams(
         assert page.evaluate("typeof Object.hasOwn + ' ' + typeof BigInt") == "function undefined"
         assert page.evaluate("window.OtmUnlock.inflatePath()") == "fflate"
         check_vectors(page, "noble", "fflate")
+        check_vectors(page, "wasm", "fflate")
         submit_password(page, "K7MP-2X4Q-ABCD-EF23")
         assert_unlocked(page, location)
         assert page.evaluate("document.documentElement.dataset.inflatePath") == "fflate"
         goto(page, location, "index.html")
         check_login_vectors(page)
+    finally:
+        context.close()
+
+
+def test_without_webassembly_pbkdf2_runs_on_noble(
+    site: SampleSite, http_port: int, browser: Browser, lan_browser: Browser
+) -> None:
+    location = make_location("lan", site, http_port, browser, lan_browser)
+    context = lan_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.add_init_script(NO_WASM)
+        goto(page, location, site.page_path("main"))
+        assert page.evaluate("window.OtmUnlock.hasWasm()") is False
+        check_vectors(page, "noble", "stream")
+        submit_password(page, "K7MP-2X4Q-ABCD-EF23")
+        assert_unlocked(page, location, "noble")
+    finally:
+        context.close()
+
+
+# ---- through `otmetka serve`: one request a page, gzipped ------------------------------
+
+
+@pytest.fixture(scope="module")
+def serve_port(site: SampleSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The sample site served by the real endpoint, as `otmetka serve` does."""
+    project = tmp_path_factory.mktemp("project")
+    config = config_from_dict({"site": {"output_dir": str(site.root)}}, base_dir=project, env={})
+    with waitress_server(create_app(config)) as port:
+        yield port
+    close_database()
+
+
+def served(port: int, browser: Browser) -> Location:
+    return Location("served", f"http://{LAN_HOST}:{port}/", browser, "noble")
+
+
+def log_in(
+    page: Page, location: Location, login: str, password: str, *, remember: bool = False
+) -> None:
+    goto(page, location, "index.html")
+    page.wait_for_selector("#otm-login-form", state="visible")
+    page.fill("#otm-login", login)
+    page.fill("#otm-password", password)
+    if remember:
+        page.check("#otm-remember")
+    page.click("#otm-submit")
+
+
+def test_login_opens_the_page_in_one_gzipped_request(
+    site: SampleSite, serve_port: int, lan_browser: Browser
+) -> None:
+    location = served(serve_port, lan_browser)
+    account = site.accounts["main"]
+    context = lan_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        asked: list[tuple[str, str]] = []
+        page.on("request", lambda r: asked.append((r.method, r.url)))
+        encodings: dict[str, str | None] = {}
+        page.on("response", lambda r: encodings.update({r.url: r.headers.get("content-encoding")}))
+        log_in(page, location, account.login, account.password)
+        page.wait_for_url(f"**/p/{account.page_id}.html")
+        assert_unlocked(page, location)
+        url = f"{location.base_url}p/{account.page_id}.html"
+        assert [a for a in asked if a[1] == url] == [("GET", url)]  # no HEAD before it
+        assert not any(method == "HEAD" for method, _url in asked)
+        assert encodings[url] == "gzip"
+        assert encodings[f"{location.base_url}index.html"] == "gzip"
+    finally:
+        context.close()
+
+
+def test_unknown_login_comes_back_to_the_form_with_what_was_typed(
+    serve_port: int, lan_browser: Browser
+) -> None:
+    location = served(serve_port, lan_browser)
+    context = lan_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        log_in(page, location, "nosuch22", "AAAA-BBBB-CCCC-DDDD", remember=True)
+        page.wait_for_function("() => document.getElementById('otm-error').textContent !== ''")
+        assert "не найдена" in page.inner_text("#otm-error")
+        assert page.url.endswith("/index.html")  # the fragment is gone from the address
+        assert page.input_value("#otm-login") == "nosuch22"
+        assert page.input_value("#otm-password") == "AAAA-BBBB-CCCC-DDDD"
+        assert page.is_checked("#otm-remember")
+        assert stored_keys(page, "otm:handoff:", "sessionStorage") == []
+        page.reload()  # nothing left to put back
+        page.wait_for_selector("#otm-login-form", state="visible")
+        assert page.inner_text("#otm-error") == ""
     finally:
         context.close()

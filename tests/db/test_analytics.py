@@ -11,8 +11,7 @@ import pytest
 
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.db import analytics
-from otmetka.db import queries as q
+from otmetka.db import analytics, queries
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 from tests.support.factories import change
 
@@ -177,7 +176,7 @@ def test_a_class_costs_one_bundle_and_the_analysis_none(
     bundle, _ = analytics.load_class_analytics(CLASS_ID, START, END, TODAY)
     assert count_statements() - before == 10  # the bundle's statements
     before = count_statements()
-    students = [s.id for s in q.class_students(CLASS_ID)][:3]
+    students = [s.id for s in queries.class_students(CLASS_ID)][:3]
     count_after_list = count_statements()
     analytics.class_analytics(bundle, students, START, END, TODAY)
     assert count_statements() == count_after_list and count_after_list - before == 1

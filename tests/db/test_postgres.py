@@ -85,7 +85,8 @@ def _everything() -> dict[str, list[tuple[Any, ...]]]:
     both databases), in key order."""
     dump = {}
     for model in models.ALL_TABLES:
-        fields = model._meta.sorted_fields
+        # A rebuild marks the versions it rendered again: that stamp is the build's, not data.
+        fields = [f for f in model._meta.sorted_fields if f is not models.PageVersion.last_built_at]
         query = model.select(*fields).order_by(*model._meta.get_primary_keys()).tuples()
         dump[model._meta.table_name] = [tuple(map(_same, row)) for row in query]
     return dump
@@ -371,7 +372,7 @@ def test_db_copy_is_one_transaction(project_dir: Path, pg_url: str, runner: CliR
     migrate()
     close_database()
     code, output = _cli(runner, config, "db", "copy", "--to", pg_url)
-    assert code == 1 and "the target refused a row of mark" in output, output
+    assert code == 1 and "the target refused a row of mark: row mk-3, column date" in output
     assert "rolled back, nothing was written" in output
     open_database(pg_url)
     assert not any(_everything().values())

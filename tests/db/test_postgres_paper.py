@@ -222,7 +222,7 @@ def test_a_restore_the_server_refuses_changes_nothing(school: School) -> None:
     result = CliRunner().invoke(main, ["--config", config_file, "restore", str(nightly)])
     close_database()
     assert result.exit_code == 1, result.output
-    assert "the target refused a row of mark" in result.output, result.output
+    assert "the target refused a row of mark: row mk-3, column date: " in result.output
     assert "nothing was written" in result.output and "Traceback" not in result.output
     open_project(config)
     assert _row_counts() == rows and audit.verify().ok

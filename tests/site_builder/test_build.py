@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
@@ -18,7 +19,7 @@ from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import models
-from otmetka.site_builder import atomic, build, crypto
+from otmetka.site_builder import atomic, build, crypto, publishing
 from tests.support.factories import change, envelope, small_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -32,7 +33,7 @@ def school(file_db: Path, rules: MarkRules) -> None:
 
 def _issue(config: Config) -> dict[str, dict[str, str]]:
     """Logins for everyone; Иванова Мария has consented on paper, so her page shows data."""
-    result = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert result.list_path is not None
     with result.list_path.open(encoding="utf-8-sig") as handle:
         rows = {row["name"]: row for row in csv.DictReader(handle)}
@@ -68,7 +69,7 @@ def test_one_time_list_is_owner_only_and_complete(school: None, config: Config) 
         assert row["login"] and row["login"].lower() == row["login"]
     stored = models.Credential.select().first()
     assert stored.derived_key and stored.token_hash and not hasattr(stored, "password")
-    again = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    again = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert again.issued == 0
 
 
@@ -76,10 +77,10 @@ def test_issue_needs_a_scope_and_a_real_class(school: None, config: Config) -> N
     from otmetka.daemon.core.errors import OtmetkaError
 
     with pytest.raises(OtmetkaError, match="--class 7Б or --all"):
-        creds.issue_credentials(config, class_name=None, everyone=False, reporter=QUIET)
+        credentials.issue_credentials(config, class_name=None, everyone=False, reporter=QUIET)
     with pytest.raises(OtmetkaError, match="no class named «9Я»"):
-        creds.issue_credentials(config, class_name="9Я", everyone=False, reporter=QUIET)
-    result = creds.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET)
+        credentials.issue_credentials(config, class_name="9Я", everyone=False, reporter=QUIET)
+    result = credentials.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET)
     assert result.issued == 5
 
 
@@ -185,7 +186,7 @@ def test_rotation_replaces_the_page(school: None, config: Config) -> None:
     _build(config)
     old = models.Credential.get(models.Credential.login == rows["Петров Иван"]["login"])
     old_page = config.site.output_dir / "p" / f"{old.page_id}.html"
-    result = creds.rotate_credential(config, rows["Петров Иван"]["login"].upper(), QUIET)
+    result = credentials.rotate_credential(config, rows["Петров Иван"]["login"].upper(), QUIET)
     assert result.issued == 1
     _build(config)
     assert not old_page.exists()
@@ -206,3 +207,36 @@ def test_a_failed_write_leaves_the_previous_page(
         atomic.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+def test_a_blocked_page_is_sealed_like_any_page(school: None, config: Config) -> None:
+    """The notice opens with the leaked password; from outside it is a page like the others."""
+    rows = _issue(config)
+    _build(config)
+    row = rows["Петров Иван"]
+    credential = models.Credential.get(models.Credential.login == row["login"])
+    output = config.site.output_dir
+    assert build.block_page(output, credential.page_id, "Дневник")
+    page = output / "p" / f"{credential.page_id}.html"
+    html = page.read_bytes()
+    assert build.BLOCKED_MARK not in html and b"otm-envelope" in html
+    assert "Доступ заблокирован" in _open_page(config, row)
+    others = {len(p.read_bytes()) for p in (output / "p").glob("*.html") if p != page}
+    assert len(html) in others
+    assert page.stat().st_mtime == publishing.FIXED_MTIME
+    assert not build.block_page(output, credential.page_id, "Дневник")  # already the notice
+    assert page.read_bytes() == html
+
+
+def test_pdfs_sealed_in_v1_are_retired(tmp_path: Path) -> None:
+    """A v1 file carries its reader's PBKDF2 salt: the next build seals it again in v2."""
+    key, salt = bytes(32), bytes(16)
+    old = crypto.encrypt_page(b"%PDF", key, salt, "a" * 32, 1000)
+    new = crypto.seal_file(b"%PDF", key, "b" * 32)
+    (tmp_path / "f").mkdir()
+    (tmp_path / "r").mkdir()
+    for name, sealed in (("f/a.bin", old), ("r/a.bin", old), ("f/b.bin", new)):
+        text = json.dumps(sealed, separators=(",", ":"), sort_keys=True)
+        (tmp_path / name).write_text(text, encoding="ascii")
+    assert build.retire_v1_files(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*.bin")) == ["b.bin"]

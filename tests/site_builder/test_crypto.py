@@ -1,9 +1,11 @@
-"""Unit tests of otmetka.site_builder.crypto (envelope v1, credentials, tokens)."""
+"""Unit tests of otmetka.site_builder.crypto (envelopes v1 and v2, credentials, tokens)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import itertools
 import json
 import math
 import re
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from otmetka.site_builder import crypto
+from otmetka.site_builder import crypto, shell
 from tests.support import paths
 
 VECTORS_PATH = paths.VECTORS / "envelope-v1.json"
@@ -270,7 +272,7 @@ def test_shell_is_self_contained_with_csp_for_its_scripts() -> None:
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert csp and "default-src &#39;none&#39;" in csp.group(1)
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    assert len(scripts) == 3  # bundle, unlock.js, the page's own
+    assert len(scripts) == 4  # bundle, unlock.js, staff.js, the page's own
     for source in scripts:
         digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
         assert f"sha256-{digest}" in csp.group(1)
@@ -283,7 +285,7 @@ def test_shell_envelope_cannot_close_its_script_tag() -> None:
     text = str(envelope_json(hostile))
     assert "<" not in text and ">" not in text and json.loads(text) == hostile
     html = render_shell(hostile, PAGE, title="x", remember_days=0)
-    assert html.count("</script>") == 3  # envelope, bundle, unlock.js
+    assert html.count("</script>") == 4  # envelope, bundle, unlock.js, staff.js
 
 
 def test_shell_refuses_unsafe_input() -> None:
@@ -333,3 +335,108 @@ def test_js_normalisation_tables_match_python() -> None:
         assert crypto.normalise_password("".join(a for a, _ in pairs)) == "".join(
             b for _, b in pairs
         ), name
+
+
+# ---- envelope v2: a key per file, padded to a size bucket --------------------------------
+
+
+def _hkdf_reference(key: bytes, salt: bytes) -> bytes:
+    """RFC 5869 written out: extract, then one block of expand (what unlock.js computes)."""
+    prk = hmac.new(salt, key, hashlib.sha256).digest()
+    return hmac.new(prk, crypto.HKDF_INFO + b"\x01", hashlib.sha256).digest()
+
+
+def test_v2_page_round_trip_and_shape() -> None:
+    plaintext = "<p>Оценки: 5, 4</p>".encode()
+    envelope = crypto.seal_page(plaintext, FAST_KEY, SALT, PAGE, 1000)
+    assert set(envelope) == {"v", "kdf", "iter", "salt", "hs", "iv", "ct"}
+    assert envelope["v"] == 2 and envelope["kdf"] == "pbkdf2-sha256"
+    assert base64.b64decode(envelope["salt"]) == SALT  # the PBKDF2 salt, for the browser
+    assert crypto.decrypt_page(envelope, FAST_KEY, PAGE) == plaintext
+    header = crypto.canonical_header(envelope)
+    assert header.startswith('{"hs":"') and json.loads(header) == {
+        k: envelope[k] for k in ("v", "kdf", "iter", "salt", "hs", "iv")
+    }
+
+
+def test_v2_file_key_is_hkdf_of_the_credential_key() -> None:
+    hs, iv = bytes(range(16)), bytes(12)
+    envelope = crypto.seal_page(b"page", FAST_KEY, SALT, PAGE, 1000, hs=hs, iv=iv)
+    assert crypto.file_key(FAST_KEY, hs) == _hkdf_reference(FAST_KEY, hs)
+    aad = crypto.associated_data(PAGE, envelope)
+    framed = AESGCM(_hkdf_reference(FAST_KEY, hs)).decrypt(
+        iv, base64.b64decode(envelope["ct"]), aad
+    )
+    length = int.from_bytes(framed[:4], "big")
+    assert zlib.decompress(framed[4 : 4 + length], -15) == b"page"
+    assert framed[4 + length :] == bytes(len(framed) - 4 - length)  # zeros up to the bucket
+
+
+def test_v2_every_file_has_its_own_salt_and_iv() -> None:
+    first = crypto.seal_page(b"x", FAST_KEY, SALT, PAGE, 1000)
+    second = crypto.seal_page(b"x", FAST_KEY, SALT, PAGE, 1000)
+    assert first["hs"] != second["hs"] and first["iv"] != second["iv"]
+
+
+def test_v2_sizes_tell_only_the_bucket() -> None:
+    small = crypto.seal_page(b"", FAST_KEY, SALT, PAGE, 1000)
+    larger = crypto.seal_page(secrets_text(8_000), FAST_KEY, SALT, PAGE, 1000)
+    assert len(small["ct"]) == len(larger["ct"])  # both in the floor bucket
+    big = crypto.seal_page(secrets_text(40_000), FAST_KEY, SALT, PAGE, 1000)
+    padded = len(base64.b64decode(big["ct"])) - 16
+    assert padded > crypto.PAD_FLOOR and crypto.padded_size(padded) == padded
+
+
+def secrets_text(size: int) -> bytes:
+    """Bytes that do not compress, so the deflated length is about `size`."""
+    return hashlib.shake_256(b"incompressible").digest(size)
+
+
+def test_padded_size_buckets() -> None:
+    assert crypto.padded_size(0) == crypto.padded_size(crypto.PAD_FLOOR) == crypto.PAD_FLOOR
+    buckets = sorted({crypto.padded_size(n) for n in range(0, 4_000_000, 997)})
+    assert buckets[:4] == [24 * 1024, 30 * 1024, 38 * 1024, 48 * 1024]
+    for low, high in itertools.pairwise(buckets):
+        assert high % crypto.PAD_ROUND == 0 and low < high <= low * 1.25 + crypto.PAD_ROUND
+    assert all(crypto.padded_size(b) == b and crypto.padded_size(b + 1) > b for b in buckets)
+
+
+def test_v2_file_envelope_has_no_kdf_salt_and_binds_its_id() -> None:
+    fid = "f" * 32
+    envelope = crypto.seal_file(b"%PDF-1.7", FAST_KEY, fid)
+    assert set(envelope) == {"v", "kdf", "hs", "iv", "ct"} and envelope["kdf"] == "page-key"
+    assert crypto.decrypt_page(envelope, FAST_KEY, fid) == b"%PDF-1.7"
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt_page(envelope, FAST_KEY, PAGE)
+    with pytest.raises(ValueError, match="KDF salt"):
+        shell.render_shell(envelope, fid, title="Школа", remember_days=0)
+
+
+@pytest.mark.parametrize("field", ["hs", "iv", "salt", "iter"])
+def test_v2_tampered_header_fails(field: str) -> None:
+    envelope = crypto.seal_page(b"x", FAST_KEY, SALT, PAGE, 1000)
+    other = crypto.seal_page(b"x", FAST_KEY, bytes([7] * 16), PAGE, 2000)
+    envelope[field] = other[field]
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt_page(envelope, FAST_KEY, PAGE)
+
+
+def test_v2_length_field_past_the_end_is_refused() -> None:
+    hs, iv = bytes(16), bytes(12)
+    envelope = crypto.seal_page(b"x", FAST_KEY, SALT, PAGE, 1000, hs=hs, iv=iv)
+    framed = (10**6).to_bytes(4, "big") + bytes(60)
+    aad = crypto.associated_data(PAGE, envelope)
+    envelope["ct"] = _seal(crypto.file_key(FAST_KEY, hs), iv, framed, aad)
+    with pytest.raises(crypto.PageCryptoError, match="length field") as info:
+        crypto.decrypt_page(envelope, FAST_KEY, PAGE)
+    assert not isinstance(info.value, crypto.DecryptionError)
+
+
+@pytest.mark.parametrize(
+    "patch", [{"hs": "AAAA"}, {"hs": None}, {"kdf": "page-key", "v": 3}, {"v": "2"}]
+)
+def test_v2_malformed_envelope_refused(patch: dict[str, Any]) -> None:
+    envelope = {**crypto.seal_page(b"x", FAST_KEY, SALT, PAGE, 1000), **patch}
+    with pytest.raises(crypto.PageCryptoError) as info:
+        crypto.decrypt_page(envelope, FAST_KEY, PAGE)
+    assert not isinstance(info.value, crypto.DecryptionError)

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runtime import open_project
-from otmetka.db import models
+from otmetka.db import acts as events
+from otmetka.db import database, models, page_versions, write_transaction
 from otmetka.site_builder import build, crypto, keys
 from tests.support.factories import change, envelope, small_school
 from tests.support.servers import waitress_server
@@ -63,12 +64,30 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+MADE_UP_VERSION = "ab" * 32
+
+
+def newest_version(token: str) -> str:
+    """The newest page version built for the token's login, as its page would send it;
+    a made-up one for a token of no login, or before the database is open."""
+    if database.obj is None:
+        return MADE_UP_VERSION
+    found = events.credential_by_token_hash(crypto.hash_token(token))
+    v = models.PageVersion
+    newest = (
+        v.select(v.version).where(v.credential == found).order_by(v.last_built_at.desc()).first()
+        if found is not None
+        else None
+    )
+    return str(newest.version) if newest is not None else MADE_UP_VERSION
+
+
 def ack_body(token: str, children: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "event_id": event_id(),
         "token": token,
         "occurred_at": now_iso(),
-        "page_version": "ab" * 32,
+        "page_version": newest_version(token),
         "children": children,
         "shown": {"as_of": "2026-09-16", "week_start": "2026-09-14", "week_end": "2026-09-19"},
         **extra,
@@ -104,6 +123,20 @@ class School:
 
     def token(self, name: str) -> str:
         return keys.endpoint_token(bytes(self.credential(name).derived_key))
+
+    def page_data(self, name: str) -> dict[str, Any]:
+        """The data block the page's script posts acts with, from the decrypted page."""
+        fragment = self.open_page(name)
+        text = fragment.split('id="otm-page-data">', 1)[1].split("</script>", 1)[0]
+        data: dict[str, Any] = json.loads(text)
+        return data
+
+    def record_version(self, name: str) -> str:
+        """Record the person's current page version as the build does; returns it."""
+        version = str(self.page_data(name)["page_version"])
+        with write_transaction():
+            page_versions.record([(self.credential(name).id, version)], dt.datetime.now(dt.UTC))
+        return version
 
     def page(self, name: str) -> Path:
         return self.config.site.output_dir / "p" / f"{self.credential(name).page_id}.html"
@@ -143,7 +176,7 @@ def build_school(config: Config) -> School:
     """The small school imported, everyone given a login, the site built (no consent yet)."""
     open_project(config)
     import_document(small_school(), "school.json", MarkRules())
-    issued = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    issued = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert issued.list_path is not None
     with issued.list_path.open(encoding="utf-8-sig") as handle:
         logins = {row["name"]: row for row in csv.DictReader(handle)}

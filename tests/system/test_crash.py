@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from otmetka.daemon.core.config import load_config
-from otmetka.daemon.demo import school as demo
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
+from otmetka.daemon.demo.school import generate_school
 from otmetka.db import close_database, open_database, write_transaction
 from otmetka.db import outbox as sync_db
 from tests.support.sync_support import (
@@ -51,7 +51,7 @@ def _ids_by_type(database: Path) -> Counter[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_killed_in_the_middle_of_a_pull_resumes_to_a_clean_import(project_dir: Path) -> None:
-    document = demo.generate_school(students=STUDENTS, seed=5, as_of=AS_OF)
+    document = generate_school(students=STUDENTS, seed=5, as_of=AS_OF)
     changes = document["changes"]
     with FakeUpstream(document, changes, token=TOKEN) as upstream:
         upstream.inject("delay", path="changes", times=None, seconds=0.1)
@@ -110,7 +110,7 @@ def _queue_events(database_url: str, count: int) -> list[str]:
 
 @pytest.mark.slow
 def test_killed_during_the_outbox_push_upstream_gets_each_event_once(project_dir: Path) -> None:
-    document = demo.generate_school(students=20, seed=5, as_of=AS_OF)
+    document = generate_school(students=20, seed=5, as_of=AS_OF)
     with FakeUpstream(document, [], token=TOKEN) as upstream:
         # Upstream stores each batch, then is slow to answer: the kill lands while the
         # daemon waits for the confirmation of events upstream already has.

@@ -46,10 +46,10 @@ from typing import Any
 import pytest
 import yaml
 
-from otmetka.daemon import runtime as project
+from otmetka.daemon import runtime
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, load_config
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import generate_school, write_exchange_file
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.mail import letters, smtp
 from otmetka.db import close_database, write_transaction
@@ -136,13 +136,19 @@ def _pages(output: Path) -> list[Path]:
     return sorted(p for p in (output / "p").glob("*.html") if not p.name.startswith("."))
 
 
-def _page_mtimes(output: Path) -> dict[str, int]:
-    return {p.stem: p.stat().st_mtime_ns for p in _pages(output)}
+def _page_inodes(output: Path) -> dict[str, int]:
+    """Every page file's inode: a page renamed into place is a new file (all share one mtime)."""
+    return {p.stem: p.stat().st_ino for p in _pages(output)}
 
 
-def _rewritten(output: Path, mtimes: dict[str, int]) -> int:
-    now = _page_mtimes(output)
-    return sum(now[k] != t for k, t in mtimes.items())
+def _rewritten(output: Path, inodes: dict[str, int]) -> int:
+    now = _page_inodes(output)
+    return sum(now[k] != t for k, t in inodes.items())
+
+
+def _under_way(output: Path, inodes: dict[str, int]) -> bool:
+    """New pages are written to hidden names first, then renamed into place."""
+    return bool(_temp_files(output)) or _rewritten(output, inodes) > 0
 
 
 # --- SIGKILL during a build -----------------------------------------------------------------------
@@ -152,23 +158,24 @@ def test_a_build_killed_half_way_leaves_a_complete_site(school: Path) -> None:
     config = load_config(school)
     output, keys = config.site.output_dir, _keys(config)
     before = _open_all(output, keys)
-    mtimes = _page_mtimes(output)
+    inodes = _page_inodes(output)
     _rewrite_everything_next(config)
     with open(school.parent / "build.log", "wb") as log:
         process = subprocess.Popen(
             [OTMETKA, "--config", str(school), "build", "--full"], stdout=log, stderr=log
         )
     try:
-        # Stopped at the first rewritten page seen (a look at the folder can take a second
-        # while the build fsyncs), then killed: the build is caught in the middle.
-        wait_for(lambda: _rewritten(output, mtimes) > 0, 120, "the first page rewritten")
+        # Stopped at the first new page seen, staged or renamed (a look at the folder can
+        # take a second while the build fsyncs), then killed: caught in the middle.
+        wait_for(lambda: _under_way(output, inodes), 120, "the first page written")
         process.send_signal(signal.SIGSTOP)
-        rewritten = _rewritten(output, mtimes)
+        rewritten = _rewritten(output, inodes)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    assert 0 < rewritten < len(mtimes), "the kill must land in the middle of the build"
+    assert rewritten < len(inodes), "the kill must land in the middle of the build"
+    assert _temp_files(output) or rewritten > 0
 
     assert _integrity(config) == "ok"
     assert _open_all(output, keys) == before  # every page whole: the old one or the new one
@@ -268,7 +275,8 @@ def _fill(folder: Path, leave: int) -> Path:
 
 def test_a_full_disk_stops_the_build_and_the_site_stays(school: Path, tmp_path: Path) -> None:
     base = load_config(school)
-    with _small_file_system(tmp_path / "small-disk", 64) as disk:
+    # A full build stages every new page before the renames: room for the site twice.
+    with _small_file_system(tmp_path / "small-disk", 192) as disk:
         config_path = tmp_path / "config.yaml"
         settings = yaml.safe_load(school.read_text(encoding="utf-8"))
         settings["database"] = {"url": f"sqlite:///{_database(base)}"}
@@ -428,12 +436,12 @@ class ExchangeFiles:
 @pytest.fixture(scope="module")
 def exchange_files(tmp_path_factory: pytest.TempPathFactory) -> ExchangeFiles:
     folder = tmp_path_factory.mktemp("exchange")
-    document = demo.generate_school(students=IMPORT_STUDENTS, seed=5, as_of=AS_OF)
+    document = generate_school(students=IMPORT_STUDENTS, seed=5, as_of=AS_OF)
     changes = document["changes"]
     first_lesson = next(i for i, change in enumerate(changes) if change["type"] == "lesson")
     prefix = {**document, "cursor": "prefix", "changes": changes[:first_lesson]}
-    demo.write_exchange_file(prefix, folder / "prefix.json")
-    demo.write_exchange_file(document, folder / "big.json")
+    write_exchange_file(prefix, folder / "prefix.json")
+    write_exchange_file(document, folder / "big.json")
     clean_import(document, folder / "clean.sqlite3")
     return ExchangeFiles(
         folder / "big.json", folder / "prefix.json", folder / "clean.sqlite3", document["cursor"]
@@ -520,7 +528,7 @@ KILL_AT = 15  # the letter the server has when the sender is killed
 
 def _queue_letters(config: Config, count: int) -> dict[str, str]:
     """Queue `count` letters as one job would; their Message-IDs and subjects."""
-    project.open_project(config)
+    runtime.open_project(config)
     try:
         with write_transaction():
             for n in range(count):
@@ -588,7 +596,7 @@ def test_mail_flush_killed_in_a_long_queue_sends_every_letter(tmp_path: Path) ->
         assert again.returncode == 0, again.stderr
         assert f"mail: sent {LETTERS - KILL_AT}; 1 letters wait" in again.stdout
         # Later it is someone's unfinished attempt no more, and goes again.
-        project.open_project(config)
+        runtime.open_project(config)
         try:
             later = smtp.flush_mail(config, now=smtp.now_utc() + dt.timedelta(minutes=5))
         finally:
@@ -681,7 +689,7 @@ def test_a_file_size_limit_on_the_database_stops_the_import_cleanly(
 
 def test_a_database_held_by_another_process_is_a_clear_message(tmp_path: Path) -> None:
     small = tmp_path / "small.json"
-    demo.write_exchange_file(demo.generate_school(students=20, seed=5, as_of=AS_OF), small)
+    write_exchange_file(generate_school(students=20, seed=5, as_of=AS_OF), small)
     config_path = write_project(tmp_path, database={"busy_timeout_ms": 200})
     assert _otmetka(config_path, "init").returncode == 0
     database = _database(load_config(config_path))

@@ -13,14 +13,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import registers
 from otmetka.daemon.acts import rules as acts
 from otmetka.daemon.cli import main
+from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import acts as events
-from otmetka.db import audit, close_database, models
+from otmetka.db import audit, close_database, models, write_transaction
+from otmetka.db import printing as printed
 from otmetka.site_builder import crypto
 from otmetka.site_builder.pages import consent_text
 from tests.support import paths
@@ -133,6 +135,53 @@ def test_bad_paper_acknowledgement_is_refused_cleanly(
     assert rows() == [] and models.AuditEntry.select().count() == 0
 
 
+def test_a_slip_cannot_be_signed_before_the_day_its_extract_shows(school: School, cli: Cli) -> None:
+    extract = printed.NewExtract(
+        code=printed.normalise_code("ABCD-EFGH"),
+        student_id="s-1",
+        class_unit_id="cls-7b",
+        guardian_ids=("g-1",),
+        period_id=None,
+        week_start=dt.date(2026, 9, 14),
+        as_of=dt.date(2026, 9, 16),
+        content_hash="0" * 64,
+    )
+    with write_transaction():
+        printed.record_extracts([extract], dt.datetime.now(dt.UTC))
+    code, output = cli("ack", "register", "--code", "ABCD-EFGH", "--paper", "--date", "2026-09-10")
+    assert code == 1 and "before 2026-09-16, the day the extract" in output
+    assert "Traceback" not in output and rows() == []
+    code, output = cli("ack", "register", "--code", "ABCD-EFGH", "--paper", "--date", "2026-09-16")
+    assert code == 0 and "registered" in output
+
+
+def test_the_offline_window_is_the_configured_one(project_dir: Path) -> None:
+    school = build_school(make_config(project_dir, endpoint={"offline_window_days": 2}))
+    try:
+        c = models.Credential
+        issued = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=30)
+        c.update(issued_at=issued).execute()
+        moment = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+        late = consent_body(school.token(MOTHER), "granted", occurred_at=moment.isoformat())
+        with pytest.raises(acts.ActRefused, match="more than 2 days before") as refused:
+            _page_act(school, MOTHER, _act(acts.CONSENT, late))
+        assert (refused.value.status, refused.value.code) == (422, "occurred_too_late")
+        in_time = {
+            **late,
+            "event_id": "x" * 16,
+            "occurred_at": (moment + dt.timedelta(days=2)).isoformat(),
+        }
+        assert _page_act(school, MOTHER, _act(acts.CONSENT, in_time)).status == 201
+    finally:
+        close_database()
+
+
+@pytest.mark.parametrize("days", [0, 61])
+def test_the_offline_window_has_bounds(project_dir: Path, days: int) -> None:
+    with pytest.raises(OtmetkaError, match="offline_window_days"):
+        make_config(project_dir, endpoint={"offline_window_days": days})
+
+
 # --- consent -------------------------------------------------------------------------------------
 
 
@@ -172,7 +221,9 @@ def test_consent_is_given_by_a_legal_representative_only(school: School) -> None
     ]
     import_document(envelope(grandmother, mode="delta", cursor="c9"), "g9.json", MarkRules())
 
-    issued = creds.issue_credentials(school.config, class_name=None, everyone=True, reporter=QUIET)
+    issued = credentials.issue_credentials(
+        school.config, class_name=None, everyone=True, reporter=QUIET
+    )
     school.logins.update(
         {"Петрова Анна": {"login": next(iter(issued.secrets.values()))[0], "password": ""}}
     )
@@ -205,7 +256,6 @@ def test_staff_breach_report_invalidates_what_came_after(school: School, cli: Cl
     before = _page_act(school, MOTHER, _act(acts.ACK, ack_body(token, ["s-1"])))
     moment = dt.datetime.now(dt.UTC)
     after = _page_act(school, MOTHER, _act(acts.ACK, ack_body(token, ["s-2"])))
-    page = school.page(MOTHER)
     code, output = cli("breach", "register", "--login", login, "--received-at", moment.isoformat())
     assert code == 0 and "breach report № 1" in output and "1 acts made after" in output
     assert "new login" in output and "head@school.example, it@school.example" in output
@@ -214,7 +264,7 @@ def test_staff_breach_report_invalidates_what_came_after(school: School, cli: Cl
     invalid = events.find(after.body["event_id"])
     assert invalid is not None and login in invalid.invalid_reason
     assert models.OutboxItem.get(models.OutboxItem.key == f"{invalid.event_id}/invalid")
-    assert "Доступ заблокирован" in page.read_text(encoding="utf-8")
+    assert "Доступ заблокирован" in school.open_page(MOTHER)  # under the old password
     code, output = cli("breach", "list")
     assert (
         code == 0

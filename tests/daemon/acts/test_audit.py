@@ -131,3 +131,23 @@ def test_deleting_the_newest_entry_shows_through_its_event(
     _sqlite(school, f"DELETE FROM audit_entry WHERE seq > {last - 2}")
     code, output = _verify(school, runner)
     assert code == 1 and "missing: no entry records event:staff-breach-" in output
+
+
+def test_each_record_keeps_the_claimed_time_beside_the_received_one(
+    school: School, runner: CliRunner
+) -> None:
+    for event in models.Event.select():
+        entry = models.AuditEntry.get(models.AuditEntry.subject == f"event:{event.event_id}")
+        details = json.loads(entry.details)
+        assert details["claimed_at"] == audit.stamp(event.occurred_at)
+        assert details["received_at"] == audit.stamp(event.received_at)
+    ack = models.Event.get(models.Event.kind == "acknowledgement")
+    assert ack.occurred_at < ack.received_at  # a slip signed on 16 September, registered later
+    assert _verify(school, runner)[0] == 0
+    seq = _seq_of("acknowledgement")
+    _sqlite(
+        school,
+        "UPDATE event SET occurred_at = '2001-01-01 00:00:00' WHERE kind = 'acknowledgement'",
+    )
+    code, output = _verify(school, runner)
+    assert code == 1 and f"broken at entry #{seq}:" in output

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from otmetka.daemon.demo import school
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.exchange import schema
 
 AS_OF = dt.date(2026, 11, 27)  # a Friday in the 2nd quarter: the 1st quarter is over
 TYPE_ORDER = [
@@ -110,12 +110,12 @@ def test_envelope(doc: Doc) -> None:
         "cursor": "demo-7-120",
         "generated_at": "2026-11-27T18:00:00+03:00",
     }
-    exchange.Envelope.model_validate(doc)
+    schema.Envelope.model_validate(doc)
 
 
 def test_every_change_validates(doc: Doc) -> None:
     for change in doc["changes"]:
-        exchange.CHANGE_ADAPTER.validate_python(change)
+        schema.CHANGE_ADAPTER.validate_python(change)
         assert change["op"] == "upsert"
         assert change["updated_at"].endswith("+03:00")
         assert change["updated_at"] <= doc["generated_at"], change["id"]
@@ -144,7 +144,7 @@ def _references(data: dict[str, Any], dotted: str) -> Iterator[str]:
 
 def test_every_reference_points_to_an_earlier_entity(ix: Index) -> None:
     checked = 0
-    for source_type, fields in exchange.REFERENCES.items():
+    for source_type, fields in schema.REFERENCES.items():
         for source_id, data in ix.by[source_type].items():
             for dotted, target_type in fields.items():
                 for target in _references(data, dotted):
@@ -173,7 +173,7 @@ def test_too_small_a_school_is_refused() -> None:
 def test_edges_of_the_year_still_validate(as_of: str) -> None:
     day = dt.date.fromisoformat(as_of)
     doc = school.generate_school(students=30, seed=2, as_of=day)
-    exchange.Envelope.model_validate(doc)
+    schema.Envelope.model_validate(doc)
     years = [c["data"]["start"] for c in doc["changes"] if c["type"] == "academic_year"]
     assert years == ["2026-09-01"]  # the year whose September 1 is on or before as_of
 

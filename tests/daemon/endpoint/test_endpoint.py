@@ -3,6 +3,7 @@ the token as the only authority, idempotency, limits, CORS, and what each act ch
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import threading
@@ -15,7 +16,7 @@ from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.endpoint.limits import RateLimiter
 from otmetka.daemon.endpoint.openapi import openapi
 from otmetka.db import acts as events
-from otmetka.db import audit, close_database, models
+from otmetka.db import audit, close_database, models, page_versions, write_transaction
 from tests.support import paths
 from tests.support.acts_support import (
     HEAD,
@@ -70,7 +71,8 @@ def test_acknowledgement_is_recorded_with_its_audit_entry_and_push(
     (event,) = rows("acknowledgement")
     stored = json.loads(event.payload)
     assert event.guardian_id == "g-1" and event.channel == "electronic"
-    assert stored["page_version"] == "ab" * 32 and stored["shown"]["week_start"] == "2026-09-14"
+    assert stored["page_version"] == body["page_version"]
+    assert stored["shown"]["week_start"] == "2026-09-14"
     assert "token" not in stored and school.token(MOTHER) not in event.payload
     entry = models.AuditEntry.get(models.AuditEntry.subject == f"event:{body['event_id']}")
     assert json.loads(entry.details)["digest"] == audit.event_digest(event)
@@ -121,6 +123,158 @@ def test_acknowledging_needs_consent_a_guardian_and_own_children(school: School,
     status, _, answer = call(port, "acknowledgements", ack_body(school.token(STUDENT), ["s-3"]))
     assert status == 403 and answer["error"] == "not_a_guardian"
     assert rows("acknowledgement") == []
+
+
+# --- acts that cannot be true ------------------------------------------------------------------
+
+
+def _refused(port: int, path: str, body: dict) -> dict:
+    """A 422 whose message names what is wrong, with nothing stored."""
+    before = len(rows())
+    status, headers, answer = call(port, path, body)
+    assert status == 422, answer
+    assert headers["Content-Type"] == "application/json" and answer["message"]
+    assert len(rows()) == before
+    return answer
+
+
+def _ago(**delta: float) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(**delta)).isoformat()
+
+
+def _issued(school: School, name: str, days_ago: int) -> None:
+    """The login was issued `days_ago` days ago (the fixture issues every login now)."""
+    c, now = models.Credential, dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    issued = now - dt.timedelta(days=days_ago)
+    c.update(issued_at=issued).where(c.login == school.login(name)).execute()
+
+
+def test_a_page_version_never_built_for_the_login_is_refused(school: School, port: int) -> None:
+    _grant(port, school)
+    token, built = school.token(MOTHER), school.record_version(MOTHER)
+    made_up = ack_body(token, ["s-1"], page_version="cd" * 32)
+    answer = _refused(port, "acknowledgements", made_up)
+    assert answer["error"] == "unknown_page_version" and "cd" * 32 in answer["message"]
+    others = ack_body(token, ["s-1"], page_version=school.record_version(STUDENT))
+    assert _refused(port, "acknowledgements", others)["error"] == "unknown_page_version"
+    status, _, answer = call(port, "acknowledgements", ack_body(token, ["s-1"], page_version=built))
+    assert status == 201, answer
+
+
+def test_what_a_built_page_sends_passes_every_check(school: School, port: int) -> None:
+    _grant(port, school)
+    school.record_version(MOTHER)
+    data = school.page_data(MOTHER)
+    extra = {"page_version": data["page_version"], "shown": data["shown"]}
+    body = ack_body(data["token"], data["children"], **extra)
+    status, _, answer = call(port, "acknowledgements", body)
+    assert status == 201, answer
+
+
+def test_an_older_version_of_the_page_is_still_accepted(school: School, port: int) -> None:
+    """A parent offline with the page of days ago acknowledges what that page showed."""
+    _grant(port, school)
+    older = school.record_version(MOTHER)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with write_transaction():
+        page_versions.record([(school.credential(MOTHER).id, "ef" * 32)], later)
+    body = ack_body(school.token(MOTHER), ["s-1"], page_version=older)
+    status, _, answer = call(port, "acknowledgements", body)
+    assert status == 201, answer
+    assert {older, "ef" * 32} <= page_versions.versions_of(school.credential(MOTHER).id)
+
+
+@pytest.mark.parametrize(
+    ("shown", "code", "named"),
+    [
+        (("2026-09-16", "2026-09-19", "2026-09-14"), "not_a_school_week", "2026-09-19"),
+        (("2026-09-16", "2026-09-15", "2026-09-20"), "not_a_school_week", "Tuesday"),
+        (("2026-09-16", "2026-09-14", "2026-09-20"), "not_a_school_week", "2026-09-19"),
+        (("2026-09-30", "2026-09-14", "2026-09-19"), "not_a_school_week", "as_of 2026-09-30"),
+        (("2025-09-16", "2025-09-15", "2025-09-20"), "week_outside_school_year", "2026-09-01"),
+    ],
+)
+def test_a_shown_week_must_be_a_school_week(
+    school: School, port: int, shown: tuple[str, str, str], code: str, named: str
+) -> None:
+    _grant(port, school)
+    week = dict(zip(("as_of", "week_start", "week_end"), shown, strict=True))
+    answer = _refused(port, "acknowledgements", ack_body(school.token(MOTHER), ["s-1"], shown=week))
+    assert answer["error"] == code and named in answer["message"]
+
+
+def test_a_page_cannot_show_a_day_still_to_come(school: School, port: int) -> None:
+    _grant(port, school)
+    ahead = dt.date.today() + dt.timedelta(days=14)
+    monday = ahead - dt.timedelta(days=ahead.weekday())
+    week = {
+        "as_of": ahead.isoformat(),
+        "week_start": monday.isoformat(),
+        "week_end": (monday + dt.timedelta(days=5)).isoformat(),
+    }
+    answer = _refused(port, "acknowledgements", ack_body(school.token(MOTHER), ["s-1"], shown=week))
+    assert answer["error"] == "shown_in_future" and ahead.isoformat() in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "code", "named"),
+    [
+        ("2001-03-05T10:00:00+03:00", "occurred_too_late", "14 days"),
+        (_ago(days=15), "occurred_too_late", "endpoint.offline_window_days"),
+        (_ago(hours=-1), "occurred_in_future", "clock"),
+        (_ago(days=2), "occurred_before_login", "this login was issued"),
+    ],
+)
+def test_a_claimed_time_that_cannot_be_is_refused(
+    school: School, port: int, occurred_at: str, code: str, named: str
+) -> None:
+    token = school.token(MOTHER)
+    for body in (consent_body(token, "granted"), breach_body(token)):
+        answer = _refused(
+            port,
+            "consents" if "decision" in body else "breach-reports",
+            body | {"occurred_at": occurred_at},
+        )
+        assert answer["error"] == code and named in answer["message"]
+    assert school.credential(MOTHER).state == "active"
+
+
+def test_an_acknowledgement_cannot_precede_its_consent(school: School, port: int) -> None:
+    _issued(school, MOTHER, days_ago=10)
+    _grant(port, school)
+    body = ack_body(school.token(MOTHER), ["s-1"], occurred_at=_ago(days=3))
+    answer = _refused(port, "acknowledgements", body)
+    assert answer["error"] == "occurred_before_consent" and "consent" in answer["message"]
+
+
+def test_an_act_made_offline_within_the_window_keeps_both_times(school: School, port: int) -> None:
+    _issued(school, MOTHER, days_ago=20)
+    token = school.token(MOTHER)
+    consent = consent_body(token, "granted", occurred_at=_ago(days=12))
+    assert call(port, "consents", consent)[0] == 201
+    claimed = _ago(days=10)
+    body = ack_body(token, ["s-1"], occurred_at=claimed)
+    status, _, answer = call(port, "acknowledgements", body)
+    assert status == 201, answer
+    (event,) = rows("acknowledgement")
+    entry = models.AuditEntry.get(models.AuditEntry.subject == f"event:{body['event_id']}")
+    details = json.loads(entry.details)
+    moment = dt.datetime.fromisoformat(claimed).astimezone(dt.UTC).replace(tzinfo=None)
+    assert details["claimed_at"] == audit.stamp(moment) == audit.stamp(event.occurred_at)
+    assert details["received_at"] == audit.stamp(event.received_at)
+    assert event.received_at - event.occurred_at > dt.timedelta(days=9)
+    assert audit.verify().ok
+
+
+def test_a_clock_a_little_ahead_is_clamped_and_its_claim_kept(school: School, port: int) -> None:
+    body = consent_body(school.token(MOTHER), "granted", occurred_at=_ago(minutes=-2))
+    status, _, answer = call(port, "consents", body)
+    assert status == 201, answer
+    (event,) = rows("consent")
+    entry = models.AuditEntry.get(models.AuditEntry.subject == f"event:{body['event_id']}")
+    details = json.loads(entry.details)
+    assert event.occurred_at == event.received_at
+    assert details["claimed_at"] > details["received_at"] == audit.stamp(event.received_at)
 
 
 # --- malformed input, authority, limits ----------------------------------------------------------
@@ -262,9 +416,10 @@ def test_breach_report_does_everything_at_once(school: School, port: int) -> Non
     assert status == 201 and answer["credential"] == "revoked" and answer["deadline"]
     old = school.credential(MOTHER)
     assert old.state == "revoked"
-    blocked = page.read_text(encoding="utf-8")
-    assert "Доступ заблокирован" in blocked and "otm-envelope" not in blocked
-    assert "Иванова" not in blocked
+    # From outside the blocked page is a page like any other; the old password opens the notice.
+    assert "otm-envelope" in page.read_text(encoding="utf-8")
+    blocked = school.open_page(MOTHER)
+    assert "Доступ заблокирован" in blocked and "Иванова" not in blocked
     (new_list,) = set((school.config.paths.var_dir / "credentials").glob("issued-*.csv")) - lists
     text = new_list.read_text(encoding="utf-8-sig")
     assert "Иванова Мария" in text and old.login not in text
@@ -281,7 +436,7 @@ def test_breach_report_does_everything_at_once(school: School, port: int) -> Non
     status, _, answer = call(port, "acknowledgements", ack_body(token, ["s-1"]))
     assert status == 403
     school.rebuild()  # the builder keeps the blocked page and builds the new login's page
-    assert "Доступ заблокирован" in page.read_text(encoding="utf-8")
+    assert "Доступ заблокирован" in school.open_page(MOTHER)
     assert audit.verify().ok
 
 

@@ -54,3 +54,18 @@ def test_missing_page_is_plain_404_and_no_traversal(site_url: str) -> None:
     assert status == 404 and "json" not in headers["Content-Type"]
     status, _, _ = _get(f"{site_url}/../config.yaml")
     assert status == 404
+
+
+def test_missing_page_leads_back_to_the_login_form(site_url: str) -> None:
+    """login.js goes to p/<page id>.html at once; a mistyped login comes back to the form."""
+    page_id = "0123456789abcdef0123456789abcdef"
+    status, headers, body = _get(f"{site_url}/p/{page_id}.html")
+    text = body.decode()
+    assert status == 404 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert f'content="0; url=../index.html#notfound={page_id}"' in text
+    assert f'<a href="../index.html#notfound={page_id}">' in text
+    assert "Страница для этого логина не найдена" in text
+    assert headers["Content-Security-Policy"] == "default-src 'none'"
+    for other in ("p/missing.html", "p/ABCDEF0123456789.html", "q/" + page_id + ".html"):
+        status, _, body = _get(f"{site_url}/{other}")
+        assert status == 404 and b"notfound" not in body, other

@@ -4,14 +4,16 @@ what to do, and leaves the database exactly as it was."""
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.exchange import schema
 from otmetka.daemon.exchange.importer import import_document, import_file
 from otmetka.daemon.exchange.reader import BatchError
 from otmetka.db import journal, models
@@ -216,3 +218,165 @@ def test_jsonl_with_a_broken_line(imported: dict, tmp_path: Path, rules: MarkRul
     path.write_text("\n".join(lines), encoding="utf-8")
     message = _import_expecting_error(path, rules, imported)
     assert "cut.jsonl: line 3 (record 1): malformed JSON" in message
+
+
+# --- text fields: length and characters ----------------------------------------------------
+
+
+def _teacher(**data: Any) -> Document:
+    return change("teacher", "t-bad", {"last_name": "Орлова", "first_name": "Ольга", **data})
+
+
+def _lesson(**data: Any) -> Document:
+    base = {"date": "2026-09-21", "slot": 2, "group_id": "g-math", "subject_id": "math"}
+    return change("lesson", "l-bad", {**base, "teacher_id": "t-2", **data})
+
+
+TEXT_CASES: dict[str, tuple[Document, list[str]]] = {
+    "a 30,000-character middle name": (
+        _teacher(middle_name="Ю" * 30000),
+        ["field 'middle_name'", "30000 characters, at most 200 allowed", "shorten it"],
+    ),
+    "a NUL byte in a name": (
+        _teacher(first_name="Оль\x00га"),
+        ["field 'first_name'", "character 4 is U+0000", "remove it"],
+    ),
+    "a line break in a name": (
+        _teacher(last_name="Орлова\nИванова"),
+        ["field 'last_name'", "character 7 is U+000A", "remove it"],
+    ),
+    "a direction override in a name": (
+        _teacher(last_name="Орлова\u202eавонаВИ"),
+        ["field 'last_name'", "is U+202E", "direction overrides"],
+    ),
+    "an escape character in a phone": (
+        _teacher(phone="+7 921\x1b[2J"),
+        ["field 'phone'", "character 7 is U+001B", "remove it"],
+    ),
+    "a phone over 64 characters": (
+        _teacher(phone="8 921 700-45-61 " * 5),
+        ["field 'phone'", "at most 64 allowed"],
+    ),
+    "a line break in an e-mail address": (
+        _teacher(email="orlova@school.ru\nBcc: all@school.ru"),
+        ["field 'email'", "is U+000A", "remove it"],
+    ),
+    "an e-mail address over 254 characters": (
+        _teacher(email="o" * 250 + "@school.ru"),
+        ["field 'email'", "at most 254 allowed"],
+    ),
+    "a long room": (
+        _lesson(room="кабинет " * 20),
+        ["record 1 (id 'l-bad', type 'lesson')", "field 'room'", "at most 64 allowed"],
+    ),
+    "a control character in a topic": (
+        _lesson(topic="Дроби\x07"),
+        ["field 'topic'", "character 6 is U+0007"],
+    ),
+    "a control character in a mark comment": (
+        _mark(comment="моло\x0cдец"),
+        ["field 'comment'", "character 5 is U+000C"],
+    ),
+    "a NUL byte in an id": (
+        change("subject", "art\x00", {"name": "ИЗО"}),
+        ["record 1 (id 'art\\u0000', type 'subject')", "field 'id'", "is U+0000"],
+    ),
+}
+
+
+def _write(path: Path, document: Document) -> Path:
+    """`document` as .json or as .jsonl (one line per record)."""
+    if path.suffix == ".json":
+        return write_json(path, document)
+    header = {k: v for k, v in document.items() if k != "changes"}
+    lines = [json.dumps(x, ensure_ascii=False) for x in [header, *document["changes"]]]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", "document"])
+@pytest.mark.parametrize("name", list(TEXT_CASES))
+def test_bad_text_is_refused_by_every_reader(
+    name: str, suffix: str, imported: dict, tmp_path: Path, rules: MarkRules
+) -> None:
+    """Files are validated from each record's JSON text, documents from their values:
+    both refuse the same text with the same words."""
+    bad, expected = TEXT_CASES[name]
+    document = _delta_with(bad)
+    if suffix == "document":
+        with pytest.raises(BatchError) as caught:
+            import_document(document, "pushed.json", rules)
+        assert journal.dump_tables() == imported
+        message = str(caught.value)
+    else:
+        message = _import_expecting_error(
+            _write(tmp_path / f"bad{suffix}", document), rules, imported
+        )
+    for fragment in expected:
+        assert fragment in message, f"{name}: {fragment!r} not in {message!r}"
+    assert "\x00" not in message and "\x1b" not in message and len(message) < 1500
+
+
+def test_a_lone_surrogate_escape_is_refused(
+    imported: dict, tmp_path: Path, rules: MarkRules
+) -> None:
+    text = json.dumps(_delta_with(_teacher(first_name="Оля")), ensure_ascii=False)
+    path = tmp_path / "surrogate.json"
+    path.write_text(text.replace("Оля", "Оля\\ud800"), encoding="utf-8")
+    message = _import_expecting_error(path, rules, imported)
+    assert "record 1 (id 't-bad', type 'teacher')" in message
+    assert "field 'first_name'" in message and "unpaired UTF-16 surrogate" in message
+
+
+def test_markdown_and_free_text_keep_their_line_breaks(
+    imported: dict, tmp_path: Path, rules: MarkRules
+) -> None:
+    homework = change(
+        "homework",
+        "hw-lines",
+        {
+            "subject_id": "math",
+            "group_id": "g-math",
+            "assigned_on": "2026-09-14",
+            "due_date": "2026-09-21",
+            "text": "§ 43:\n\n- № 1051\n\t- № 1053",
+        },
+    )
+    good = _teacher(
+        middle_name="Ю" * 200, email="orlova@school7.example", phone="8 (921) 700-45-61"
+    )
+    lesson = _lesson(topic="Проценты.\r\nЗадачи на смеси", room="Спортзал № 2")
+    import_file(write_json(tmp_path / "ok.json", _delta_with(homework, good, lesson)), rules)
+    assert models.Homework.get_by_id("hw-lines").text == "§ 43:\n\n- № 1051\n\t- № 1053"
+    teacher = models.Teacher.get_by_id("t-bad")
+    assert (teacher.middle_name, teacher.phone) == ("Ю" * 200, "8 (921) 700-45-61")
+
+
+def _strings(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every free-form string of a JSON Schema (not a date, an enum or a constant)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"format", "enum", "const"} & set(node):
+            yield where, node
+        for key, value in node.items():
+            yield from _strings(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{where}/{index}")
+
+
+def test_the_published_schema_limits_every_string() -> None:
+    published = schema.json_schema()
+    strings = dict(_strings(published))
+    assert len(strings) > 60
+    unlimited = [
+        where for where, node in strings.items() if not {"maxLength", "pattern"} <= set(node)
+    ]
+    assert unlimited == [], "every string needs a length limit and a character rule"
+    teacher = published["$defs"]["Teacher"]["properties"]
+    assert teacher["middle_name"]["maxLength"] == 200 and teacher["phone"]["maxLength"] == 64
+    assert published["$defs"]["Lesson"]["properties"]["room"]["maxLength"] == 64
+    # Python's re reads the published patterns as the models apply them.
+    name, email = teacher["middle_name"]["pattern"], teacher["email"]["pattern"]
+    assert re.fullmatch(name, "Петровна") and not re.fullmatch(name, "Пет\x00ровна")
+    assert re.fullmatch(email, "Орлова <a.b@school.ru>")
+    assert not re.fullmatch(email, "a@b.ru\nBcc: c@d.ru")

@@ -15,9 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.demo import school as demo
-from otmetka.daemon.exchange import importer, row_makers
-from otmetka.daemon.exchange import schema as exchange
+from otmetka.daemon.demo.school import generate_school
+from otmetka.daemon.exchange import importer, row_makers, schema
 from otmetka.daemon.exchange.importer import import_batch, import_document, import_file
 from otmetka.daemon.exchange.reader import BatchError, from_document, read_file
 from otmetka.daemon.exchange.records import MAX_KEPT_PROBLEMS, MAX_LISTED_ERRORS
@@ -32,7 +31,7 @@ _BOOKKEEPING = {"import_log", "sync_state"}
 @pytest.fixture(scope="module")
 def school() -> Document:
     """A small but complete demo school: every entity, nested substitutions, 5,000 records."""
-    return demo.generate_school(students=11, seed=1, as_of=dt.date(2026, 9, 20))
+    return generate_school(students=11, seed=1, as_of=dt.date(2026, 9, 20))
 
 
 def _journal_after(load: Callable[[], object]) -> dict[str, list[tuple[Any, ...]]]:
@@ -129,13 +128,13 @@ def _old_row(entity: str, item: Any, tz: ZoneInfo, mark: Any) -> tuple[Any, ...]
 def test_generated_rows_match_the_plain_conversion(school: Document, rules: MarkRules) -> None:
     tz, marks, seen = ZoneInfo("Europe/Moscow"), MarkValues(rules), set()
     for raw in [*school["changes"], *small_school()["changes"]]:
-        item = exchange.CHANGE_ADAPTER.validate_python(raw)
+        item = schema.CHANGE_ADAPTER.validate_python(raw)
         mark = marks.of(item.data) if item.type == "mark" else None
         at = row_makers.utc_text(item.updated_at, tz)
         row = row_makers.row_maker(item.type)(item, item.data.__dict__, at, mark)
         assert row == _old_row(item.type, item, tz, mark), raw
         seen.add(item.type)
-    assert seen == set(exchange.ENTITY_MODELS)
+    assert seen == set(schema.ENTITY_MODELS)
 
 
 # --- the JSON reader -------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """OneRoster 1.1 and 1.2 CSV bundles: the mapping to the journal, header and encoding quirks,
-bulk and delta, and errors that name the CSV file, row and column with nothing applied."""
+bulk and delta, exports as other systems write them (no homeroom classes, empty grades,
+1.2 names) imported with warnings, and errors that name the CSV file, row and column with
+nothing applied."""
 
 from __future__ import annotations
 
-import csv
-import io
+import datetime as dt
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,128 +17,23 @@ from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import oneroster, oneroster_document
 from otmetka.daemon.exchange.inbox import Inbox
 from otmetka.daemon.exchange.reader import BatchError
-from otmetka.db import close_database, models
+from otmetka.daemon.lists import export as lists_export
+from otmetka.db import close_database, migrate, models, open_database
+from tests.support.oneroster_bundles import (
+    YEAR,
+    Rows,
+    as_12,
+    bundle_11,
+    delta_12,
+    minimal_11,
+    real_11,
+    real_12,
+    table,
+    write_folder,
+    write_quirky_zip,
+    write_zip,
+)
 from tests.support.sync_support import journal_dump
-
-T = "2026-08-25T10:00:00.000Z"
-Rows = list[dict[str, str]]
-
-
-def _rows(header: str, *lines: str) -> Rows:
-    names = header.split(",")
-    return [dict(zip(names, next(csv.reader([line])), strict=True)) for line in lines]
-
-
-def bundle_11() -> dict[str, Rows]:
-    """A small school as OneRoster 1.1: two homerooms, a section, a stream, families, marks."""
-    s = f",,{T}"  # empty status (active) and dateLastModified
-    return {
-        "manifest.csv": _rows("propertyName,value", "manifest.version,1.0",
-                              "oneroster.version,1.1", "file.users,bulk", "file.results,bulk"),
-        "orgs.csv": _rows("sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId",
-                          f"dist-1{s},Управление образования,district,,",
-                          f"sch-7{s},МБОУ СОШ № 7,school,,dist-1"),
-        "academicSessions.csv": _rows(
-            "sourcedId,status,dateLastModified,title,type,startDate,endDate,parentSourcedId,schoolYear",
-            f"y2027{s},2026/2027,schoolYear,2026-09-01,2027-05-31,,2027",
-            f"t1{s},1 четверть,gradingPeriod,2026-09-01,2026-10-24,y2027,2027",
-            f"t2{s},1 полугодие,semester,2026-09-01,2026-12-28,y2027,2027"),
-        "courses.csv": _rows(
-            "sourcedId,status,dateLastModified,schoolYearSourcedId,title,courseCode,grades,"
-            "orgSourcedId,subjects",
-            f"c-alg{s},y2027,Алгебра,ALG,07,sch-7,mathematics"),
-        "classes.csv": _rows(
-            "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds",
-            f"k-7b{s},7Б,07,,7B,homeroom,,sch-7,t1",
-            f"k-7a{s},7А,07,,7A,homeroom,,sch-7,t1",
-            f'sec-7b{s},Алгебра 7Б,07,c-alg,A7B,scheduled,214,sch-7,"t1,t2"',
-            f"sec-str{s},Алгебра (поток),07,c-alg,AST,scheduled,215,sch-7,t1"),
-        "users.csv": _rows(
-            "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password",
-            f"u-t1{s},true,sch-7,teacher,akor,,Анна,Королёва,Петровна,,a@school.ru,,,,,",
-            f"u-s1{s},true,sch-7,student,alena,,Алёна,Иванова-Крылова,,,,,,u-g1,07,",
-            f"u-s2{s},true,sch-7,student,artem,,Артём,Иванов,,,,,,,07,",
-            f"u-s3{s},true,sch-7,student,ivan,,Иван,Петров,,,,,,,07,",
-            f"u-g1{s},true,sch-7,parent,maria,,Мария,Иванова,,,maria@example.ru,,"
-            '+7 900 000-00-01,"u-s1,u-s2",,',
-            f"u-g2{s},true,sch-7,relative,olga,,Ольга,Петрова,,,,,,u-s3,,"),
-        "enrollments.csv": _rows(
-            "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate",
-            f"e1{s},k-7b,sch-7,u-s1,student,false,2026-09-01,",
-            f"e2{s},k-7b,sch-7,u-s2,student,false,2026-09-01,",
-            f"e3{s},k-7a,sch-7,u-s3,student,false,2026-09-01,",
-            f"e4{s},k-7b,sch-7,u-t1,teacher,true,,",
-            f"e5{s},sec-7b,sch-7,u-s1,student,false,2026-09-02,2026-12-28",
-            f"e6{s},sec-7b,sch-7,u-s2,student,false,,",
-            f"e7{s},sec-str,sch-7,u-s1,student,false,2026-09-01,",
-            f"e8{s},sec-str,sch-7,u-s3,student,false,2026-09-01,",
-            f"e9{s},sec-7b,sch-7,u-t1,teacher,true,,"),
-        "categories.csv": _rows("sourcedId,status,dateLastModified,title",
-                                f"cat-kr{s},Контрольная работа"),
-        "lineItems.csv": _rows(
-            "sourcedId,status,dateLastModified,title,description,assignDate,dueDate,classSourcedId,categorySourcedId,gradingPeriodSourcedId,resultValueMin,resultValueMax",
-            f"li-1{s},Контрольная работа № 1,,2026-09-10,2026-09-14,sec-7b,cat-kr,t1,1,5",
-            f"li-2{s},Самостоятельная работа,,2026-09-20,,sec-7b,,t1,1,5"),
-        "results.csv": _rows(
-            "sourcedId,status,dateLastModified,lineItemSourcedId,studentSourcedId,scoreStatus,score,scoreDate,comment",
-            f"r1{s},li-1,u-s1,fully graded,5.0,2026-09-15,Молодец",
-            f"r2{s},li-1,u-s2,fully graded,4-,,",
-            f"r3{s},li-2,u-s1,fully graded,зачёт,,",
-            f"r4{s},li-2,u-s2,fully graded,85,,",
-            f"r5{s},li-1,u-s3,exempt,,,"),
-    }  # fmt: skip
-
-
-def as_12(bundle: dict[str, Rows]) -> dict[str, Rows]:
-    """The same school in the shape of OneRoster 1.2: roles.csv, textScore."""
-    converted = {name: [dict(row) for row in rows] for name, rows in bundle.items()}
-    for row in converted["manifest.csv"]:
-        if row["propertyName"] == "oneroster.version":
-            row["value"] = "1.2"
-    converted["roles.csv"] = [
-        {"sourcedId": f"role-{row['sourcedId']}", "status": "", "dateLastModified": T,
-         "userSourcedId": row["sourcedId"], "roleType": "primary", "role": row.pop("role"),
-         "orgSourcedId": "sch-7", "userProfileSourcedId": "", "beginDate": "", "endDate": ""}
-        for row in converted["users.csv"]
-    ]  # fmt: skip
-    for row in converted["results.csv"]:
-        row["textScore"], row["score"] = row["score"], ""
-    return converted
-
-
-def _csv(rows: Rows, *, delimiter: str = ",", quirky: bool = False) -> str:
-    if not rows:
-        return ""
-    names = list(rows[0])
-    shown = [_quirk(n) if quirky else n for n in names]
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(shown)
-    writer.writerows([row[n] for n in names] for row in rows)
-    return out.getvalue() + ("\r\n" if quirky else "")  # a blank last line, as Excel leaves
-
-
-def _quirk(name: str) -> str:
-    """Header spellings seen in hand-edited exports: spaces, case, snake_case."""
-    spaced = "".join(f" {c}" if c.isupper() else c for c in name)
-    return {0: spaced.title(), 1: name.upper(), 2: spaced.replace(" ", "_").lower()}[len(name) % 3]
-
-
-def write_folder(folder: Path, bundle: dict[str, Rows]) -> Path:
-    folder.mkdir(parents=True)
-    for name, rows in bundle.items():
-        (folder / name).write_text(_csv(rows), encoding="utf-8")
-    return folder
-
-
-def write_quirky_zip(path: Path, bundle: dict[str, Rows]) -> Path:
-    """cp1251 or UTF-8 with BOM, `;` delimiters, odd headers, files in a subfolder."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for i, (name, rows) in enumerate(sorted(bundle.items())):
-            text = _csv(rows, delimiter=";", quirky=True)
-            data = text.encode("cp1251") if i % 2 else "\ufeff".encode() + text.encode()
-            archive.writestr(f"export/{name}", data)
-    return path
 
 
 def _import(config: Config, path: Path) -> Any:
@@ -202,8 +97,6 @@ def test_a_12_zip_with_quirks_gives_the_same_journal(
     plain = journal_dump()
     close_database()
     (config.database_path() or Path()).unlink()
-    from otmetka.db import migrate, open_database
-
     open_database(config.database.url)
     migrate()
     bundle = write_quirky_zip(tmp_path / "roster-1.2.zip", as_12(bundle_11()))
@@ -223,7 +116,7 @@ def test_a_delta_updates_deletes_and_keeps_what_it_does_not_carry(
     parent = {**users["u-g1"], "agentSourcedIds": "u-s1", "dateLastModified": later}
     results = {row["sourcedId"]: row for row in full["results.csv"]}
     delta = {
-        "manifest.csv": _rows("propertyName,value", "oneroster.version,1.1",
+        "manifest.csv": table("propertyName,value", "oneroster.version,1.1",
                               "file.users,delta", "file.results,delta"),
         "users.csv": [renamed, parent],
         "results.csv": [
@@ -284,12 +177,10 @@ _ERRORS = [
      "enrollments.csv row 6 (sourcedId 'e5'): Value error, 'date_to' (2026-08-01) is before"),
     (_set("users.csv", "u-s1", givenName=""),
      "users.csv row 3 (sourcedId 'u-s1'), column 'givenName': "),
-    (_set("enrollments.csv", "e3", classSourcedId="sec-7b"),
-     "users.csv row 5 (sourcedId 'u-s3'), column 'sourcedId': the student has no homeroom"),
     (_set("academicSessions.csv", "t1", startDate="2026-13-45"),
      "academicSessions.csv row 3 (sourcedId 't1'), column 'startDate': '2026-13-45' is not a date"),
-    (_set("classes.csv", "k-7a", grades="", title="Класс коррекции"),
-     "classes.csv row 3 (sourcedId 'k-7a'), column 'grades': cannot tell the grade"),
+    (_set("users.csv", "u-s1", dateLastModified="вчера"),
+     "users.csv row 3 (sourcedId 'u-s1'), column 'dateLastModified': 'вчера' is not a date"),
     (_set("users.csv", "u-g2", agentSourcedIds="u-nobody"),
      "users.csv row 7 (sourcedId 'u-g2'), column 'agentSourcedIds': 'u-nobody' is not a student"),
     (_drop_column("users.csv", "familyName"),
@@ -329,6 +220,183 @@ def test_bytes_that_are_no_known_encoding_are_refused(
         _import(config, folder)
 
 
+# --- exports as other systems write them -------------------------------------------------
+
+NO_CLASS_7 = f"oneroster-no-class-{YEAR}-7"
+NO_CLASS_8 = f"oneroster-no-class-{YEAR}-8"
+NO_CLASS = f"oneroster-no-class-{YEAR}"
+
+
+def _fresh_database(config: Config) -> None:
+    close_database()
+    (config.database_path() or Path()).unlink()
+    open_database(config.database.url)
+    migrate()
+
+
+def test_an_export_without_homerooms_or_grades_is_placed_with_a_warning_each(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    result = _import(config, write_folder(tmp_path / "real", real_11()))
+    classes = {c.id: (c.name, c.grade, c.academic_year_id) for c in models.ClassUnit}
+    assert classes == {
+        NO_CLASS_7: ("7 без класса", 7, YEAR),
+        NO_CLASS_8: ("8 без класса", 8, YEAR),
+        NO_CLASS: ("без класса", 0, YEAR),  # the club nobody is enrolled in
+    }
+    homes = {s.id: s.class_unit_id for s in models.Student}
+    assert homes == {
+        "usr-222-66778900": NO_CLASS_7,  # their own grades
+        "usr-222-66778901": NO_CLASS_7,
+        "usr-222-66778902": NO_CLASS_8,
+        "usr-222-66778903": NO_CLASS_7,  # no grades: the grade of the course they are in
+    }
+    groups = {g.id: (g.kind, json.loads(g.class_unit_ids)) for g in models.Group}
+    assert groups == {
+        "cls-222-123478": ("whole_class", [NO_CLASS_7]),
+        "cls-222-123479": ("whole_class", [NO_CLASS_8]),
+        "cls-222-123480": ("stream", [NO_CLASS_7, NO_CLASS_8]),
+        "cls-222-123481": ("whole_class", [NO_CLASS]),
+    }
+    assert {m.id: m.raw_text for m in models.Mark} == {"res-222-1": "5", "res-222-2": "4"}
+    assert result.warnings == [
+        *(
+            f"real: users.csv row {n} (sourcedId 'usr-222-6677890{n - 3}'), column "
+            f"'sourcedId': the student has no homeroom enrollment; placed in «{name}» "
+            "(its grade): enrol the student in a homeroom class in the export, or move the "
+            "student in the school's system"
+            for n, name in ((3, "7 без класса"), (4, "7 без класса"), (5, "8 без класса"),
+                            (6, "7 без класса"))
+        ),
+        "real: classes.csv row 5 (sourcedId 'cls-222-123481'), column 'sourcedId': no student "
+        "of this class is in a class; shown under «без класса» until its students are enrolled",
+    ]  # fmt: skip
+    summary = result.summary()
+    assert "real: 5 warnings (imported all the same):" in summary
+    assert "real: note: demographics.csv: not a file otmetka reads, ignored" in summary
+    assert "users.csv: columns otmetka does not read, ignored: metadata.ext.snils" in summary
+
+
+def test_the_no_class_groups_are_in_the_class_lists(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    _import(config, write_folder(tmp_path / "real", real_11()))
+    exported = lists_export.export_list(config, class_name="7 без класса", out=None)
+    assert exported.students == 3
+
+
+def test_a_12_export_with_its_header_names_reads_as_the_11_one(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    _import(config, write_folder(tmp_path / "real-11", real_11()))
+    plain = journal_dump()
+    _fresh_database(config)
+    result = _import(config, write_zip(tmp_path / "real-12.zip", real_12()))
+    assert journal_dump() == plain
+    assert models.Student.get_by_id("usr-222-66778900").first_name == "Сергей"
+    assert len(result.warnings) == 5
+    notes = "\n".join(result.notes)
+    for ignored in ("demographics.csv", "userProfiles.csv", "metadata.ru.inn", "metadata.ext"):
+        assert ignored in notes
+    for read in ("userMasterIdentifier", "preferredFirstName", "pronouns", "academicSession"):
+        assert read not in notes
+
+
+def test_a_delta_places_only_its_new_student(config: Config, file_db: Path, tmp_path: Path) -> None:
+    _import(config, write_zip(tmp_path / "real-12.zip", real_12()))
+    before = {s.id: s.class_unit_id for s in models.Student}
+    result = _import(config, write_folder(tmp_path / "delta", delta_12()))
+    after = {s.id: s.class_unit_id for s in models.Student}
+    assert after == {**before, "usr-222-66778904": NO_CLASS_8}  # by the class it is in
+    assert [w.split(": the student")[0] for w in result.warnings] == [
+        "delta: users.csv row 2 (sourcedId 'usr-222-66778904'), column 'sourcedId'"
+    ]
+    club = models.Group.get_by_id("cls-222-123481")
+    assert (club.name, json.loads(club.class_unit_ids)) == ("Кружок «Палитра»", [NO_CLASS])
+    assert models.Membership.get_by_id("enr-3").deleted_at is not None
+    assert models.ImportLog.select().order_by(models.ImportLog.id.desc()).first().mode == "delta"
+
+
+def test_a_minimal_bundle_places_by_the_only_class_of_the_grade(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    result = _import(config, write_folder(tmp_path / "min", minimal_11()))
+    assert {s.id: s.class_unit_id for s in models.Student} == {"u-1": "cls-5a", "u-2": "cls-5a"}
+    assert models.ClassUnit.get_by_id("cls-5a").grade == 5
+    assert len(result.warnings) == 1
+    assert "'u-2'), column 'sourcedId': the student has no homeroom enrollment; placed in " \
+        "'5А' (the only homeroom class of grade 5)" in result.warnings[0]  # fmt: skip
+
+
+def test_two_classes_of_the_grade_leave_the_student_in_the_grades_no_class_group(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    bundle = _broken(_set("enrollments.csv", "e3", classSourcedId="sec-7b"))
+    result = _import(config, write_folder(tmp_path / "roster", bundle))
+    assert models.Student.get_by_id("u-s3").class_unit_id == "oneroster-no-class-y2027-7"
+    assert models.ClassUnit.get_by_id("k-7a").grade == 7
+    assert ["'u-s3'" in w and "«7 без класса» (its grade)" in w for w in result.warnings] == [True]
+
+
+_GRADES = [
+    ({"title": "Класс коррекции"}, {}, 7, ""),  # the grades of its students
+    ({"title": "Класс коррекции", "courseSourcedId": "c-alg"}, {"grades": "06"}, 6, ""),
+    ({"title": "Класс 7-А"}, {}, 7, ""),
+    ({"title": "Класс коррекции"}, {"u-s3": ""}, 0, "cannot tell the grade"),
+]
+
+
+@pytest.mark.parametrize(("klass", "other", "grade", "warning"), _GRADES)
+def test_a_class_with_empty_grades_takes_them_from_course_title_or_students(
+    klass: dict[str, str],
+    other: dict[str, str],
+    grade: int,
+    warning: str,
+    config: Config,
+    file_db: Path,
+    tmp_path: Path,
+) -> None:
+    bundle = _broken(_set("classes.csv", "k-7a", grades="", **klass))
+    if "grades" in other:
+        _set("courses.csv", "c-alg", grades=other["grades"])(bundle)
+    if "u-s3" in other:
+        _set("users.csv", "u-s3", grades="")(bundle)
+    result = _import(config, write_folder(tmp_path / "roster", bundle))
+    assert models.ClassUnit.get_by_id("k-7a").grade == grade
+    where = "roster: classes.csv row 3 (sourcedId 'k-7a'), column 'grades': "
+    assert [w[: len(where + warning)] for w in result.warnings] == (
+        [where + warning] if warning else []
+    )
+
+
+def test_what_a_real_export_still_gets_wrong_is_refused_cell_by_cell(
+    config: Config, file_db: Path, tmp_path: Path
+) -> None:
+    bundle = real_12()
+    bundle["results.csv"][0]["textScore"] = "отл"
+    with pytest.raises(BatchError) as error:
+        _import(config, write_zip(tmp_path / "real-12.zip", bundle))
+    assert (
+        "real-12.zip: results.csv row 2 (sourcedId 'res-222-1'), column 'textScore': 'отл' "
+        "is not a mark" in str(error.value)
+    )
+    assert models.ImportLog.select().count() == 0 and models.ClassUnit.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-08-25T10:00:00.000Z", "2026-08-25T10:00:00Z", "2026-08-25T13:00:00+03:00",
+     "2026-08-25 10:00:00", "2026-08-25T10:00:00.5z", "25.08.2026 10:00"],
+)  # fmt: skip
+def test_date_last_modified_is_read_as_exports_write_it(text: str) -> None:
+    moment = oneroster_document.parse_moment(text)
+    assert moment is not None
+    utc = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    assert utc.astimezone(dt.UTC).replace(microsecond=0) == dt.datetime(
+        2026, 8, 25, 10, tzinfo=dt.UTC
+    )
+
+
 # --- through the inbox ----------------------------------------------------------------------
 
 
@@ -346,3 +414,18 @@ def test_bundles_in_the_inbox_go_to_done_or_quarantine(config: Config, file_db: 
     note = (folder / "quarantine" / "2-fixes.error.txt").read_text(encoding="utf-8")
     assert "2-fixes: results.csv row 2 (sourcedId 'r1'), column 'score': 'отл'" in note
     assert models.Mark.select().count() == 4
+
+
+def test_the_inbox_summary_carries_the_warnings_and_notes(config: Config, file_db: Path) -> None:
+    folder = config.paths.inbox_dir
+    folder.mkdir()
+    write_zip(folder / "real.zip", real_11())
+    box = Inbox(config, MarkRules())
+    box.tick(now=0.0)
+    [outcome] = box.tick(now=100.0)
+    assert outcome.ok and (folder / "done" / "real.zip").is_file()
+    lines = outcome.message.splitlines()
+    assert lines[0].startswith("real.zip: imported ")
+    assert lines[1] == "real.zip: 5 warnings (imported all the same):"
+    assert "placed in «7 без класса»" in lines[2]
+    assert lines[-1].startswith("real.zip: note: users.csv: columns otmetka does not read")

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from otmetka.daemon.cli import main
-from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.config import Config, ConfigError, config_from_dict
+from otmetka.daemon.core.config_sections import plain_http_problem
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.exchange import http
@@ -252,3 +253,86 @@ def test_cli_sync_http(
     close_database()
     both = runner.invoke(main, ["--config", str(path), "sync", "--http", "--inbox"])
     assert both.exit_code == 2 and "exactly one of" in both.output
+
+
+# --- plain http ------------------------------------------------------------------------------
+
+
+def _elsewhere(upstream: FakeUpstream) -> str:
+    """The fake upstream's address as if it were another machine: 0.0.0.0 is not a loopback
+    address, yet Linux delivers a connection to it on this machine, so nothing leaves it
+    whatever the code under test does."""
+    return upstream.url.replace("://127.0.0.1:", "://0.0.0.0:")
+
+
+def test_the_token_never_goes_over_plain_http_to_another_machine(
+    upstream: FakeUpstream, file_db: Path
+) -> None:
+    params = HttpParams(_elsewhere(upstream), TOKEN, limit=50, retries=0)
+    with pytest.raises(UpstreamError) as error:
+        pull(params)
+    message = str(error.value)
+    assert "is not https" in message and "source.allow_plain_http: true" in message
+    assert TOKEN not in message
+    assert upstream.requests == [], "not one request, so the token was never sent"
+    assert "is not https" in http.last_pull()["last_error"]
+    with pytest.raises(UpstreamError, match="is not https"):
+        http.UpstreamClient(params).push_events([])
+    assert upstream.requests == []
+    allowed = HttpParams(_elsewhere(upstream), TOKEN, limit=50, allow_plain_http=True)
+    assert pull(allowed).records == 33 and len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://upstream.example/exchange", False),
+        ("HTTPS://upstream.example", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.8.0.1/", False),
+        ("http://[::1]:8080/", False),
+        ("http://localhost:8080", False),
+        ("", False),
+        ("http://upstream.example", True),
+        ("http://10.0.0.5:8080/", True),
+        ("http://127.0.0.1.example.com/", True),
+        ("http://0.0.0.0:8080", True),
+        ("http://[::ffff:10.0.0.5]/", True),
+    ],
+)
+def test_which_addresses_are_plain_http_off_this_machine(url: str, refused: bool) -> None:
+    assert (plain_http_problem(url) is not None) == refused
+
+
+def test_config_refuses_a_plain_http_source_unless_allowed(project_dir: Path) -> None:
+    for kind in ("http", "inbox"):  # the outbox pushes to source.url whatever the kind
+        source = {"kind": kind, "url": "http://upstream.example/"}
+        with pytest.raises(ConfigError) as error:
+            config_from_dict({"source": source}, base_dir=project_dir, env={})
+        assert "source.url" in str(error.value) and "is not https" in str(error.value)
+    allowed = {"kind": "http", "url": "http://upstream.example/", "allow_plain_http": True}
+    config = config_from_dict({"source": allowed}, base_dir=project_dir, env={})
+    assert config.source.allow_plain_http
+    safe = {"kind": "http", "url": "https://upstream.example/"}
+    assert not config_from_dict(
+        {"source": safe}, base_dir=project_dir, env={}
+    ).source.allow_plain_http
+
+
+def test_cli_sync_refuses_plain_http_before_any_request(
+    upstream: FakeUpstream, runner: CliRunner, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = project_dir / "config.yaml"
+    text = (
+        f"site:\n  kdf_iterations: 100000\nsource:\n  kind: http\n  url: {_elsewhere(upstream)}\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("OTMETKA_UPSTREAM_TOKEN", TOKEN)
+    refused = runner.invoke(main, ["--config", str(path), "sync", "--http"])
+    assert refused.exit_code != 0 and "is not https" in refused.output
+    assert "source.allow_plain_http" in refused.output and "Traceback" not in refused.output
+    assert upstream.requests == []
+    path.write_text(text + "  allow_plain_http: true\n", encoding="utf-8")
+    allowed = runner.invoke(main, ["--config", str(path), "sync", "--http"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "pull: 1 pages, 33 records" in allowed.output

@@ -18,15 +18,14 @@ from click.testing import CliRunner
 
 from otmetka.daemon.acts import paper, registers
 from otmetka.daemon.cli import main
-from otmetka.daemon.core import pidfile as daemon_status
+from otmetka.daemon.core import pidfile
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.ops import backup, restore
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
-from otmetka.db import build_state as site_state
-from otmetka.db import close_database, models
+from otmetka.db import build_state, close_database, models
 from otmetka.db.migrations import LATEST_VERSION
 from otmetka.site_builder import build
 from tests.support.acts_support import TODAY, School, build_school, make_config, write_config_file
@@ -59,7 +58,7 @@ def elsewhere(tmp_path: Path) -> Config:
 
 def _hashes(config: Config) -> dict[str, str]:
     open_project(config)
-    return {page_id: row.content_hash for page_id, row in site_state.manifest().items()}
+    return {page_id: row.content_hash for page_id, row in build_state.manifest().items()}
 
 
 def _cli(runner: CliRunner, config: Config, *args: str) -> tuple[int, str]:
@@ -232,7 +231,7 @@ def test_restore_keeps_the_replaced_database_aside(school: School, tmp_path: Pat
     open_project(config)
     assert models.BreachReport.select().count() == 0
     assert registers.verify_audit(config).ok
-    assert site_state.manifest() == {}  # every page is rebuilt from the restored data
+    assert build_state.manifest() == {}  # every page is rebuilt from the restored data
     build.build_site(build_options(config, today=TODAY))
     assert school.open_page(MOTHER) == school.site()[MOTHER][1]
 
@@ -255,7 +254,7 @@ def test_restore_waits_for_the_daemon_to_stop(school: School, tmp_path: Path) ->
     assert database is not None
     close_database()
     digest = _sha(database)
-    lock = daemon_status.PidLock(daemon_status.pid_path(config))
+    lock = pidfile.PidLock(pidfile.pid_path(config))
     lock.acquire()  # as `otmetka run` holds it
     try:
         with pytest.raises(OtmetkaError, match="already running"):

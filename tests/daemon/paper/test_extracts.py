@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 from weasyprint.formatting_structure import boxes
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.errors import OtmetkaError
@@ -28,11 +28,14 @@ from otmetka.daemon.paper import printing
 from otmetka.db import models
 from otmetka.db import printing as printed
 from otmetka.site_builder import attachments, build, crypto
+from otmetka.site_builder.pages import family
 from otmetka.site_builder.pdf import engine, extracts
 from tests.support.factories import change, envelope
 from tests.support.page_factories import TODAY, page_school, two_class_school
+from tests.support.qr_codes import read_qr_codes
 
 QUIET = Reporter(quiet=True)
+NBSP = "\u00a0"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -52,7 +55,8 @@ def _print(config: Config, **options: Any) -> printing.ExtractsResult:
 
 
 def _pages(path: Path) -> list[str]:
-    return [page.extract_text() for page in PdfReader(path).pages]
+    """The text as a reader sees it: a non-breaking space reads as a space."""
+    return [page.extract_text().replace(NBSP, " ") for page in PdfReader(path).pages]
 
 
 def _squash(text: str) -> str:
@@ -132,6 +136,114 @@ def test_page_numbers_restart_for_every_student(school: None, config: Config) ->
         "Стр. 1 из 1",
         "Стр. 1 из 1",
     ]
+
+
+# --- marks, weights and links on paper -------------------------------------------------------
+
+# A mark with its optional weight and its date, as one piece of text on one line.
+MARK_AND_DATE = re.compile(r"(?:^|, )[2-5][-+]? (?:×[\d,]+ )?\(\d{1,2}\.\d\d\)")
+WEIGHT_2 = "«×2» после оценки — её вес: в среднем балле она считается за 2 оценки."
+
+
+def test_a_mark_never_leaves_its_date(school: None, config: Config) -> None:
+    """60 marks wrap over several lines of a narrow column, and each line ends after a
+    comma: every mark reads back with its date on the same line."""
+    import_document(envelope(_hard_student(), mode="delta", cursor="c2"), "hard.json", MarkRules())
+    pages = _pages(_print(config).files[0])
+    lines = [
+        line for text in pages if _squash(LONG_LAST) in _squash(text) for line in text.split("\n")
+    ]
+    wrapped = [line for line in lines if re.search(r"\(\d{1,2}\.\d\d\)", line)]
+    assert len(wrapped) >= 5  # the marks of subj-01 do wrap
+    whole = sum(len(MARK_AND_DATE.findall(line.strip())) for line in lines)
+    assert whole == 60 + 2 * 19, [line for line in wrapped if line.startswith("(")]
+    assert not [line for line in lines if re.match(r"\s*\(\d{1,2}\.\d\d", line)]
+
+
+def test_the_weight_is_explained_once_where_a_mark_has_one(school: None, config: Config) -> None:
+    pages = _pages(_print(config).files[0])
+    alena = next(p for p in pages if "Иванова-Крылова Алёна" in p)
+    assert "4- ×2 (14.09)" in alena
+    assert _squash(alena).count(_squash(WEIGHT_2)) == 1
+    unweighted = [p for p in pages if "×" not in p.split("Средний балл по всем")[0]]
+    assert unweighted and all("её вес" not in p for p in unweighted)
+
+
+@pytest.mark.parametrize(
+    ("weights", "legend"),
+    [
+        ([1.0, 1.0], ""),
+        ([2.0], WEIGHT_2),
+        (
+            [1.5, 5.0, 21.0, 1.0, 1.5],
+            "«×1,5» после оценки — её вес: в среднем балле она считается за 1,5 оценки; "
+            "«×5» — за 5 оценок; «×21» — за 21 оценку.",
+        ),
+    ],
+)
+def test_weights_legend(weights: list[float], legend: str) -> None:
+    marks = [
+        family.MarkView("5", dt.date(2026, 9, n + 1), weight, "regular", "", "")
+        for n, weight in enumerate(weights)
+    ]
+    subjects = [
+        family.SubjectGrades("Алгебра", marks[:2], None, []),
+        family.SubjectGrades("Физика", marks[2:], None, []),
+    ]
+    assert extracts.weights_legend(subjects) == legend
+
+
+RESH = "https://resh.edu.ru/subject/lesson/7411/start/"
+LONG_LINK = "https://www.prosv.ru/umk/perspektiva/info.aspx?ob_no=12345&section=homework&page=2"
+LINKED_HOMEWORK = (
+    f"Посмотреть [урок на РЭШ]({RESH}), прочитать [главу учебника]({LONG_LINK}), "
+    "вопросы: <https://www.example.org/q/>, пишите на [почту](mailto:teacher@example.org)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "short", "whole"),
+    [
+        (RESH, "resh.edu.ru/subject/lesson/7411/start", True),
+        ("https://www.example.org/", "example.org", True),
+        ("http://EXAMPLE.org:8080/a", "example.org:8080/a", True),
+        (LONG_LINK, "prosv.ru/umk/perspektiva/info.aspx", False),
+        ("https://x.ru/" + "abcdefgh/" * 6, "x.ru/abcdefgh/abcdefgh/abcdefgh/…", False),
+        ("https://x.ru/" + "a" * 40, "x.ru/…", False),
+        ("mailto:teacher@example.org", "teacher@example.org", True),
+    ],
+)
+def test_short_address(url: str, short: str, whole: bool) -> None:
+    assert extracts.short_address(url) == (short, whole)
+
+
+def test_links_print_their_address_and_a_cut_one_a_qr_code(
+    school: None, config: Config, tmp_path: Path
+) -> None:
+    homework = change(
+        "homework",
+        "hw-links",
+        {
+            "subject_id": "rus",
+            "group_id": "g-rus",
+            "assigned_on": "2026-09-14",
+            "due_date": "2026-09-18",
+            "text": LINKED_HOMEWORK,
+        },
+    )
+    import_document(envelope([homework], mode="delta", cursor="c2"), "links.json", MarkRules())
+    path = _print(config).files[0]
+    text = " ".join(_pages(path))
+    for expected in (
+        "урок на РЭШ (resh.edu.ru/subject/lesson/7411/start)",
+        "главу учебника (prosv.ru/umk/perspektiva/info.aspx)",
+        "вопросы: example.org/q,",
+        "почту (teacher@example.org)",
+    ):
+        assert _squash(expected) in _squash(text), expected
+    # The cut address, whole, once per extract that shows the homework; nothing else.
+    codes = read_qr_codes(path, tmp_path / "scans")
+    assert codes and set(codes) == {LONG_LINK}
 
 
 # --- hard cases ---------------------------------------------------------------------------
@@ -416,7 +528,7 @@ def test_cli_prints_a_class(school: None, config_file: Path, runner: CliRunner) 
 
 
 def _issue(config: Config) -> dict[str, dict[str, str]]:
-    result = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert result.list_path is not None
     with result.list_path.open(encoding="utf-8-sig") as handle:
         return {row["name"]: row for row in csv.DictReader(handle)}
@@ -435,6 +547,12 @@ def _fragment(config: Config, row: dict[str, str]) -> tuple[str, str]:
     return html, crypto.decrypt_page(sealed, key, credential.page_id).decode("utf-8")
 
 
+def _outside(html: str, page_id: str) -> str:
+    """A page without its envelope and its id: what every page shares."""
+    head, rest = html.split('id="otm-envelope">', 1)
+    return (head + rest.split("</script>", 1)[1]).replace(page_id, "")
+
+
 def _link(fragment: str) -> str:
     match = re.search(r'data-otm-file="([0-9a-f]{32})"', fragment)
     assert match is not None
@@ -451,18 +569,27 @@ def test_class_teacher_page_links_the_encrypted_extracts(school: None, config: C
     teacher = rows["Королёва Анна Петровна"]
     build.build_site(build_options(config, today=TODAY))
     shell, fragment = _fragment(config, teacher)
-    assert "data-otm-file" not in fragment and "data-otm-filename" not in shell
+    assert "data-otm-file" not in fragment
     printed_pdf = _print(config).files[0].read_bytes()
     build.build_site(build_options(config, today=TODAY))
     shell, fragment = _fragment(config, teacher)
     file_id = _link(fragment)
     assert "Скачать выписки класса (PDF)" in fragment and "3 выписок, 3 стр." in fragment
-    assert "data-otm-filename" in shell  # download.js is inlined into this page only
+    # download.js is in every page's shell, so the shell does not tell who has files
+    assert "data-otm-filename" in shell
     _credential, key = _key(teacher)
     assert _open_file(config, file_id, key) == printed_pdf
     guardian_shell, _guardian = _fragment(config, rows["Иванова Мария"])
     student_shell, student = _fragment(config, rows["Петров Иван"])
-    assert "data-otm-filename" not in student_shell + guardian_shell and "otm-file" not in student
+    shells = {
+        _outside(html, c.page_id)
+        for html, c in (
+            (shell, _credential),
+            (student_shell, _key(rows["Петров Иван"])[0]),
+            (guardian_shell, _key(rows["Иванова Мария"])[0]),
+        )
+    }
+    assert len(shells) == 1 and "otm-file" not in student
     with pytest.raises(crypto.DecryptionError):  # the student's key does not open it
         _open_file(config, file_id, _key(rows["Петров Иван"])[1])
 
@@ -480,7 +607,7 @@ def test_teacher_copy_follows_new_prints_and_new_logins(school: None, config: Co
     assert second != first and not (config.site.output_dir / "f" / f"{first}.bin").exists()
     # The teacher's login is rotated: the same file, sealed with the new key.
     _old, old_key = _key(teacher)
-    rotated = creds.rotate_credential(config, teacher["login"], QUIET)
+    rotated = credentials.rotate_credential(config, teacher["login"], QUIET)
     build.build_site(build_options(config, today=TODAY))
     login, password = next(iter(rotated.secrets.values()))
     new_row = {"login": login, "password": password}

@@ -4,6 +4,7 @@ class teacher's page and the deputy head's page link them, encrypted for each re
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
@@ -11,23 +12,25 @@ import json
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import generate_school
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import reports
 from otmetka.db import analytics, models
 from otmetka.site_builder import attachments, build, crypto
+from otmetka.site_builder.pdf import engine, extracts
 from otmetka.site_builder.pdf import reports as site_reports
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
@@ -131,7 +134,7 @@ def test_cli_report_class(runner: CliRunner, config_file: Path, tmp_path: Path) 
 
 
 def _logins(config: Config) -> dict[str, dict[str, str]]:
-    result = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     assert result.list_path is not None
     with result.list_path.open(encoding="utf-8-sig") as handle:
         return {row["name"]: row for row in csv.DictReader(handle)}
@@ -160,7 +163,7 @@ def test_staff_pages_link_the_latest_reports_encrypted(school: None, config: Con
     logins = _logins(config)
     build.build_site(build_options(config, today=TODAY))
     teacher, _key = _fragment(config, logins["Дмитриева Дарья Сергеевна"])
-    assert "Аналитический отчёт в PDF ещё не сформирован" in teacher
+    assert "Аналитический отчёт в PDF появится здесь" in teacher
     result = reports.report_school(config, out=None, today=TODAY)
     build.build_site(build_options(config, today=TODAY))
     teacher, key = _fragment(config, logins["Дмитриева Дарья Сергеевна"])
@@ -183,10 +186,63 @@ def test_staff_pages_link_the_latest_reports_encrypted(school: None, config: Con
 
 def test_class_reports_made_by_workers_equal_those_made_here(file_db: Path) -> None:
     day = dt.date(2026, 11, 27)
-    import_document(demo.generate_school(students=12, seed=1, as_of=day), "demo", MarkRules())
+    import_document(generate_school(students=12, seed=1, as_of=day), "demo", MarkRules())
     school = site_reports.School.load(day)
     here = list(site_reports.school_pdfs(school))
-    pooled = list(site_reports.school_pdfs(school, workers=2))
+    pooled: list[tuple[site_reports.ClassReport, site_reports.Pdf]] = []
+    whole = site_reports.school_pdf(school, 2, lambda report, pdf: pooled.append((report, pdf)))
     assert [report for report, _ in pooled] == [report for report, _ in here]
     assert len(here) == 11  # classes 1-11, in school order
     assert [pdf.pages for _, pdf in pooled] == [pdf.pages for _, pdf in here]
+    assert [pdf_text(pdf.data) for _, pdf in pooled] == [pdf_text(pdf.data) for _, pdf in here]
+    # the overview (made by a worker too) comes first, then every class in order
+    overview = site_reports.overview_pdf(school)
+    assert whole.pages == overview.pages + sum(pdf.pages for _, pdf in here)
+    merged = PdfReader(io.BytesIO(whole.data))
+    first = PdfReader(io.BytesIO(overview.data)).pages[0].extract_text()
+    assert merged.pages[0].extract_text() == first
+    titles = [item.title for item in merged.outline if not isinstance(item, list)]
+    assert titles[0] == "Аналитический отчёт по школе"
+    assert titles[1:] == [f"Аналитический отчёт: класс {r.class_name}" for r, _ in here]
+
+
+# --- the printed HTML and its layout ---------------------------------------------------------
+
+
+def test_paper_html_has_no_hidden_tables_and_charts_as_images(school: None) -> None:
+    report = site_reports.class_report(site_reports.School.load(TODAY), CLASS_ID)
+    svgs = re.findall(r"<svg\b.*?</svg>", report.html, flags=re.DOTALL)
+    assert svgs and 'class="sr"' in report.html
+    paper = site_reports.for_paper(report.html)
+    assert "<svg" not in paper and '<div class="sr">' not in paper
+    images = re.findall(r'<img alt="" src="data:image/svg\+xml;base64,([^"]+)">', paper)
+    assert [base64.b64decode(i).decode("utf-8") for i in images] == svgs
+    # nothing else is dropped: every caption and every student's block stays
+    for text in re.findall(r"<figcaption>(.*?)</figcaption>", report.html):
+        assert f"<figcaption>{text}</figcaption>" in paper
+    assert paper.count('class="pstat"') == report.html.count('class="pstat"') == 3
+
+
+def _outer_boxes(page: Any, css_class: str) -> dict[int, Any]:
+    """The outermost box of each element of `css_class` on the page, by element."""
+    found: dict[int, Any] = {}
+    for box in page._page_box.descendants():
+        if box.element is not None and css_class in (box.element.get("class") or "").split():
+            found.setdefault(id(box.element), box)
+    return found
+
+
+def test_student_blocks_are_whole_and_hold_table_and_chart_side_by_side(school: None) -> None:
+    report = site_reports.class_report(site_reports.School.load(TODAY), CLASS_ID)
+    html = extracts.document_html([site_reports.for_paper(report.html)], "t")
+    document = engine.render_document(html, site_reports.report_css())
+    pages = [_outer_boxes(page, "pstat") for page in document.pages]
+    # break-inside: avoid holds: each block is on one page, never split
+    elements = [element for page in pages for element in page]
+    assert len(elements) == len(set(elements)) == 3
+    for block in (box for page in pages for box in page.values()):
+        table = next(b for b in block.descendants() if b.element_tag == "table")
+        chart = next(b for b in block.descendants() if b.element_tag == "img")
+        assert chart.position_x > table.position_x + table.width  # to its right
+        assert abs(chart.position_y - table.position_y) < 20  # on the same line, at the top
+        assert chart.width == pytest.approx(block.width * 0.42, rel=0.02)

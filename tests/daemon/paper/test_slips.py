@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import printing
-from otmetka.db import credentials as stored
+from otmetka.db import credentials as credentials_db
 from otmetka.db import models
 from otmetka.db import printing as printed
 from tests.support.page_factories import page_school, two_class_school
@@ -38,7 +38,7 @@ def _config(project_dir: Path, **school: str) -> Config:
     return config_from_dict(data, base_dir=project_dir, env={})
 
 
-def _rows(result: creds.IssueResult) -> list[dict[str, str]]:
+def _rows(result: credentials.IssueResult) -> list[dict[str, str]]:
     assert result.list_path is not None
     with result.list_path.open(encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
@@ -87,7 +87,7 @@ def test_issuing_writes_slips_beside_the_list(
     two_classes: None, project_dir: Path, tmp_path: Path
 ) -> None:
     config = _config(project_dir)
-    result = creds.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
     rows = _rows(result)
     assert result.slips_path is not None and result.list_path is not None
     assert result.slips_path.parent == result.list_path.parent
@@ -112,7 +112,7 @@ def test_issuing_writes_slips_beside_the_list(
     assert "родитель (законный представитель), C5A" in text and "классный руководитель" in text
     codes = _qr_codes(result.slips_path, tmp_path / "qr")
     assert sorted(codes) == sorted(f"{LAN}index.html#login={row['login']}" for row in rows)
-    people = set(stored.active_by_person())
+    people = set(credentials_db.active_by_person())
     assert len(people) == 22 and printed.people_without_slips(people) == set()
 
 
@@ -129,12 +129,12 @@ def test_mirror_address_and_password_in_the_qr_code(
         reporter=QUIET,
     )
     assert result.path is not None and result.with_password == result.new_logins == 5
-    credentials = stored.active_by_person().values()
+    active = credentials_db.active_by_person().values()
     text = "\n".join(_text(result.path))
     assert text.count(f"Из дома: {MIRROR}") == 5
     codes = _qr_codes(result.path, tmp_path / "qr")
     assert len(codes) == 10  # in school and from home
-    for credential in credentials:
+    for credential in active:
         at_school = [c for c in codes if c.startswith(f"{LAN}index.html#login={credential.login}")]
         assert len(at_school) == 1 and "&password=" in at_school[0]
         password = at_school[0].split("&password=")[1]
@@ -156,17 +156,18 @@ def test_print_slips_for_a_class_gives_each_person_one(school: None, project_dir
         again.path is None and again.already == 5 and "already got their slips" in again.summary()
     )
     # A login whose password was never printed (issued before slips existed): replaced.
-    legacy = next(c for c in stored.active_by_person().values() if c.person_kind == "student")
+    active = credentials_db.active_by_person().values()
+    legacy = next(c for c in active if c.person_kind == "student")
     models.CredentialSlip.delete().where(models.CredentialSlip.login == legacy.login).execute()
-    assert printed.people_without_slips(stored.active_by_person()) == {
+    assert printed.people_without_slips(credentials_db.active_by_person()) == {
         (legacy.person_kind, legacy.person_id)
     }
-    before = {k: c.login for k, c in stored.active_by_person().items()}
+    before = {k: c.login for k, c in credentials_db.active_by_person().items()}
     fixed = run()
     assert (fixed.with_password, fixed.new_logins, fixed.replaced, fixed.already) == (1, 0, 1, 4)
-    after = {k: c.login for k, c in stored.active_by_person().items()}
+    after = {k: c.login for k, c in credentials_db.active_by_person().items()}
     key = (legacy.person_kind, legacy.person_id)
-    assert after[key] != before[key] and stored.by_login(legacy.login).state == "revoked"
+    assert after[key] != before[key] and credentials_db.by_login(legacy.login).state == "revoked"
     assert {k: v for k, v in after.items() if k != key} == {
         k: v for k, v in before.items() if k != key
     }
@@ -175,8 +176,8 @@ def test_print_slips_for_a_class_gives_each_person_one(school: None, project_dir
 
 def test_login_only_slips_change_nothing(school: None, project_dir: Path) -> None:
     config = _config(project_dir)
-    creds.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET)
-    before = {k: c.login for k, c in stored.active_by_person().items()}
+    credentials.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET)
+    before = {k: c.login for k, c in credentials_db.active_by_person().items()}
     result = printing.print_slips(
         config,
         class_name="7Б",
@@ -186,7 +187,7 @@ def test_login_only_slips_change_nothing(school: None, project_dir: Path) -> Non
         reporter=QUIET,
     )
     assert result.login_only == 5 and result.path is not None
-    assert {k: c.login for k, c in stored.active_by_person().items()} == before
+    assert {k: c.login for k, c in credentials_db.active_by_person().items()} == before
     text = "\n".join(_text(result.path))
     assert text.count("выдан ранее") == 5 and "Пароль" in text
     assert all(login in text for login in before.values())
@@ -196,9 +197,11 @@ def test_login_only_slips_change_nothing(school: None, project_dir: Path) -> Non
 
 def test_rotating_a_login_prints_its_slip(school: None, project_dir: Path) -> None:
     config = _config(project_dir)
-    issued = _rows(creds.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET))
+    issued = _rows(
+        credentials.issue_credentials(config, class_name="7Б", everyone=False, reporter=QUIET)
+    )
     old = next(row for row in issued if row["name"] == "Петров Иван")
-    rotated = creds.rotate_credential(config, old["login"], QUIET)
+    rotated = credentials.rotate_credential(config, old["login"], QUIET)
     assert rotated.slips_path is not None
     ((login, password),) = rotated.secrets.values()
     text = "\n".join(_text(rotated.slips_path))
@@ -209,8 +212,8 @@ def test_rotating_a_login_prints_its_slip(school: None, project_dir: Path) -> No
 def test_a_failed_issue_leaves_neither_slips_nor_list(school: None, project_dir: Path) -> None:
     """Storing fails after the files are written (a login taken meanwhile): both go."""
     config = _config(project_dir)
-    people = creds.people_in_scope("7Б", everyone=False)
-    prepared = creds.prepare_issue(config, people, QUIET)
+    people = credentials.people_in_scope("7Б", everyone=False)
+    prepared = credentials.prepare_issue(config, people, QUIET)
     assert prepared.slips.startswith(b"%PDF")
     taken = prepared.new[-1]
     models.Credential.create(
@@ -225,7 +228,7 @@ def test_a_failed_issue_leaves_neither_slips_nor_list(school: None, project_dir:
         issued_at=datetime.datetime.now(datetime.UTC),
     )
     with pytest.raises(peewee.IntegrityError):
-        creds.commit_issue(config, prepared, datetime.datetime.now(datetime.UTC))
+        credentials.commit_issue(config, prepared, datetime.datetime.now(datetime.UTC))
     assert not list((config.paths.var_dir / "credentials").glob("issued-*"))
     assert models.Credential.select().count() == 1 and models.CredentialSlip.select().count() == 0
 

@@ -3,6 +3,7 @@ the pid and status files, a clean stop on SIGTERM, and what `otmetka status` say
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -17,16 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from otmetka.daemon.access import credentials
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core import jobs, pidfile
 from otmetka.daemon.core.config import Config, config_from_dict, load_config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
 from otmetka.db import acts as events
-from otmetka.db import build_state, close_database, models, write_transaction
+from otmetka.db import build_state, close_database, models, staff_facts, write_transaction
+from tests.support.analytics_factories import analytics_school
 from tests.support.factories import small_school, write_json
 from tests.support.servers import free_port
 from tests.support.sync_support import (
@@ -186,6 +191,48 @@ def test_pages_marked_by_acts_get_built_without_a_pull(project: Config) -> None:
         assert not daemon.build_wanted and not build_state.any_dirty()
     finally:
         daemon.close()
+
+
+def test_an_act_reaches_the_class_teacher_and_the_deputy_within_one_refresh(
+    project: Config,
+) -> None:
+    daemon = scheduler.Daemon(project, serve=False, watch=False)
+    daemon.start()
+    try:
+        import_document(analytics_school(), "school.json", MarkRules())
+        issued = credentials.issue_credentials(
+            project, class_name=None, everyone=True, reporter=Reporter(quiet=True)
+        )
+        assert issued.list_path is not None
+        with issued.list_path.open(encoding="utf-8-sig") as handle:
+            login = {row["name"]: row["login"] for row in csv.DictReader(handle)}
+        daemon.build()
+        before = _built_at()
+        paper.register_consent(
+            project, login=login["Алексеева Алла"], decision="granted", paper=True
+        )
+        assert staff_facts.deputies_behind_acts() == {"t-dep"}
+        daemon.run_job("pages", daemon.pages_waiting)  # as every staff_refresh_seconds
+        daemon.tick()  # the build it asked for, in the same pass of the loop
+        after = _built_at()
+        assert after[("teacher", "t-5")] > before[("teacher", "t-5")]  # the class teacher's
+        assert after[("teacher", "t-dep")] > before[("teacher", "t-dep")]  # and the deputy's
+        assert staff_facts.deputies_behind_acts() == set() and not build_state.any_dirty()
+        daemon.run_job("pages", daemon.pages_waiting)
+        assert _built_at() == after  # nothing new: nothing redone
+    finally:
+        daemon.close()
+
+
+def _built_at() -> dict[tuple[str, str], dt.datetime]:
+    return {(m.person_kind, m.person_id): m.built_at for m in models.BuildManifest.select()}
+
+
+def test_the_demo_serves_with_the_page_refresh_alone(project: Config) -> None:
+    daemon = scheduler.Daemon(project, watch=False, pages_only=True)
+    daemon._plan_jobs()
+    assert [job.job_func.args[0] for job in daemon.sched.jobs] == ["pages"]  # type: ignore[union-attr]
+    assert daemon.sched.jobs[0].interval == project.schedule.staff_refresh_seconds <= 60
 
 
 def _raise(config: Config) -> str | None:

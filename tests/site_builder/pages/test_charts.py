@@ -135,8 +135,8 @@ def test_line_chart_solid_and_dashed_lines_dots_and_squares_gaps_break_the_line(
 
 def test_column_chart_labels_every_column() -> None:
     columns = [charts.Bar("31.08", 1.0, "100,0 %"), charts.Bar("7.09", 7 / 11, "63,6 %")]
-    figure = charts.column_chart(
-        "c4", "Посещаемость", columns, maximum=1, headers=("Неделя с", "Посещаемость")
+    figure = charts.bar_chart(
+        "c4", "Посещаемость", columns, maximum=1, headers=("Неделя с", "Посещаемость"), upright=True
     )
     root, svg, table = parse(figure)
     accessible(root, svg, table)
@@ -180,5 +180,5 @@ def test_nothing_to_draw_says_so() -> None:
 
 
 def test_figures() -> None:
-    assert charts.number(4.345, 1) == "4,3" and charts.number(None) == "—"
+    assert formatting.average(4.345, 1) == "4,3" and formatting.average(None) == "—"
     assert formatting.percent(25 / 29) == "86,2 %" and formatting.percent(None) == "—"

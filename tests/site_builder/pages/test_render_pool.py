@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.demo import school as demo
+from otmetka.daemon.demo.school import generate_school
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.site_builder.pages import render
 from otmetka.site_builder.workers import database_url
@@ -25,7 +25,7 @@ DEMO_DAY = dt.date(2026, 11, 27)
 @pytest.fixture
 def demo_school(file_db: Path) -> None:
     """Every class 1-11, siblings in different classes, deputy heads."""
-    import_document(demo.generate_school(students=60, seed=1, as_of=DEMO_DAY), "demo", MarkRules())
+    import_document(generate_school(students=60, seed=1, as_of=DEMO_DAY), "demo", MarkRules())
 
 
 def test_pages_rendered_by_workers_equal_the_pages_rendered_here(demo_school: None) -> None:

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.access import credentials as creds
+from otmetka.daemon.access import credentials
 from otmetka.daemon.acts.paper import register_ack, register_breach, register_consent
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.db import build_state as site_state
-from otmetka.db import models, write_transaction
-from otmetka.site_builder.pages import audience, render, staff_views
-from tests.support.analytics_factories import analytics_school
+from otmetka.db import build_state, models, write_transaction
+from otmetka.site_builder.pages import audience, render, staff_blocks, staff_views
+from tests.support.analytics_factories import CLASS_ID, analytics_school
 
 TODAY = dt.date(2026, 9, 16)
 TEACHER, DEPUTY = ("teacher", "t-5"), ("teacher", "t-dep")
@@ -30,13 +29,20 @@ def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+PHONE = "+7 (912) 345-67-89"
+
+
 @pytest.fixture
 def school(file_db: Path) -> None:
-    import_document(analytics_school(), "school.json", MarkRules())
+    document = analytics_school()
+    for row in document["changes"]:
+        if row["type"] == "guardian" and row["id"] == "g-a":
+            row["data"]["phone"] = PHONE
+    import_document(document, "school.json", MarkRules())
 
 
 def logins(config: Config) -> dict[str, str]:
-    issued = creds.issue_credentials(
+    issued = credentials.issue_credentials(
         config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
     )
     assert issued.list_path is not None
@@ -61,7 +67,8 @@ def test_journal_shows_marks_and_codes_by_date_and_nothing_to_edit(school: None)
     english = page.split("<h4>Английский язык</h4>", 1)[1].split("</table>", 1)[0]
     assert "<b>н/а</b>" not in english  # a final, not a lesson's mark…
     assert "Григорьева" not in page  # left before
-    assert "<input" not in page.split('<section class="acts"', 1)[0]  # read-only
+    inputs = re.findall(r"<input[^>]*>", page.split('<section class="acts"', 1)[0])
+    assert inputs == ['<input type="checkbox" id="k9da5e1de5d-only" class="otm-only">']  # a filter
 
 
 def test_control_tables_follow_the_acts(school: None, config: Config) -> None:
@@ -70,9 +77,9 @@ def test_control_tables_follow_the_acts(school: None, config: Config) -> None:
     register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
     register_consent(config, login=login["Васильева Вера"], decision="refused", paper=True)
     page = text_of(pages(TEACHER)[TEACHER])
-    assert "Алексеева Алла Алексеев Антон на бумаге, 15 сент. дано электронно" in page
-    assert "Васильева Вера Васильев Виктор нет отказ электронно" in page
-    assert "Борисов Борис Борисова Белла нет не дано на бумаге" in page
+    assert f"Алексеева Алла Алексеев Антон {PHONE} на бумаге, 15 сент. дано электронно" in page
+    assert "Васильева Вера Васильев Виктор — нет отказ электронно" in page
+    assert "Борисов Борис Борисова Белла — нет не дано на бумаге" in page
     paper = page.split("Бумажная доставка", 1)[1].split("Не выданы", 1)[0]
     assert "Борисов Борис Борисова Белла выбрана бумажная доставка" in paper
     assert "Васильева Вера Васильев Виктор отказ от обработки данных" in paper
@@ -83,7 +90,7 @@ def test_control_tables_follow_the_acts(school: None, config: Config) -> None:
 
 def test_people_without_slips_are_listed(school: None) -> None:
     page = text_of(pages(TEACHER)[TEACHER])
-    missing = page.split("Не выданы логины и пароли", 1)[1].split("otmetka print slips", 1)[0]
+    missing = page.split("Не выданы логины и пароли", 1)[1].split("Листки с логинами", 1)[0]
     for name in ("Алексеев Антон (ученик)", "Алексеева Алла (родитель)", "Васильева Вера"):
         assert name in missing
     assert "Борисов Борис" not in missing  # on paper: no page, no login needed
@@ -131,8 +138,8 @@ def test_school_offset_is_read_off_a_deadline(zone_hours: int, day: int) -> None
 def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: None) -> None:
     now = dt.datetime.now(dt.UTC)
     with write_transaction():
-        site_state.record_pages([("page-dep", DEPUTY, "h1")], now - dt.timedelta(hours=21))
-        site_state.record_pages([("page-t5", TEACHER, "h2")], now - dt.timedelta(hours=21))
+        build_state.record_pages([("page-dep", DEPUTY, "h1")], now - dt.timedelta(hours=21))
+        build_state.record_pages([("page-t5", TEACHER, "h2")], now - dt.timedelta(hours=21))
     assert audience.expand_dirty({("student", "s-a")}) == {
         ("student", "s-a"),
         ("guardian", "g-a"),
@@ -141,7 +148,7 @@ def test_a_deputy_page_is_redone_after_a_mark_at_most_once_in_a_while(school: No
     }
     assert audience.expand_dirty({("guardian", "g-a")}) == {("guardian", "g-a"), TEACHER}
     with write_transaction():
-        site_state.record_pages([("page-dep", DEPUTY, "h3")], now)
+        build_state.record_pages([("page-dep", DEPUTY, "h3")], now)
     assert DEPUTY not in (audience.expand_dirty({("student", "s-a")}) or set())
 
 
@@ -150,9 +157,9 @@ def test_an_act_on_paper_marks_the_class_teachers_page_for_the_next_build(
 ) -> None:
     login = logins(config)
     with write_transaction():
-        site_state.clear_dirty(site_state.dirty_rows())
+        build_state.clear_dirty(build_state.dirty_rows())
     register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
-    assert TEACHER in (audience.expand_dirty(site_state.dirty_rows()) or set())
+    assert TEACHER in (audience.expand_dirty(build_state.dirty_rows()) or set())
 
 
 def test_the_class_teacher_sees_each_student_without_the_class_wide_parts(school: None) -> None:
@@ -166,3 +173,58 @@ def test_the_class_teacher_sees_each_student_without_the_class_wide_parts(school
     assert own in teacher  # the student's grades as the student sees them
     assert "<h3>Посещаемость" in teacher and "<h3>Группы" in teacher
     assert "otm:class-wide" not in teacher + student
+
+
+def test_the_parents_table_filters_who_has_not_acknowledged_and_gives_phones(
+    school: None, config: Config
+) -> None:
+    login = logins(config)
+    register_consent(config, login=login["Алексеева Алла"], decision="granted", paper=True)
+    register_ack(config, login=login["Алексеева Алла"], paper=True, date="2026-09-15")
+    page = pages(TEACHER)[TEACHER]
+    table = page.split('<table class="ctl">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr( class=\"otm-ack\")?><th scope=\"row\">([^<]+)</th>", table)
+    assert rows == [
+        (' class="otm-ack"', "Алексеева Алла"),
+        ("", "Борисов Борис"),
+        ("", "Васильева Вера"),
+    ]
+    assert "Только не ознакомленные (2 из 3)" in page
+    assert f'<a href="tel:+79123456789">{PHONE}</a>' in table
+    assert '<th scope="col">С</th>' not in page and "С какого дня" in page
+
+
+def test_staff_pages_say_when_their_data_was_read(school: None) -> None:
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
+    fresh = dict(render.render_pages(today, {TEACHER, DEPUTY}))
+    for page in fresh.values():
+        stamp = re.search(r'Данные на <time datetime="([0-9T:Z-]+)" data-otm-local>', page)
+        assert stamp is not None
+        read = dt.datetime.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        assert now - dt.timedelta(seconds=1) <= read <= dt.datetime.now(dt.UTC)
+    # a page of a day that is over names the day only, the same whenever it is rendered
+    assert staff_blocks.data_time(TODAY, now) is None
+    assert '<p class="otm-asof">Данные на 16 сентября 2026</p>' in pages(TEACHER)[TEACHER]
+
+
+def test_staff_pages_never_ask_for_a_shell_command(school: None) -> None:
+    rendered = pages(TEACHER, DEPUTY)
+    for page in rendered.values():
+        assert "otmetka " not in text_of(page) and "<code>otmetka" not in page
+    assert "появится здесь, когда администратор школы его сформирует" in rendered[DEPUTY]
+
+
+def test_the_deputy_s_class_names_lead_to_the_class(school: None) -> None:
+    page = pages(DEPUTY)[DEPUTY]
+    anchor = staff_blocks.class_anchor(CLASS_ID)
+    assert f'<th scope="row"><a href="#{anchor}-s">5А</a></th>' in page
+    details = page.split(f'<details class="cls" id="{anchor}-s">', 1)[1].split("</details>", 1)[0]
+    assert "Математика" in details and "В группе риска" in details
+
+
+def test_every_scrolling_table_can_be_reached_by_keyboard(school: None) -> None:
+    for page in pages(TEACHER, DEPUTY).values():
+        staff_part = page.split('<details class="pupil">', 1)[0]  # the pupils' own sections aside
+        boxes = re.findall(r'<div class="tw"[^>]*>', staff_part)
+        assert boxes and all('tabindex="0" role="region" aria-label="' in box for box in boxes)

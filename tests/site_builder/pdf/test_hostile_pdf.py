@@ -33,8 +33,9 @@ from tests.support.page_factories import TODAY, page_school
 
 # A name is at most 200 characters; it is shown as text, so its markup must show literally.
 NAME_HTML = "<img src=x onerror=\"window.__pwned='name'\"><b>Алёна</b>"
-# A right-to-left override in the middle of a surname, and emoji with joiners.
-GUARDIAN_RTL = "Иванова\u202eанйамоП\u202c 👩\u200d👧\u200d👦"
+# A right-to-left mark in the middle of a surname, and emoji with joiners (the overrides
+# U+202A-E are refused at import, see docs/exchange-format.md).
+GUARDIAN_RTL = "Иванова\u200fанйамоП\u200f 👩\u200d👧\u200d👦"
 HOMEWORK_HTML = (
     "Упр. 7 <script>window.__pwned='homework'</script> "
     "<img src=x onerror=\"window.__pwned='img'\"> "

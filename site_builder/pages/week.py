@@ -1,0 +1,191 @@
+"""The child's week as the family reads it first: each lesson of the previous, this and the
+next week with its homework, marks and absence, and the week at a glance (new marks and
+absences, homework due soon, lessons changed), built from one indexed class.
+
+No HTML here: templates/_child.html.j2 and templates/_glance.html.j2 decide how it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from otmetka.db import row_types
+from otmetka.site_builder.pages import family, lookups
+
+WEEK = 7 * lookups.DAY
+# The glance looks this far back for marks and absences: about a week, the rhythm of
+# «Ознакомлен(а)»; page.js singles out what is newer than the last visit on this phone.
+GLANCE_DAYS = 7
+# The timetable ends on Saturday; Sunday lessons are not a thing here.
+SCHOOL_DAYS = 6
+
+
+@dataclass(frozen=True)
+class WeekView:
+    """One week of the child's lessons; `label` says which («Эта неделя»)."""
+
+    label: str
+    timetable: family.TimetableView
+    current: bool
+
+
+@dataclass(frozen=True)
+class GlanceMark:
+    date: dt.date
+    subject: str
+    mark: family.MarkView
+
+
+@dataclass(frozen=True)
+class GlanceChange:
+    date: dt.date
+    lesson: family.LessonView
+
+
+@dataclass(frozen=True)
+class GlanceView:
+    """The week at a glance, for the top of the page."""
+
+    since: dt.date
+    marks: list[GlanceMark]
+    absences: list[family.AbsenceView]
+    homework: list[family.HomeworkView]
+    changes: list[GlanceChange]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.marks or self.absences or self.homework or self.changes)
+
+
+# --- lessons with their homework, marks and absence ---------------------------------------
+
+
+@dataclass
+class _Details:
+    """The child's homework, marks and absences keyed by (date, subject) or lesson id."""
+
+    marks: dict[tuple[dt.date, str], list[family.MarkView]]
+    absences: dict[str, family.AbsenceView]
+    homework: dict[tuple[dt.date, str], list[family.HomeworkView]]
+
+
+def _details(
+    student_id: str, spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex
+) -> _Details:
+    lookup = index.lookup
+    marks: dict[tuple[dt.date, str], list[family.MarkView]] = defaultdict(list)
+    for mark in index.marks.get(student_id, ()):
+        if not family.is_final(mark):
+            marks[(mark.date, mark.subject_id)].append(family.mark_view(mark, index))
+    absences = {
+        a.lesson_id: family.absence_view(a, lookup)
+        for a in index.attendance.get(student_id, ())
+        if a.category != "present"
+    }
+    homework: dict[tuple[dt.date, str], list[family.HomeworkView]] = defaultdict(list)
+    for hw in family.homework_rows(student_id, spans, index, *_loaded(index)):
+        homework[(hw.due_date, hw.subject_id)].append(family.homework_item(hw, lookup))
+    return _Details(marks, absences, homework)
+
+
+def _loaded(index: lookups.ClassIndex) -> tuple[dt.date, dt.date]:
+    return index.scope.load_range
+
+
+def _with_details(
+    lesson: row_types.LessonRow, details: _Details, index: lookups.ClassIndex
+) -> family.LessonView:
+    view = family.lesson_view(lesson, index.lookup)
+    key = (lesson.date, lesson.subject_id)
+    return dataclasses.replace(
+        view,
+        marks=tuple(details.marks.get(key, ())),
+        absence=details.absences.get(lesson.id),
+        homework=tuple(details.homework.get(key, ())),
+    )
+
+
+def _week(
+    monday: dt.date,
+    spans: dict[str, list[lookups.Span]],
+    details: _Details,
+    index: lookups.ClassIndex,
+) -> family.TimetableView:
+    lookup, class_id = index.lookup, index.scope.class_row.id
+    last = monday + (SCHOOL_DAYS - 1) * lookups.DAY
+    by_day: dict[dt.date, list[row_types.LessonRow]] = defaultdict(list)
+    for lesson in index.bundle.lessons:
+        if monday <= lesson.date <= last and family.in_group(spans, lesson.group_id, lesson.date):
+            by_day[lesson.date].append(lesson)
+    days = []
+    for offset in range(SCHOOL_DAYS):
+        day = monday + offset * lookups.DAY
+        rows = sorted(
+            by_day.get(day, []), key=lambda x: (x.slot, lookup.subject(x.subject_id), x.id)
+        )
+        holiday = family.holiday_on(day, lookup.holidays, class_id)
+        days.append(family.DayView(day, [_with_details(x, details, index) for x in rows], holiday))
+    return family.TimetableView(monday, last, days)
+
+
+def weeks_view(
+    student_id: str, spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex
+) -> list[WeekView]:
+    """This, the previous and the next week (those the class bundle covers whole)."""
+    scope = index.scope
+    first, last = _loaded(index)
+    details = _details(student_id, spans, index)
+    wanted = (  # this week first and open, the others a tap away
+        ("Эта неделя", scope.week_start, True),
+        ("Прошлая неделя", scope.week_start - WEEK, False),
+        ("Следующая неделя", scope.week_start + WEEK, False),
+    )
+    return [
+        WeekView(label, _week(monday, spans, details, index), current)
+        for label, monday, current in wanted
+        if current or (first <= monday and monday + (SCHOOL_DAYS - 1) * lookups.DAY <= last)
+    ]
+
+
+# --- the week at a glance -----------------------------------------------------------------
+
+
+def glance_view(child: family.ChildView, weeks: list[WeekView], today: dt.date) -> GlanceView:
+    """New marks and absences of the last days, homework due from today on, lessons of this
+    and the next week that were cancelled, moved or given by another teacher."""
+    since = today - (GLANCE_DAYS - 1) * lookups.DAY
+    marks = [
+        GlanceMark(m.date, subject.subject, m)
+        for subject in child.grades.subjects
+        for m in subject.marks
+        if since <= m.date <= today
+    ]
+    marks.sort(key=lambda g: (g.date, g.subject), reverse=True)
+    absences = [a for a in child.attendance.absences if since <= a.date <= today]
+    changes = [
+        GlanceChange(day.date, lesson)
+        for week in weeks
+        if week.timetable.week_end >= today
+        for day in week.timetable.days
+        if day.date >= today
+        for lesson in day.lessons
+        if lesson.changed
+    ]
+    return GlanceView(since, marks, absences, child.homework.upcoming, changes)
+
+
+@dataclass(frozen=True)
+class ChildWeek:
+    """What the family page shows of a child before the sections: the glance and the weeks."""
+
+    glance: GlanceView
+    weeks: list[WeekView]
+
+
+def child_week(child: family.ChildView, index: lookups.ClassIndex) -> ChildWeek:
+    spans = family.spans_of(child.student_id, index)
+    weeks = weeks_view(child.student_id, spans, index)
+    return ChildWeek(glance_view(child, weeks, index.scope.today), weeks)
