@@ -264,7 +264,8 @@ def _fill(folder: Path, leave: int) -> Path:
     """Fill the file system to the last byte, then free `leave` bytes."""
     filler = folder / "filler.bin"
     chunk = b"\0" * 65536
-    with filler.open("wb") as handle, contextlib.suppress(OSError):
+    # suppress outermost: closing the file flushes what the last write left and fails too
+    with contextlib.suppress(OSError), filler.open("wb") as handle:
         while True:
             handle.write(chunk)
             handle.flush()
