@@ -91,7 +91,7 @@ def _unlock_seconds(config: Config, login: str, password: str) -> dict[str, floa
 
     from otmetka.daemon.endpoint.app import create_app
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package
     from tests.support.servers import CHROMIUM_ARGS, waitress_server
 
     args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP school.lan 127.0.0.1"]
