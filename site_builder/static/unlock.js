@@ -505,6 +505,9 @@
     var bar = document.createElement('div');
     bar.id = 'otm-bar';
     bar.className = 'otm-bar';
+    // A named region: every part of the page sits in a landmark, for screen readers.
+    bar.setAttribute('role', 'region');
+    bar.setAttribute('aria-label', 'Выход со страницы');
     var text = document.createElement('span');
     text.id = 'otm-bar-text';
     text.textContent = rememberUntil > 0

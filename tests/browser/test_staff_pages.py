@@ -202,15 +202,10 @@ def _axe(page: Page, exclude: tuple[str, ...] = ()) -> list[dict[str, object]]:
 @pytest.mark.parametrize("name", [TEACHER, DEPUTY, PARENT, STUDENT])
 def test_axe_finds_nothing_serious_or_moderate(served: Served, page: Page, name: str) -> None:
     _log_in(page, served, name)
-    found = _axe(page, exclude=("#otm-bar",))  # the next test has it
+    found = _axe(page)
     assert found == [], json.dumps(found, ensure_ascii=False, indent=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unlock.js inserts its «Выйти» bar (#otm-bar) outside any landmark (axe: region, "
-    "moderate); a <header> instead of a <div> fixes it. Strict: remove this mark then.",
-)
 def test_axe_finds_nothing_in_the_unlocked_page_s_bar(served: Served, page: Page) -> None:
     _log_in(page, served, STUDENT)
     assert _axe(page) == []
