@@ -7,6 +7,8 @@ since http://school.lan/ is not a secure context and has no WebCrypto, like a sc
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import functools
 import http.server
 import threading
@@ -18,9 +20,18 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from otmetka.site_builder import crypto
+from otmetka.daemon.access import credentials
+from otmetka.daemon.core.config import Config, config_from_dict
+from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.core.settings import build_options
+from otmetka.daemon.exchange.importer import import_document
+from otmetka.daemon.paper import printing
+from otmetka.db import close_database, migrate, open_database
+from otmetka.site_builder import build, crypto
 from otmetka.site_builder.shell import render_login_page, render_shell
 from tests.support import paths
+from tests.support.page_factories import page_school
 from tests.support.servers import CHROMIUM_ARGS, wait_until_listening
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -210,3 +221,47 @@ def context(location: Location) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+def log_in(page: Page, base: str, row: dict[str, str]) -> None:
+    """Log in on the site's login page at `base` (ending in "/") as a parent would type it,
+    and wait for the unlocked page."""
+    page.goto(base + "index.html")
+    page.wait_for_selector("#otm-login-form", state="visible")
+    page.fill("#otm-login", row["login"])
+    page.fill("#otm-password", row["password"])
+    page.click("#otm-submit")
+    page.wait_for_selector("html[data-otm-state=unlocked]")
+
+
+PRINTED_ON = dt.date(2026, 9, 16)  # the page school's week
+
+
+def printed_site(folder: Path) -> tuple[Config, dict[str, dict[str, str]], Path]:
+    """The page school built with the class's extracts printed (so the class teacher's page
+    links a file): the config, logins by name from the one-time list, and the extract PDF."""
+    config = config_from_dict({"site": {"kdf_iterations": 100_000}}, base_dir=folder, env={})
+    open_database(config.database.url)
+    try:
+        migrate()
+        import_document(page_school(), "school.json", MarkRules())
+        issued = credentials.issue_credentials(
+            config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
+        )
+        extracts = printing.print_extracts(
+            config,
+            class_name="7Б",
+            everyone=False,
+            period=None,
+            paper_only=False,
+            out=None,
+            reporter=Reporter(quiet=True),
+            today=PRINTED_ON,
+        )
+        build.build_site(build_options(config, today=PRINTED_ON))
+    finally:
+        close_database()
+    assert issued.list_path is not None
+    with issued.list_path.open(encoding="utf-8-sig") as handle:
+        logins = {row["name"]: row for row in csv.DictReader(handle)}
+    return config, logins, extracts.files[0]

@@ -6,7 +6,6 @@ says why it cannot download."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -16,59 +15,23 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 from pypdf import PdfReader
 
-from otmetka.daemon.access import credentials
-from otmetka.daemon.core.config import Config, config_from_dict
-from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
-from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.paper import printing
-from otmetka.db import close_database, migrate, open_database
-from otmetka.site_builder import build
-from tests.support.page_factories import page_school
 from tests.support.servers import waitress_server
 
-from .conftest import LAN_HOST, VIEWPORT
+from .conftest import LAN_HOST, VIEWPORT, log_in, printed_site
 
 TODAY = dt.date(2026, 9, 16)
 QUIET = Reporter(quiet=True)
 TEACHER = "Королёва Анна Петровна"
 
 
-def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]], Path]:
-    config = config_from_dict({"site": {"kdf_iterations": 100_000}}, base_dir=folder, env={})
-    open_database(config.database.url)
-    try:
-        migrate()
-        import_document(page_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=QUIET
-        )
-        extracts = printing.print_extracts(
-            config,
-            class_name="7Б",
-            everyone=False,
-            period=None,
-            paper_only=False,
-            out=None,
-            reporter=QUIET,
-            today=TODAY,
-        )
-        build.build_site(build_options(config, today=TODAY))
-    finally:
-        close_database()
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        logins = {row["name"]: row for row in csv.DictReader(handle)}
-    return config, logins, extracts.files[0]
-
-
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Config, dict[str, dict[str, str]], Path, int]]:
-    config, logins, printed = _school(tmp_path_factory.mktemp("school"))
+    config, logins, printed = printed_site(tmp_path_factory.mktemp("school"))
     with waitress_server(create_app(config)) as port:
         yield config, logins, printed, port
 
@@ -80,12 +43,7 @@ def _context(chromium: Browser) -> BrowserContext:
 
 
 def _log_in(page: Page, base: str, row: dict[str, str]) -> None:
-    page.goto(base + "index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, base, row)
 
 
 @pytest.mark.parametrize(("where", "crypto_path"), [("local", "webcrypto"), ("lan", "noble")])

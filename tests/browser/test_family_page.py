@@ -28,7 +28,7 @@ from tests.support.factories import change
 from tests.support.page_factories import page_school
 from tests.support.servers import free_port, waitress_server
 
-from .conftest import ARTIFACTS, VIEWPORT
+from .conftest import ARTIFACTS, VIEWPORT, log_in
 
 TODAY = dt.date(2026, 9, 16)
 QUIET = Reporter(quiet=True)
@@ -121,12 +121,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def _log_in(page: Page, port: int, row: dict[str, str]) -> None:
-    page.goto(f"http://127.0.0.1:{port}/index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, f"http://127.0.0.1:{port}/", row)
 
 
 def _top(page: Page, selector: str) -> float:

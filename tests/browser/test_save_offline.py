@@ -5,7 +5,6 @@ scripts, so that the file opened from disk, with no network, unlocks with the pa
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -15,20 +14,12 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from otmetka.daemon.access import credentials
-from otmetka.daemon.core.config import Config, config_from_dict
-from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
-from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.paper import printing
-from otmetka.db import close_database, migrate, open_database
-from otmetka.site_builder import build
-from tests.support.page_factories import page_school
 from tests.support.servers import waitress_server
 
-from .conftest import VIEWPORT
+from .conftest import VIEWPORT, log_in, printed_site
 
 TODAY = dt.date(2026, 9, 16)
 QUIET = Reporter(quiet=True)
@@ -39,41 +30,11 @@ _SCRIPTS = re.compile(r"<script\b[^>]*>(.*?)</script>", re.DOTALL)
 _ENVELOPE = re.compile(r'<script type="application/json" id="otm-envelope">(.*?)</script>')
 
 
-def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
-    """The page school built, with the class's extracts printed: the class teacher's page
-    then carries a script after page.js (download.js), which the copy must keep too."""
-    config = config_from_dict({"site": {"kdf_iterations": 100_000}}, base_dir=folder, env={})
-    open_database(config.database.url)
-    try:
-        migrate()
-        import_document(page_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=QUIET
-        )
-        printing.print_extracts(
-            config,
-            class_name="7Б",
-            everyone=False,
-            period=None,
-            paper_only=False,
-            out=None,
-            reporter=QUIET,
-            today=TODAY,
-        )
-        build.build_site(build_options(config, today=TODAY))
-    finally:
-        close_database()
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        logins = {row["name"]: row for row in csv.DictReader(handle)}
-    return config, logins
-
-
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Config, dict[str, dict[str, str]], int]]:
-    config, logins = _school(tmp_path_factory.mktemp("school"))
+    config, logins, _extract = printed_site(tmp_path_factory.mktemp("school"))
     with waitress_server(create_app(config)) as port:
         yield config, logins, port
 
@@ -88,12 +49,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 def _log_in(page: Page, port: int, row: dict[str, str]) -> Path:
     """Logs in at the site's login page; the path of the page it opened, under output/."""
-    page.goto(f"http://127.0.0.1:{port}/index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, f"http://127.0.0.1:{port}/", row)
     path = urlsplit(page.url).path
     assert re.fullmatch(r"/p/[0-9a-f]+\.html", path), path
     return Path(path.lstrip("/"))

@@ -18,6 +18,8 @@ from otmetka.db import close_database
 from tests.support.acts_support import School, build_school, make_config, rows, serve
 from tests.support.servers import free_port
 
+from .conftest import log_in
+
 pytestmark = pytest.mark.browser
 
 MOTHER = "Иванова Мария"
@@ -32,12 +34,7 @@ def school(project_dir: Path) -> Iterator[School]:
 
 
 def _log_in(page: Page, base: str, row: dict[str, str]) -> None:
-    page.goto(base + "index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, base, row)
 
 
 def test_an_act_from_a_page_served_on_another_port_lands(school: School, browser: Browser) -> None:

@@ -30,7 +30,7 @@ from otmetka.daemon.runtime import build, open_project
 from tests.support.analytics_factories import analytics_school
 from tests.support.servers import free_port
 
-from .conftest import VIEWPORT
+from .conftest import VIEWPORT, log_in
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 QUIET = Reporter(quiet=True)
@@ -97,12 +97,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def _log_in(page: Page, served: Served, name: str) -> None:
     row = served.logins[name]
-    page.goto(f"http://127.0.0.1:{served.port}/index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, f"http://127.0.0.1:{served.port}/", row)
 
 
 def _app_text(page: Page) -> str:

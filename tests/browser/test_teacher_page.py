@@ -27,7 +27,7 @@ from otmetka.site_builder import build
 from tests.support.analytics_factories import analytics_school
 from tests.support.servers import waitress_server
 
-from .conftest import ARTIFACTS, VIEWPORT
+from .conftest import ARTIFACTS, VIEWPORT, log_in
 
 TODAY = dt.date(2026, 9, 16)
 QUIET = Reporter(quiet=True)
@@ -72,12 +72,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def _log_in(page: Page, port: int, row: dict[str, str]) -> None:
-    page.goto(f"http://127.0.0.1:{port}/index.html")
-    page.wait_for_selector("#otm-login-form", state="visible")
-    page.fill("#otm-login", row["login"])
-    page.fill("#otm-password", row["password"])
-    page.click("#otm-submit")
-    page.wait_for_selector("html[data-otm-state=unlocked]")
+    log_in(page, f"http://127.0.0.1:{port}/", row)
 
 
 def test_class_teacher_sees_journal_charts_and_control_tables(served: tuple, page: Page) -> None:

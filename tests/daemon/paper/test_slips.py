@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import datetime
 import stat
-import subprocess
 from pathlib import Path
 
 import peewee
@@ -27,6 +26,7 @@ from otmetka.db import credentials as credentials_db
 from otmetka.db import models
 from otmetka.db import printing as printed
 from tests.support.page_factories import page_school, two_class_school
+from tests.support.qr_codes import read_qr_codes
 
 QUIET = Reporter(quiet=True)
 LAN = "http://192.168.1.10/"
@@ -46,31 +46,6 @@ def _rows(result: credentials.IssueResult) -> list[dict[str, str]]:
 
 def _text(path: Path) -> list[str]:
     return [page.extract_text() for page in PdfReader(path).pages]
-
-
-def _qr_codes(pdf: Path, folder: Path) -> list[str]:
-    """Every QR code on the printed pages, as a phone camera would read it: a camera
-    tries frame after frame, so a code counts as read if a scan at either resolution
-    finds it."""
-    codes: list[str] = []
-    for page in range(1, len(PdfReader(pdf).pages) + 1):
-        found: set[str] = set()
-        for dpi in (200, 300):
-            found |= _scan_page(pdf, page, dpi, folder)
-        codes += sorted(found)
-    return codes
-
-
-def _scan_page(pdf: Path, page: int, dpi: int, folder: Path) -> set[str]:
-    folder.mkdir(exist_ok=True)
-    image = folder / f"page-{page}-{dpi}"
-    pages = ["-f", str(page), "-l", str(page), "-singlefile"]
-    subprocess.run(["pdftoppm", "-r", str(dpi), *pages, "-png", str(pdf), str(image)], check=True)
-    found = subprocess.run(
-        ["zbarimg", "-q", "--raw", f"{image}.png"], capture_output=True, text=True, check=False
-    )
-    assert found.returncode == 0, found.stderr
-    return set(found.stdout.split())
 
 
 @pytest.fixture
@@ -110,7 +85,7 @@ def test_issuing_writes_slips_beside_the_list(
     }
     assert fonts == {"PT-Sans", "PT-Sans-Bold"}  # the shipped fonts, nothing else
     assert "родитель (законный представитель), C5A" in text and "классный руководитель" in text
-    codes = _qr_codes(result.slips_path, tmp_path / "qr")
+    codes = read_qr_codes(result.slips_path, tmp_path / "qr")
     assert sorted(codes) == sorted(f"{LAN}index.html#login={row['login']}" for row in rows)
     people = set(credentials_db.active_by_person())
     assert len(people) == 22 and printed.people_without_slips(people) == set()
@@ -132,7 +107,7 @@ def test_mirror_address_and_password_in_the_qr_code(
     active = credentials_db.active_by_person().values()
     text = "\n".join(_text(result.path))
     assert text.count(f"Из дома: {MIRROR}") == 5
-    codes = _qr_codes(result.path, tmp_path / "qr")
+    codes = read_qr_codes(result.path, tmp_path / "qr")
     assert len(codes) == 10  # in school and from home
     for credential in active:
         at_school = [c for c in codes if c.startswith(f"{LAN}index.html#login={credential.login}")]
