@@ -68,9 +68,14 @@ class PersonModel(JournalModel):
     middle_name = pw.TextField(default="")
 
 
-class Teacher(PersonModel):
+class ContactModel(PersonModel):
+    """A person the school can write to or call."""
+
     email = pw.TextField(default="")
     phone = pw.TextField(default="")
+
+
+class Teacher(ContactModel):
     position = pw.TextField(default="")
     roles = pw.TextField(default="[]")
 
@@ -81,9 +86,7 @@ class Student(PersonModel):
     left_at = pw.DateField(null=True)
 
 
-class Guardian(PersonModel):
-    email = pw.TextField(default="")
-    phone = pw.TextField(default="")
+class Guardian(ContactModel):
     delivery = pw.CharField(default="electronic")
 
 
@@ -217,7 +220,8 @@ class Recommendation(JournalModel):
     text = pw.TextField()
 
 
-# Exchange entity type -> table. The importer writes through this map only.
+# Exchange entity type -> table: the one list of entity types. The importer writes through
+# this map only, and the exchange schema takes its payload models from it.
 JOURNAL_TABLES: dict[str, type[JournalModel]] = {
     "school": School,
     "academic_year": AcademicYear,

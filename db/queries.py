@@ -248,6 +248,16 @@ def _class_group_ids(class_id: str) -> pw.ModelSelect[Any]:
     return ms.select(ms.group_id).where(ms.student_id.in_(_class_student_ids(class_id)), _alive(ms))
 
 
+def _of_students(field: pw.Field, class_id: str) -> pw.Expression:
+    """`field` (a student id) names a student of the class."""
+    return field.in_(_class_student_ids(class_id))
+
+
+def _of_groups(field: pw.Field, class_id: str) -> pw.Expression:
+    """`field` (a group id) names a group some student of the class belongs to."""
+    return field.in_(_class_group_ids(class_id))
+
+
 def _between(field: pw.Field, start: dt.date, end: dt.date) -> pw.Expression:
     return field.between(start.isoformat(), end.isoformat())
 
@@ -264,7 +274,7 @@ def class_memberships(class_id: str) -> list[row_types.MembershipRow]:
     return _live(
         ms,
         row_types.MembershipRow,
-        ms.student_id.in_(_class_student_ids(class_id)),
+        _of_students(ms.student_id, class_id),
         order=[ms.student_id, ms.group_id, ms.date_from],
         converters={2: _date, 3: _date},
     )
@@ -272,7 +282,7 @@ def class_memberships(class_id: str) -> list[row_types.MembershipRow]:
 
 def class_groups(class_id: str) -> list[row_types.GroupRow]:
     g = models.Group
-    in_class = g.id.in_(_class_group_ids(class_id))
+    in_class = _of_groups(g.id, class_id)
     return _live(g, row_types.GroupRow, in_class, order=[g.id], converters={4: _ids})
 
 
@@ -281,7 +291,7 @@ def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
     return _live(
         t,
         row_types.TimetableRow,
-        t.group_id.in_(_class_group_ids(class_id)),
+        _of_groups(t.group_id, class_id),
         order=[t.group_id, t.weekday, t.slot, t.id],
         converters={6: _date, 7: _date},
     )
@@ -289,26 +299,16 @@ def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
 
 def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.LessonRow]:
     lesson = models.Lesson
-    return _live(
-        lesson,
-        row_types.LessonRow,
-        lesson.group_id.in_(_class_group_ids(class_id)),
-        _between(lesson.date, date_from, date_to),
-        order=[lesson.date, lesson.slot, lesson.id],
-        converters={1: _date, 11: _date, 13: _date},
-    )
+    where = _of_groups(lesson.group_id, class_id), _between(lesson.date, date_from, date_to)
+    order = [lesson.date, lesson.slot, lesson.id]
+    converters: dict[int, Convert] = {1: _date, 11: _date, 13: _date}
+    return _live(lesson, row_types.LessonRow, *where, order=order, converters=converters)
 
 
 def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.WorkRow]:
     w = models.Work
-    return _live(
-        w,
-        row_types.WorkRow,
-        w.group_id.in_(_class_group_ids(class_id)),
-        _between(w.date, date_from, date_to),
-        order=[w.date, w.id],
-        converters={1: _date, 7: bool},
-    )
+    where = _of_groups(w.group_id, class_id), _between(w.date, date_from, date_to)
+    return _live(w, row_types.WorkRow, *where, order=[w.date, w.id], converters={1: _date, 7: bool})
 
 
 def class_marks(
@@ -321,7 +321,7 @@ def class_marks(
     return _live(
         mk,
         row_types.MarkRow,
-        mk.student_id.in_(_class_student_ids(class_id)),
+        _of_students(mk.student_id, class_id),
         in_range | finals,
         order=[mk.student_id, mk.date, mk.id],
         converters={3: _date, 10: _bool},
@@ -346,7 +346,7 @@ def class_attendance(
         )
         .join(lesson, on=(lesson.id == a.lesson_id))
         .where(
-            a.student_id.in_(_class_student_ids(class_id)),
+            _of_students(a.student_id, class_id),
             _alive(a),
             _alive(lesson),
             _between(lesson.date, date_from, date_to),
@@ -360,28 +360,18 @@ def class_homework(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.HomeworkRow]:
     h = models.Homework
-    return _live(
-        h,
-        row_types.HomeworkRow,
-        h.group_id.in_(_class_group_ids(class_id)),
-        _between(h.due_date, date_from, date_to),
-        order=[h.due_date, h.id],
-        converters={3: _date, 4: _date, 6: _ids},
-    )
+    where = _of_groups(h.group_id, class_id), _between(h.due_date, date_from, date_to)
+    converters: dict[int, Convert] = {3: _date, 4: _date, 6: _ids}
+    return _live(h, row_types.HomeworkRow, *where, order=[h.due_date, h.id], converters=converters)
 
 
 def class_recommendations(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.RecommendationRow]:
     r = models.Recommendation
-    return _live(
-        r,
-        row_types.RecommendationRow,
-        r.student_id.in_(_class_student_ids(class_id)),
-        _between(r.date, date_from, date_to),
-        order=[r.date.desc(), r.id],
-        converters={4: _date},
-    )
+    where = _of_students(r.student_id, class_id), _between(r.date, date_from, date_to)
+    order = [r.date.desc(), r.id]
+    return _live(r, row_types.RecommendationRow, *where, order=order, converters={4: _date})
 
 
 def class_bundle(

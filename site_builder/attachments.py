@@ -28,10 +28,10 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from otmetka.db import analytics, build_state, queries
 from otmetka.db import printing as printed
@@ -48,11 +48,6 @@ SCHOOL = analytics.SCHOOL
 # Settings: JSON {file id: page id of the key used}, one per folder.
 _EXTRACTS_PUBLISHED = "printing.published_files"
 _REPORTS_PUBLISHED = "reports.published_files"
-
-
-class _Attached(Protocol):
-    @property
-    def path(self) -> Path: ...
 
 
 # --- the download script ---------------------------------------------------------------------
@@ -95,84 +90,91 @@ def report_file_id(scope: str, pdf_sha256: str) -> str:
     return digest.hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class ClassFile:
-    """What the teacher page says about a class's latest extracts PDF."""
+@dataclass(frozen=True, kw_only=True)
+class AttachedPdf:
+    """What a staff page says about a PDF it links (the template reads these names)."""
 
-    class_id: str
+    folder: ClassVar[str]
     file_id: str
     file_name: str  # the name the browser saves it under
     path: Path
-    extracts: int
     pages: int
     printed_on: dt.date
     version: str = ""
 
     @property
     def href(self) -> str:
-        return f"../{EXTRACTS_DIR}/{self.file_id}.bin"  # relative to p/<page id>.html
+        return f"../{self.folder}/{self.file_id}.bin"  # relative to p/<page id>.html
 
 
-@dataclass(frozen=True)
-class ReportFile:
-    """What a staff page says about an analytics PDF (the names the template reads are
-    those of the extracts' link)."""
+@dataclass(frozen=True, kw_only=True)
+class ClassFile(AttachedPdf):
+    """A class's latest extracts PDF, linked from the class teacher's page."""
 
+    folder: ClassVar[str] = EXTRACTS_DIR
+    class_id: str
+    extracts: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportFile(AttachedPdf):
+    """An analytics PDF, linked from the pages of those who read it."""
+
+    folder: ClassVar[str] = REPORTS_DIR
     scope: str  # class id or SCHOOL
-    file_id: str
-    file_name: str
-    path: Path
-    pages: int
-    printed_on: dt.date
-    version: str
+
+
+class _Recorded(Protocol):
+    """A PDF the database recorded: an extracts batch or an analytics report."""
 
     @property
-    def href(self) -> str:
-        return f"../{REPORTS_DIR}/{self.file_id}.bin"  # relative to p/<page id>.html
+    def path(self) -> str: ...
+    @property
+    def pdf_sha256(self) -> str: ...
+    @property
+    def pages(self) -> int: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+_Row = TypeVar("_Row", bound=_Recorded)
+
+
+def _on_disk(
+    recorded: Mapping[str, _Row],
+    titles: Mapping[str, str],
+    word: str,
+    file_id: Callable[[str, str], str],
+) -> Iterator[tuple[str, _Row, dict[str, Any]]]:
+    """(key, row, the link's common fields) of each recorded PDF whose key has a title and
+    whose file is still on disk; the browser saves it as «<word> <title> <day>.pdf»."""
+    for key, row in recorded.items():
+        path = Path(row.path)
+        if key not in titles or not path.is_file():
+            continue
+        day = row.created_at.date()
+        link = {
+            "file_id": file_id(key, row.pdf_sha256),
+            "file_name": f"{word} {titles[key]} {day:%d.%m.%Y}.pdf",
+            "path": path,
+            "pages": row.pages,
+            "printed_on": day,
+            "version": script_version(),
+        }
+        yield key, row, link
 
 
 def class_files(class_names: Mapping[str, str]) -> dict[str, ClassFile]:
     """Class id -> its latest extracts PDF that is still on disk."""
-    files = {}
-    for class_id, batch in printed.latest_batches().items():
-        path = Path(batch.path)
-        if class_id not in class_names or not path.is_file():
-            continue
-        day = batch.created_at.date()
-        name = f"Выписки {class_names[class_id]} {day:%d.%m.%Y}.pdf"
-        files[class_id] = ClassFile(
-            class_id,
-            extract_file_id(class_id, batch.pdf_sha256),
-            name,
-            path,
-            batch.extracts,
-            batch.pages,
-            day,
-            script_version(),
-        )
-    return files
+    found = _on_disk(printed.latest_batches(), class_names, "Выписки", extract_file_id)
+    return {key: ClassFile(**link, class_id=key, extracts=row.extracts) for key, row, link in found}
 
 
 def report_files(class_names: Mapping[str, str]) -> dict[str, ReportFile]:
     """Scope -> its latest analytics PDF that is still on disk."""
-    found = {}
-    for scope, row in analytics.latest_reports().items():
-        path = Path(row.path)
-        if (scope != SCHOOL and scope not in class_names) or not path.is_file():
-            continue
-        day = row.created_at.date()
-        what = "школа" if scope == SCHOOL else class_names[scope]
-        name = f"Аналитика {what} {day:%d.%m.%Y}.pdf"
-        found[scope] = ReportFile(
-            scope,
-            report_file_id(scope, row.pdf_sha256),
-            name,
-            path,
-            row.pages,
-            day,
-            script_version(),
-        )
-    return found
+    titles = {**class_names, SCHOOL: "школа"}
+    found = _on_disk(analytics.latest_reports(), titles, "Аналитика", report_file_id)
+    return {key: ReportFile(**link, scope=key) for key, _, link in found}
 
 
 def for_reader(report: ReportFile, teacher_id: str) -> ReportFile:
@@ -246,7 +248,7 @@ def _sealed(pdf: bytes, credential: Credential, fid: str) -> bytes:
 
 
 def _sync(
-    folder: Path, wanted: Mapping[str, tuple[_Attached, Credential]], setting_key: str
+    folder: Path, wanted: Mapping[str, tuple[AttachedPdf, Credential]], setting_key: str
 ) -> int:
     """Make `folder` hold exactly the sealed files in `wanted` (file id -> (file, reader's
     credential)); a file is rewritten only when it is missing or its reader's page

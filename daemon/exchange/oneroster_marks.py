@@ -4,6 +4,7 @@ and results (marks)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from otmetka.daemon.exchange.oneroster_csv import Row
@@ -16,15 +17,23 @@ from otmetka.db import outbox as sync_db
 # --- works and marks ------------------------------------------------------------------------
 
 
-def categories(ctx: Ctx) -> None:
-    for row in ctx.bundle.rows("categories.csv"):
+def _live(ctx: Ctx, file: str, kind: str) -> Iterator[tuple[Row, str]]:
+    """(row, its stamp) of each row of `file` that is not to be deleted; a row that is
+    becomes a delete of the `kind` it was imported as."""
+    for row in ctx.bundle.rows(file):
+        at = ctx.stamp(row)
         if row.deleted:
-            ctx.out.delete("work_kind", row.sourced_id, row, ctx.stamp(row))
-            continue
+            ctx.out.delete(kind, row.sourced_id, row, at)
+        else:
+            yield row, at
+
+
+def categories(ctx: Ctx) -> None:
+    for row, at in _live(ctx, "categories.csv", "work_kind"):
         data: dict[str, Any] = {"name": row.get("title")}
         if row.get("weight"):
             data["default_weight"] = _number(row.get("weight"))
-        ctx.out.add("work_kind", row.sourced_id, row, ctx.stamp(row), data)
+        ctx.out.add("work_kind", row.sourced_id, row, at, data)
 
 
 def _number(text: str) -> float | str:
@@ -42,11 +51,7 @@ def _class_subject(ctx: Ctx, class_id: str) -> str | None:
 
 
 def line_items(ctx: Ctx) -> None:
-    for row in ctx.bundle.rows("lineItems.csv"):
-        at = ctx.stamp(row)
-        if row.deleted:
-            ctx.out.delete("work", row.sourced_id, row, at)
-            continue
+    for row, at in _live(ctx, "lineItems.csv", "work"):
         day = ctx.date(row, "dueDate", required=False) or ctx.date(row, "assignDate")
         subject = _class_subject(ctx, row.get("classSourcedId"))
         if subject is None:
@@ -97,11 +102,7 @@ def _score(text: str) -> dict[str, Any] | None:
 
 
 def results(ctx: Ctx) -> None:
-    for row in ctx.bundle.rows("results.csv"):
-        at = ctx.stamp(row)
-        if row.deleted:
-            ctx.out.delete("mark", row.sourced_id, row, at)
-            continue
+    for row, at in _live(ctx, "results.csv", "mark"):
         text = row.get("textScore") or row.get("score")
         if not text:
             continue  # not marked yet (or exempt): nothing to show

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from otmetka.db import models
+
 FORMAT_NAME = "otmetka-exchange"
 FORMAT_VERSION = 1
 
@@ -310,30 +312,14 @@ class Recommendation(Entity):
     text: Text = Field(description="markdown")
 
 
-ENTITY_MODELS: dict[str, type[Entity]] = {
-    "school": School,
-    "academic_year": AcademicYear,
-    "period": Period,
-    "holiday": Holiday,
-    "subject": Subject,
-    "teacher": Teacher,
-    "student": Student,
-    "guardian": Guardian,
-    "guardian_link": GuardianLink,
-    "class_unit": ClassUnit,
-    "group": Group,
-    "membership": Membership,
-    "bell_slot": BellSlot,
-    "timetable_entry": TimetableEntry,
-    "lesson": Lesson,
-    "work_kind": WorkKind,
-    "work": Work,
-    "mark": Mark,
-    "attendance_code": AttendanceCode,
-    "attendance": Attendance,
-    "homework": Homework,
-    "recommendation": Recommendation,
-}
+def _payload_models() -> dict[str, type[Entity]]:
+    """Entity type -> payload model, in the order of db's one list of journal tables
+    (`models.JOURNAL_TABLES`): each payload model here bears its table model's class name."""
+    here = globals()
+    return {entity: here[table.__name__] for entity, table in models.JOURNAL_TABLES.items()}
+
+
+ENTITY_MODELS: dict[str, type[Entity]] = _payload_models()
 
 # Fields that point at another entity, and the entity they point at. The importer checks
 # every one against the batch and the database; an unknown reference rejects the batch.
