@@ -136,12 +136,19 @@ def collect(options: BuildOptions, pages_dir: Path) -> Plan:
 # --- render, encrypt -------------------------------------------------------------------------
 
 
-def content_hash(fragment: str) -> str:
-    return hashlib.sha256(f"{_SHELL_VERSION}\n{fragment}".encode()).hexdigest()
+def content_hash(page_version: str, data_block: bytes) -> str:
+    """What the manifest compares: the shell, the fragment (by its page version, a hash
+    already taken) and the page data block. One pass over the block, not the page."""
+    head = f"{_SHELL_VERSION}\n{page_version}\n".encode()
+    return hashlib.sha256(head + data_block).hexdigest()
 
 
 def page_data(
-    key: audience.PageKey, credential: Credential, fragment: str, plan: Plan, options: BuildOptions
+    key: audience.PageKey,
+    credential: Credential,
+    page_version: str,
+    plan: Plan,
+    options: BuildOptions,
 ) -> dict[str, Any]:
     """What static/page.js needs to post acts: inert JSON inside the encrypted fragment.
 
@@ -154,7 +161,7 @@ def page_data(
         "api": options.api_url,
         "token": keys.endpoint_token(bytes(credential.derived_key)),
         "role": key[0],
-        "page_version": hashlib.sha256(fragment.encode("utf-8")).hexdigest(),
+        "page_version": page_version,
         "shown": {
             "as_of": options.today.isoformat(),
             "week_start": monday.isoformat(),
@@ -169,9 +176,10 @@ def page_data(
     return data
 
 
-def with_page_data(fragment: str, data: dict[str, Any]) -> str:
+def page_data_block(data: dict[str, Any]) -> bytes:
+    """The element that follows the fragment in the plaintext and carries `data`."""
     block = shell.envelope_json(data)  # JSON with <, >, & escaped: cannot end the element
-    return f'{fragment}<script type="application/json" id="{PAGE_DATA_ID}">{block}</script>\n'
+    return f'<script type="application/json" id="{PAGE_DATA_ID}">{block}</script>\n'.encode()
 
 
 def connect_source(api_url: str) -> str:
@@ -182,10 +190,10 @@ def connect_source(api_url: str) -> str:
     return "'none'"
 
 
-def encrypt(fragment: str, credential: Credential, options: BuildOptions) -> bytes:
+def encrypt(plaintext: bytes, credential: Credential, options: BuildOptions) -> bytes:
     """The page file: envelope v2 (padded to its size bucket) in the shell every page shares."""
     envelope = crypto.seal_page(
-        fragment.encode("utf-8"),
+        plaintext,
         bytes(credential.derived_key),
         bytes(credential.salt),
         credential.page_id,
@@ -368,16 +376,17 @@ def _sealed_if_changed(
     result = writes.result
     result.rendered += 1
     credential = plan.credentials[key]
-    data = page_data(key, credential, fragment, plan, options)
-    result.versions.append((credential.get_id(), data["page_version"]))
-    fragment = with_page_data(fragment, data)
-    digest = content_hash(fragment)
+    body = fragment.encode("utf-8")
+    version = hashlib.sha256(body).hexdigest()  # an acknowledgement names this (page_data)
+    result.versions.append((credential.get_id(), version))
+    block = page_data_block(page_data(key, credential, version, plan, options))
+    digest = content_hash(version, block)
     entry = writes.known.get(credential.page_id)
     exists = (options.output_dir / PAGES_DIR / f"{credential.page_id}.html").exists()
     if entry is not None and entry.content_hash == digest and exists:
         result.unchanged += 1
         return None
-    sealed = encrypt(fragment, credential, options)
+    sealed = encrypt(body + block, credential, options)
     result.written += 1
     result.bytes_written += len(sealed)
     writes.built.append((credential.page_id, key, digest))

@@ -321,6 +321,13 @@ class Sealed(NamedTuple):
     ct: bytes
 
 
+def page_salt(envelope: Mapping[str, Any]) -> bytes:
+    """The PBKDF2 salt of an envelope (empty for a file's, which has none), its layout
+    checked; cheaper than :func:`parse_envelope`, which decodes the ciphertext too."""
+    layout = _layout(envelope)
+    return _unb64(envelope.get("salt"), "salt") if "salt" in layout else b""
+
+
 def parse_envelope(envelope: Mapping[str, Any]) -> Sealed:
     """Check an envelope's shape and return its parts; raise PageCryptoError if bad."""
     layout = _layout(envelope)

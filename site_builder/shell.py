@@ -26,7 +26,7 @@ from typing import Any
 from markupsafe import Markup
 
 from otmetka.site_builder import static_files, templating
-from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, parse_envelope
+from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, page_salt
 
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 UNLOCK_SCRIPT = "unlock.js"
@@ -166,31 +166,50 @@ def render_shell(
     page. ``connect_src`` is the CSP source list for fetch/XHR (the endpoint the page
     posts to).
     """
-    if not parse_envelope(envelope).salt:  # refuse to publish a page that could never open
+    if not page_salt(envelope):  # refuse to publish a page that could never open
         raise ValueError("a page's envelope must carry its KDF salt (a file's cannot open alone)")
     if not re.fullmatch(r"[0-9a-f]{16,64}", page_id):
         raise ValueError("page_id must be lower-case hex")
     if remember_days < 0:
         raise ValueError("remember_days must be >= 0")
+    parts = _shell_parts(title, remember_days, tuple(scripts), css, connect_src)
+    return page_id.join(parts[:-1]) + str(envelope_json(envelope)) + parts[-1]
+
+
+# Every page of a build shares one shell but for its page id and envelope: the template is
+# rendered once per look with stand-ins (neither can occur in the shell's own text), then
+# each page is spliced in. The result is what rendering the template per page gives.
+_PAGE_ID_MARK = "\x00page-id\x00"
+_ENVELOPE_MARK = "\x00envelope\x00"
+
+
+@functools.lru_cache(maxsize=8)
+def _shell_parts(
+    title: str, remember_days: int, scripts: tuple[str, ...], css: str, connect_src: str
+) -> tuple[str, ...]:
+    """The shell cut at its page ids, the last piece cut again at the envelope."""
     inline = [
         static_files.text(VENDOR_BUNDLE),
         static_files.script(UNLOCK_SCRIPT),
         *scripts,
         static_files.script(STAFF_SCRIPT),
     ]
-    return (
+    html = (
         templating.environment(trim=False, keep_trailing_newline=True)
         .get_template("shell.html.j2")
         .render(
             csp=_csp(inline, connect_src),
-            page_id=page_id,
+            page_id=Markup(_PAGE_ID_MARK),
             remember_days=remember_days,
             title=title,
             css=_inline_css(BASE_CSS + css + static_files.text(STAFF_CSS)),
-            envelope_json=envelope_json(envelope),
+            envelope_json=Markup(_ENVELOPE_MARK),
             scripts=[_inline_script(s) for s in inline],
         )
     )
+    *head, tail = html.split(_PAGE_ID_MARK)
+    before, after = tail.split(_ENVELOPE_MARK)
+    return (*head, before, after)
 
 
 def render_login_page(public_salt: str, *, title: str) -> str:

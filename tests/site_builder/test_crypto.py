@@ -288,6 +288,22 @@ def test_shell_envelope_cannot_close_its_script_tag() -> None:
     assert html.count("</script>") == 4  # envelope, bundle, unlock.js, staff.js
 
 
+def test_pages_of_one_build_differ_only_by_page_id_and_envelope() -> None:
+    # The shell is rendered once per look and each page spliced in (shell._shell_parts):
+    # another page's document is this one with its id and envelope swapped, nothing else.
+    from otmetka.site_builder.shell import envelope_json, render_shell
+
+    look: dict[str, Any] = {"title": "Дневник", "remember_days": 30, "scripts": ["var a;"]}
+    one, other = _envelope(), _envelope("Оценки: 4".encode())
+    other_id = "fedcba9876543210" * 2
+    first, second = render_shell(one, PAGE, **look), render_shell(other, other_id, **look)
+    assert first.count(PAGE) == 2 and "\x00" not in first
+    swapped = first.replace(str(envelope_json(one)), str(envelope_json(other)))
+    assert swapped.replace(PAGE, other_id) == second
+    element = f'<script type="application/json" id="otm-envelope">{envelope_json(other)}</script>'
+    assert element in second
+
+
 def test_shell_refuses_unsafe_input() -> None:
     with pytest.raises(ValueError):
         _shell(scripts=["var a = '</script>';"])
