@@ -59,6 +59,7 @@ def environment(
         trim_blocks=trim,
         lstrip_blocks=trim,
         keep_trailing_newline=keep_trailing_newline,
+        auto_reload=False,  # templates are package data: no stat of each one per page
     )
     env.filters.update(FILTERS)
     env.globals.update(LABELS)
@@ -71,6 +72,21 @@ def with_filters(env: jinja2.Environment, **filters: Callable[..., Any]) -> jinj
     overlay.filters = dict(overlay.filters)  # an overlay shares the dict: copy before adding
     overlay.filters.update(filters)
     return overlay
+
+
+def memoised_macro(template: str, name: str) -> Callable[[Any], Markup]:
+    """A one-argument macro of the page templates as a function that renders each distinct
+    (hashable) argument once; make one per batch of pages, so the memo stays bounded."""
+    render = getattr(environment().get_template(template).module, name)
+    memo: dict[Any, Markup] = {}
+
+    def rendered(value: Any) -> Markup:
+        html = memo.get(value)
+        if html is None:
+            html = memo[value] = render(value)
+        return html
+
+    return rendered
 
 
 def fragment(template: str, **context: Any) -> Markup:

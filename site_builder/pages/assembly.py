@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +42,35 @@ def acts_context(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
     }
 
 
-def render_child(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
+@dataclass(frozen=True)
+class ChildItems:
+    """Renderers of the items a child's section repeats most, lessons of the week and marks
+    in the grades table, each distinct item rendered once (most read the same for many
+    children of a class). One per class, so the memo stays bounded."""
+
+    lesson_li: Callable[[family.LessonView], Markup]
+    mark_li: Callable[[family.MarkView], Markup]
+
+    @classmethod
+    def for_class(cls) -> ChildItems:
+        items = "_child_items.html.j2"
+        lesson = templating.memoised_macro(items, "lesson")
+        return cls(lesson, templating.memoised_macro(items, "mark"))
+
+
+def render_child(
+    child: family.ChildView, weeks: week.ChildWeek, today: dt.date, items: ChildItems
+) -> Markup:
     """One student's section, rendered once for every page that shows the student; its
     parts the class teacher's page leaves out are marked (see `for_family`)."""
-    return templating.fragment("_child.html.j2", c=child, weeks=weeks.weeks, today=today)
+    return templating.fragment(
+        "_child.html.j2",
+        c=child,
+        weeks=weeks.weeks,
+        today=today,
+        lesson_li=items.lesson_li,
+        mark_li=items.mark_li,
+    )
 
 
 def render_glance(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
@@ -166,9 +191,11 @@ class PageBuild:
         )
         index = lookups.ClassIndex(bundle, scope, self.lookup)
         children = [family.child_view(s, index) for s in students]
-        weeks = [week.child_week(child, index) for child in children]
+        lessons = week.ClassLessons(index)
+        weeks = [week.child_week(child, lessons) for child in children]
         today = self.lookup.today
-        rendered = [render_child(c, w, today) for c, w in zip(children, weeks, strict=True)]
+        items = ChildItems.for_class()
+        rendered = [render_child(c, w, today, items) for c, w in zip(children, weeks, strict=True)]
         sections = [for_family(section) for section in rendered]
         glances = [render_glance(c, w, today) for c, w in zip(children, weeks, strict=True)]
         work = ClassWork(class_id, [s.id for s in students])

@@ -312,7 +312,11 @@ def spans_of(student_id: str, index: lookups.ClassIndex) -> dict[str, list[looku
 
 
 def in_group(spans: dict[str, list[lookups.Span]], group_id: str, day: dt.date) -> bool:
-    return any(lookups.valid_on(start, end, day) for start, end in spans.get(group_id, ()))
+    # lookups.valid_on, written out: asked for every lesson of every child's weeks.
+    for start, end in spans.get(group_id, ()):
+        if start <= day and (end is None or day <= end):
+            return True
+    return False
 
 
 def groups_overlapping(

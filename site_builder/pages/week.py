@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from otmetka.db import row_types
 from otmetka.site_builder.pages import family, lookups
@@ -95,16 +95,42 @@ def _loaded(index: lookups.ClassIndex) -> tuple[dt.date, dt.date]:
     return index.scope.load_range
 
 
+@dataclass
+class ClassLessons:
+    """The class's lessons by day in timetable order, and each lesson's view: made once per
+    class, read for each of its children."""
+
+    index: lookups.ClassIndex
+    by_day: dict[dt.date, list[row_types.LessonRow]] = field(init=False)
+    views: dict[str, family.LessonView] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        subject = self.index.lookup.subject
+        by_day: dict[dt.date, list[row_types.LessonRow]] = defaultdict(list)
+        for lesson in self.index.bundle.lessons:
+            by_day[lesson.date].append(lesson)
+        for rows in by_day.values():
+            rows.sort(key=lambda x: (x.slot, subject(x.subject_id), x.id))
+        self.by_day = dict(by_day)
+
+    def view(self, lesson: row_types.LessonRow) -> family.LessonView:
+        view = self.views.get(lesson.id)
+        if view is None:
+            view = self.views[lesson.id] = family.lesson_view(lesson, self.index.lookup)
+        return view
+
+
 def _with_details(
-    lesson: row_types.LessonRow, details: _Details, index: lookups.ClassIndex
+    lesson: row_types.LessonRow, details: _Details, lessons: ClassLessons
 ) -> family.LessonView:
-    view = family.lesson_view(lesson, index.lookup)
+    view = lessons.view(lesson)
     key = (lesson.date, lesson.subject_id)
+    marks, homework = details.marks.get(key), details.homework.get(key)
+    absence = details.absences.get(lesson.id)
+    if not (marks or homework or absence):
+        return view  # shared by the children of the group, and so rendered once
     return dataclasses.replace(
-        view,
-        marks=tuple(details.marks.get(key, ())),
-        absence=details.absences.get(lesson.id),
-        homework=tuple(details.homework.get(key, ())),
+        view, marks=tuple(marks or ()), absence=absence, homework=tuple(homework or ())
     )
 
 
@@ -112,29 +138,29 @@ def _week(
     monday: dt.date,
     spans: dict[str, list[lookups.Span]],
     details: _Details,
-    index: lookups.ClassIndex,
+    lessons: ClassLessons,
 ) -> family.TimetableView:
+    index = lessons.index
     lookup, class_id = index.lookup, index.scope.class_row.id
     last = monday + (SCHOOL_DAYS - 1) * lookups.DAY
-    by_day: dict[dt.date, list[row_types.LessonRow]] = defaultdict(list)
-    for lesson in index.bundle.lessons:
-        if monday <= lesson.date <= last and family.in_group(spans, lesson.group_id, lesson.date):
-            by_day[lesson.date].append(lesson)
     days = []
     for offset in range(SCHOOL_DAYS):
         day = monday + offset * lookups.DAY
-        rows = sorted(
-            by_day.get(day, []), key=lambda x: (x.slot, lookup.subject(x.subject_id), x.id)
-        )
+        rows = [
+            _with_details(x, details, lessons)
+            for x in lessons.by_day.get(day, ())
+            if family.in_group(spans, x.group_id, day)
+        ]
         holiday = family.holiday_on(day, lookup.holidays, class_id)
-        days.append(family.DayView(day, [_with_details(x, details, index) for x in rows], holiday))
+        days.append(family.DayView(day, rows, holiday))
     return family.TimetableView(monday, last, days)
 
 
 def weeks_view(
-    student_id: str, spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex
+    student_id: str, spans: dict[str, list[lookups.Span]], lessons: ClassLessons
 ) -> list[WeekView]:
     """This, the previous and the next week (those the class bundle covers whole)."""
+    index = lessons.index
     scope = index.scope
     first, last = _loaded(index)
     details = _details(student_id, spans, index)
@@ -144,7 +170,7 @@ def weeks_view(
         ("Следующая неделя", scope.week_start + WEEK, False),
     )
     return [
-        WeekView(label, _week(monday, spans, details, index), current)
+        WeekView(label, _week(monday, spans, details, lessons), current)
         for label, monday, current in wanted
         if current or (first <= monday and monday + (SCHOOL_DAYS - 1) * lookups.DAY <= last)
     ]
@@ -185,7 +211,8 @@ class ChildWeek:
     weeks: list[WeekView]
 
 
-def child_week(child: family.ChildView, index: lookups.ClassIndex) -> ChildWeek:
-    spans = family.spans_of(child.student_id, index)
-    weeks = weeks_view(child.student_id, spans, index)
-    return ChildWeek(glance_view(child, weeks, index.scope.today), weeks)
+def child_week(child: family.ChildView, lessons: ClassLessons) -> ChildWeek:
+    """`lessons`: the child's class, made once for all its children."""
+    spans = family.spans_of(child.student_id, lessons.index)
+    weeks = weeks_view(child.student_id, spans, lessons)
+    return ChildWeek(glance_view(child, weeks, lessons.index.scope.today), weeks)
