@@ -10,6 +10,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from otmetka.db import analytics, row_types
 from otmetka.site_builder import formatting
@@ -256,6 +257,13 @@ def _is_low(mark: row_types.MarkRow) -> bool:
 
 
 def mark_view(mark: row_types.MarkRow, index: lookups.ClassIndex) -> MarkView:
+    view = index.views.get(("mark", mark.id))
+    if view is None:
+        view = index.views[("mark", mark.id)] = _mark_view(mark, index)
+    return cast(MarkView, view)
+
+
+def _mark_view(mark: row_types.MarkRow, index: lookups.ClassIndex) -> MarkView:
     work = index.works_by_id.get(mark.work_id or "")
     title = ""
     if work is not None:
@@ -520,10 +528,13 @@ def holidays_view(scope: lookups.ClassScope, lookup: lookups.Lookup) -> list[Hol
 # --- homework, recommendations ------------------------------------------------------------
 
 
-def homework_item(hw: row_types.HomeworkRow, lookup: lookups.Lookup) -> HomeworkView:
-    return HomeworkView(
-        hw.due_date, hw.assigned_on, lookup.subject(hw.subject_id), hw.text, bool(hw.student_ids)
-    )
+def homework_item(hw: row_types.HomeworkRow, index: lookups.ClassIndex) -> HomeworkView:
+    view = index.views.get(("homework", hw.id))
+    if view is None:
+        subject = index.lookup.subject(hw.subject_id)
+        view = HomeworkView(hw.due_date, hw.assigned_on, subject, hw.text, bool(hw.student_ids))
+        index.views[("homework", hw.id)] = view
+    return cast(HomeworkView, view)
 
 
 def homework_rows(
@@ -549,13 +560,13 @@ def homework_rows(
 def homework_view(
     student_id: str, spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex
 ) -> HomeworkListView:
-    today, lookup = index.scope.today, index.lookup
+    today = index.scope.today
     first, last = (
         today - lookups.HOMEWORK_DAYS * lookups.DAY,
         today + lookups.HOMEWORK_DAYS * lookups.DAY,
     )
     items = homework_rows(student_id, spans, index, first, last)
-    views = [homework_item(hw, lookup) for hw in items]
+    views = [homework_item(hw, index) for hw in items]
     return HomeworkListView(
         upcoming=[v for v in views if v.due_date >= today],
         recent=[v for v in views if v.due_date < today][::-1],

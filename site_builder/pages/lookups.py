@@ -13,6 +13,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from otmetka.db import analytics, queries, row_types
 
@@ -199,6 +200,9 @@ class ClassIndex:
     homework: dict[str, list[row_types.HomeworkRow]] = field(init=False)
     recommendations: dict[str, list[row_types.RecommendationRow]] = field(init=False)
     group_teachers: dict[str, dict[str, set[str]]] = field(init=False)
+    # Views of rows several children show (a mark in the grades and in the week, a group's
+    # homework), made once per class by otmetka.site_builder.pages.family: (kind, row id) -> view.
+    views: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         b, s = self.bundle, self.scope

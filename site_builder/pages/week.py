@@ -87,7 +87,7 @@ def _details(
     }
     homework: dict[tuple[dt.date, str], list[family.HomeworkView]] = defaultdict(list)
     for hw in family.homework_rows(student_id, spans, index, *_loaded(index)):
-        homework[(hw.due_date, hw.subject_id)].append(family.homework_item(hw, lookup))
+        homework[(hw.due_date, hw.subject_id)].append(family.homework_item(hw, index))
     return _Details(marks, absences, homework)
 
 
