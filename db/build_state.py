@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from otmetka.db import models
-from otmetka.db.connection import batches, chunks
+from otmetka.db.connection import chunks, upsert_many
 from otmetka.db.row_types import PageKey
 
 
@@ -31,22 +31,14 @@ def manifest() -> dict[str, models.BuildManifest]:
 
 
 def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -> None:
-    rows = [
-        {
-            "page_id": page_id,
-            "person_kind": key[0],
-            "person_id": key[1],
-            "content_hash": content_hash,
-            "built_at": at,
-        }
-        for page_id, key, content_hash in entries
-    ]
     m = models.BuildManifest
-    for batch in batches(rows):
-        m.insert_many(batch).on_conflict(
-            conflict_target=[m.page_id],
-            preserve=[m.person_kind, m.person_id, m.content_hash, m.built_at],
-        ).execute()
+    upsert_many(
+        m,
+        [m.page_id, m.person_kind, m.person_id, m.content_hash, m.built_at],
+        [(page_id, kind, person, digest, at) for page_id, (kind, person), digest in entries],
+        conflict=[m.page_id],
+        update=[m.person_kind, m.person_id, m.content_hash, m.built_at],
+    )
 
 
 def forget_pages(page_ids: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ Also the write transaction, and `batches`/`chunks`: long lists cut to one statem
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,6 +131,34 @@ def batches(items: list[T], size: int = BATCH) -> Iterator[list[T]]:
 def chunks(values: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
     """The distinct `values`, sorted, in lists of at most `size` for one IN (...) each."""
     return batches(sorted(set(values)), size)
+
+
+def _columns(fields: Sequence[peewee.Field]) -> str:
+    return ", ".join(f'"{f.column_name}"' for f in fields)
+
+
+def upsert_many(
+    model: type[peewee.Model],
+    fields: Sequence[peewee.Field],
+    rows: Iterable[Sequence[Any]],
+    *,
+    conflict: Sequence[peewee.Field],
+    update: Sequence[peewee.Field],
+) -> None:
+    """Insert `rows` (values in `fields` order) with one prepared statement; a row whose
+    `conflict` columns exist already sets its `update` columns instead. Values go through
+    each field's db_value, as in peewee's own queries, without a query object per batch:
+    the manifest of a full build is thousands of rows written while every page waits."""
+    updates = ", ".join(f'"{f.column_name}" = excluded."{f.column_name}"' for f in update)
+    sql = (
+        f'INSERT INTO "{model._meta.table_name}" ({_columns(fields)}) '
+        f"VALUES ({', '.join(database.param for _ in fields)}) "
+        f"ON CONFLICT ({_columns(conflict)}) DO UPDATE SET {updates}"
+    )
+    to_db = [f.db_value for f in fields]
+    values = [tuple(convert(v) for convert, v in zip(to_db, row, strict=True)) for row in rows]
+    if values:
+        database.cursor().executemany(sql, values)
 
 
 WRITE_LOCK = 0x6F746D6B  # "otmk": the advisory lock key of write transactions on PostgreSQL

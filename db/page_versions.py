@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from otmetka.db import models
+from otmetka.db.connection import chunks, upsert_many
 
 # An act may arrive at most `endpoint.offline_window_days` (up to 60) late, and a phone may
 # keep a page for weeks before the parent acts on it: a version that stopped being built
@@ -33,16 +34,10 @@ def record(entries: Iterable[VersionEntry], at: dt.datetime) -> None:
     when = _naive(at)
     unique = list(dict.fromkeys(entries))
     v = models.PageVersion
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        rows = [
-            {"credential": cid, "version": version, "first_built_at": when, "last_built_at": when}
-            for cid, version in chunk
-        ]
-        v.insert_many(rows).on_conflict(
-            conflict_target=[v.credential, v.version], preserve=[v.last_built_at]
-        ).execute()
-        ids = sorted({cid for cid, _version in chunk})
+    fields = [v.credential, v.version, v.first_built_at, v.last_built_at]
+    rows = [(cid, version, when, when) for cid, version in unique]
+    upsert_many(v, fields, rows, conflict=[v.credential, v.version], update=[v.last_built_at])
+    for ids in chunks(cid for cid, _version in unique):
         v.delete().where(v.credential.in_(ids), v.last_built_at < when - KEEP).execute()
 
 
