@@ -4,7 +4,8 @@ Python encrypts; the browser (``static/unlock.js``) decrypts with WebCrypto or, 
 secure context, with the vendored pure-JS bundle. Both sides must agree byte for byte on:
 
 * password normalisation (:func:`normalise_password`) and login normalisation
-  (:func:`normalise_login`), mirrored in ``unlock.js`` and ``login.js``;
+  (:func:`normalise_login`), mirrored once in ``vendor_src/normalise.js``, which the
+  vendored bundle exposes to ``unlock.js`` and ``login.js``;
 * the page id (:func:`page_id_for_login`), mirrored in ``login.js``;
 * the credential's key: PBKDF2-HMAC-SHA256 of the UTF-8 normalised password, 32 bytes;
 * the associated data (:func:`associated_data`), mirrored in ``unlock.js``;
@@ -72,11 +73,12 @@ LOGIN_LENGTH = 8
 
 # Cyrillic capitals that look like Latin ones. A parent on a Russian keyboard layout who
 # types «К7МР» from a printed slip gets the Latin password; generated credentials never
-# contain Cyrillic, so the mapping can only help. unlock.js and login.js use the same table.
+# contain Cyrillic, so the mapping can only help. vendor_src/normalise.js (in the vendored
+# bundle, used by unlock.js and login.js) holds the same table.
 _CYRILLIC_LOOKALIKES = str.maketrans("АВЕКМНОРСТХУ", "ABEKMHOPCTXY")
 # Spaces of every kind (listed, since Python's and JS's \\s differ), zero-width and soft
 # hyphen characters, and the hyphen, minus and dashes that phones substitute for "-".
-# unlock.js and login.js carry the same class, character for character.
+# vendor_src/normalise.js carries the same class, character for character.
 SEPARATOR_CLASS = (
     "[\\t\\n\\v\\f\\r \\u00a0\\u00ad\\u1680\\u2000-\\u200b\\u2028\\u2029\\u202f"
     "\\u205f\\u3000\\ufeff\\-\\u2010-\\u2015\\u2212]"

@@ -28,6 +28,8 @@ from markupsafe import Markup
 from otmetka.site_builder import static_files, templating
 from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, page_salt
 
+# Inlined first in every document: unlock.js and login.js take the password and login
+# normalisation from it (its one JS copy, as crypto.py), with or without WebCrypto.
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 UNLOCK_SCRIPT = "unlock.js"
 LOGIN_SCRIPT = "login.js"

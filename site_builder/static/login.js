@@ -1,6 +1,7 @@
 /* otmetka login.js: the login page (output/index.html).
  *
- * Shipped code: ES2017, no external requests.
+ * Shipped code: ES2017, no external requests. Needs window.OtmCrypto (the vendored bundle,
+ * inlined before this script): the normalisation always, SHA-256 where WebCrypto is missing.
  *
  * DOM contract (made by site_builder/shell.py render_login_page):
  *   <meta name="otm-public-salt" content="…">
@@ -27,14 +28,6 @@
 
   var HANDOFF_PREFIX = 'otm:handoff:';
   var PAGE_ID_CHARS = 32;
-  // Keep in step with unlock.js and site_builder/crypto.py (checked by the vector tests).
-  var SEPARATORS =
-    /[\t\n\v\f\r \u00a0\u00ad\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff\-\u2010-\u2015\u2212]+/g;
-  var LOOKALIKE = /[АВЕКМНОРСТХУ]/g;
-  var LOOKALIKE_MAP = {
-    'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H',
-    'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'У': 'Y',
-  };
   var MSG = {
     noLogin: 'Введите логин.',
     noPassword: 'Введите пароль.',
@@ -42,15 +35,19 @@
     failed: 'Не удалось войти. Обновите страницу и попробуйте ещё раз.',
   };
 
+  // The vendored bundle, inlined before this script, holds the one JS copy of the
+  // normalisation (site_builder/vendor_src/normalise.js, as site_builder/crypto.py).
+  function bundle() {
+    if (!window.OtmCrypto) throw new Error('otmetka-crypto bundle is missing');
+    return window.OtmCrypto;
+  }
+
   function normalisePassword(text) {
-    return String(text)
-      .toUpperCase()
-      .replace(LOOKALIKE, function (c) { return LOOKALIKE_MAP[c]; })
-      .replace(SEPARATORS, '');
+    return bundle().normalisePassword(text);
   }
 
   function normaliseLogin(text) {
-    return normalisePassword(text).toLowerCase();
+    return bundle().normaliseLogin(text);
   }
 
   function toHex(bytes) {
@@ -66,7 +63,7 @@
         return new Uint8Array(buf);
       });
     }
-    return Promise.resolve().then(function () { return window.OtmCrypto.sha256(bytes); });
+    return Promise.resolve().then(function () { return bundle().sha256(bytes); });
   }
 
   function pageIdFor(login, publicSalt) {

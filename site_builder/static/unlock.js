@@ -46,15 +46,6 @@
     '2 page-key': ['hs', 'iv', 'kdf', 'v'],
   };
   var HKDF_INFO = 'otmetka envelope v2';
-  // Same class as site_builder/crypto.py SEPARATOR_CLASS: whitespace, zero-width, dashes.
-  var SEPARATORS =
-    /[\t\n\v\f\r \u00a0\u00ad\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff\-\u2010-\u2015\u2212]+/g;
-  // Cyrillic capitals typed on a Russian layout for the Latin letters they look like.
-  var LOOKALIKE = /[АВЕКМНОРСТХУ]/g;
-  var LOOKALIKE_MAP = {
-    'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H',
-    'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'У': 'Y',
-  };
   var MONTHS = ['января', 'февраля', 'марта', 'апреля', 'мая', 'июня', 'июля', 'августа',
     'сентября', 'октября', 'ноября', 'декабря'];
   var MSG = {
@@ -68,11 +59,10 @@
 
   // ---- encoding helpers -------------------------------------------------------------
 
+  // The one JS copy lives in the bundle (site_builder/vendor_src/normalise.js, as
+  // site_builder/crypto.py normalise_password), which is inlined before this script.
   function normalisePassword(text) {
-    return String(text)
-      .toUpperCase()
-      .replace(LOOKALIKE, function (c) { return LOOKALIKE_MAP[c]; })
-      .replace(SEPARATORS, '');
+    return bundle().normalisePassword(text);
   }
 
   function utf8(text) {

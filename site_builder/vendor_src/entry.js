@@ -3,7 +3,10 @@
 // unlock.js and login.js when WebCrypto is missing (plain-http school LAN = not a secure
 // context) and when DecompressionStream('deflate-raw') is missing. PBKDF2 runs on
 // hash-wasm's WebAssembly SHA-256 where WebAssembly may run, else on noble's plain JS.
+// Both scripts always take the password and login normalisation from here, so the pages
+// carry one copy of it; the bundle is inlined before them in every document.
 import './compat.js';
+import { normaliseLogin, normalisePassword } from './normalise.js';
 import { pbkdf2Wasm } from './pbkdf2-wasm.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { hmac } from '@noble/hashes/hmac.js';
@@ -96,4 +99,6 @@ self.OtmCrypto = {
   gcm: gcm, // gcm(key, iv, aad).decrypt(ct || tag)
   inflateSync: inflateSync, // raw deflate (no zlib header), as Python's wbits=-15
   utf8: utf8,
+  normalisePassword: normalisePassword, // as site_builder/crypto.py normalise_password
+  normaliseLogin: normaliseLogin, // as site_builder/crypto.py normalise_login
 };

@@ -339,18 +339,32 @@ def test_shipped_scripts_avoid_syntax_newer_than_es2017() -> None:
 
 
 def test_js_normalisation_tables_match_python() -> None:
-    """unlock.js and login.js spell out the same separator class and look-alike letters
-    (the browser tests then check their results against the vectors)."""
-    static = paths.ROOT / "site_builder" / "static"
-    for name in ("unlock.js", "login.js"):
-        source = (static / name).read_text(encoding="utf-8")
+    """The one JS copy of the normalisation (vendor_src/normalise.js) and the shipped bundle
+    built from it spell out the same separator class and look-alike letters (the browser
+    tests then check unlock.js and login.js against the vectors through the bundle)."""
+    folder = paths.ROOT / "site_builder"
+    copies = {
+        "normalise.js": (folder / "vendor_src" / "normalise.js", r"'([А-Я])': '([A-Z])'"),
+        "bundle": (folder / "static" / "vendor" / "otmetka-crypto.min.js", r'([А-Я]):"([A-Z])"'),
+    }
+    for name, (path, pair) in copies.items():
+        source = path.read_text(encoding="utf-8")
         assert f"/{crypto.SEPARATOR_CLASS}+/g" in source, name
         assert "/[АВЕКМНОРСТХУ]/g" in source, name
-        pairs = re.findall(r"'([А-Я])': '([A-Z])'", source)
+        pairs = re.findall(pair, source)
         assert "".join(a for a, _ in pairs) == "АВЕКМНОРСТХУ", name
         assert crypto.normalise_password("".join(a for a, _ in pairs)) == "".join(
             b for _, b in pairs
         ), name
+
+
+def test_page_scripts_carry_no_copy_of_the_normalisation() -> None:
+    """unlock.js and login.js take it from the bundle, so they cannot drift apart."""
+    static = paths.ROOT / "site_builder" / "static"
+    for name in ("unlock.js", "login.js"):
+        source = (static / name).read_text(encoding="utf-8")
+        assert "АВЕКМНОРСТХУ" not in source, name
+        assert "bundle().normalisePassword(" in source, name
 
 
 # ---- envelope v2: a key per file, padded to a size bucket --------------------------------
