@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+import peewee as pw
+
 from otmetka.db import models
 from otmetka.db.connection import chunks, upsert_many
 
@@ -34,7 +36,7 @@ def record(entries: Iterable[VersionEntry], at: dt.datetime) -> None:
     when = _naive(at)
     unique = list(dict.fromkeys(entries))
     v = models.PageVersion
-    fields = [v.credential, v.version, v.first_built_at, v.last_built_at]
+    fields: list[pw.Field] = [v.credential, v.version, v.first_built_at, v.last_built_at]
     rows = [(cid, version, when, when) for cid, version in unique]
     upsert_many(v, fields, rows, conflict=[v.credential, v.version], update=[v.last_built_at])
     for ids in chunks(cid for cid, _version in unique):
