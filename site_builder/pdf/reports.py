@@ -6,8 +6,9 @@ figures, then a block per student: averages against the class, absences, the wee
 trend. The school report opens with every class side by side and the school charts, and
 then holds every class report, each rendered as a document of its own (page numbers
 restart per class) in worker processes and merged (`engine.merge_pdfs`) as it arrives.
-The printed HTML leaves out what paper hides and hands the charts over as images
-(`for_paper`): same pages, a fraction of WeasyPrint's work.
+The printed HTML leaves out what paper hides and hands the charts over as images, redrawn
+in fewer elements (`for_paper`, `paper_charts`); a student's block sets a subject's figures
+in one cell (report_pupil.html.j2): the same figures, a fraction of WeasyPrint's work.
 
 Reads the database, writes no rows: `otmetka.daemon.paper.reports` records what was written.
 """
@@ -27,7 +28,7 @@ from otmetka.db import acts as events
 from otmetka.db import open_database, queries
 from otmetka.site_builder import static_files
 from otmetka.site_builder.pages import analysis, audience, lookups, staff_blocks, staff_views
-from otmetka.site_builder.pdf import engine, extracts
+from otmetka.site_builder.pdf import engine, extracts, paper_charts
 from otmetka.site_builder.workers import database_url, spawn_pool
 
 CSS_FILE = "print-report.css"
@@ -91,13 +92,20 @@ def _class_figures(school: School, class_id: str) -> _ClassFigures:
     return _ClassFigures(scope, stats, control)
 
 
+def _pupil_block(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
+    """A student's block: the page's figures and chart (`staff_blocks.pupil_chart`)."""
+    chart = staff_blocks.pupil_chart(pupil, stats, chart_id)
+    template = extracts.environment().get_template("report_pupil.html.j2")
+    return Markup(template.render(p=pupil, stats=stats, chart=chart))
+
+
 def class_report(school: School, class_id: str) -> ClassReport:
     """One class's report as an HTML article."""
     lookup = school.lookup
     figures = _class_figures(school, class_id)
     scope, stats = figures.scope, figures.stats
     prefix = f"r-{staff_blocks.class_anchor(class_id)}"
-    pupils = [staff_blocks.pupil_block(p, stats, f"{prefix}-{p.anchor}") for p in stats.pupils]
+    pupils = [_pupil_block(p, stats, f"{prefix}-{p.anchor}") for p in stats.pupils]
     html = (
         extracts.environment()
         .get_template("report_class.html.j2")
@@ -132,7 +140,8 @@ class Pdf:
 
 
 def _svg_image(match: re.Match[str]) -> str:
-    data = base64.b64encode(match.group(0).encode("utf-8")).decode("ascii")
+    svg = paper_charts.for_paper(match.group(0))
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     return f'<img alt="" src="data:image/svg+xml;base64,{data}">'
 
 

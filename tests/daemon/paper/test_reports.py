@@ -30,7 +30,8 @@ from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.paper import reports
 from otmetka.db import analytics, models
 from otmetka.site_builder import attachments, build, crypto
-from otmetka.site_builder.pdf import engine, extracts
+from otmetka.site_builder.pages import staff_blocks
+from otmetka.site_builder.pdf import engine, extracts, paper_charts
 from otmetka.site_builder.pdf import reports as site_reports
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
@@ -216,11 +217,36 @@ def test_paper_html_has_no_hidden_tables_and_charts_as_images(school: None) -> N
     paper = site_reports.for_paper(report.html)
     assert "<svg" not in paper and '<div class="sr">' not in paper
     images = re.findall(r'<img alt="" src="data:image/svg\+xml;base64,([^"]+)">', paper)
-    assert [base64.b64decode(i).decode("utf-8") for i in images] == svgs
+    drawn = [base64.b64decode(i).decode("utf-8") for i in images]
+    assert drawn == [paper_charts.for_paper(svg) for svg in svgs]
+    # each chart keeps every figure and label, in order (paper_charts' own tests check the rest)
+    for svg, image in zip(svgs, drawn, strict=True):
+        assert _texts(image) == _texts(svg) and "text-anchor" not in image
     # nothing else is dropped: every caption and every student's block stays
     for text in re.findall(r"<figcaption>(.*?)</figcaption>", report.html):
         assert f"<figcaption>{text}</figcaption>" in paper
     assert paper.count('class="pstat"') == report.html.count('class="pstat"') == 3
+
+
+def _texts(svg: str) -> list[str]:
+    return re.findall(r"<text\b[^>]*>([^<]*)</text>", svg)
+
+
+def test_student_blocks_hold_the_figures_of_the_page(school: None) -> None:
+    """The paper block sets a subject's three figures in one cell: still every figure, in
+    the page's order, and the same wording around them."""
+    school_data = site_reports.School.load(TODAY)
+    report = site_reports.class_report(school_data, CLASS_ID)
+    figures = site_reports._class_figures(school_data, CLASS_ID)
+    for pupil in figures.stats.pupils:
+        page = str(staff_blocks.pupil_block(pupil, figures.stats, "x"))
+        cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+        block = report.html.split(f'aria-label="Аналитика: {pupil.name}">', 1)[1]
+        block = block.split("</section>", 1)[0]
+        rows = re.findall(r'<td class="tabs">([^<]*)</td>', block)
+        assert [f for row in rows for f in row.split("&#9;")] == cells and cells
+        for text in re.findall(r"<p>(.*?)</p>", page):
+            assert f"<p>{text}</p>" in block
 
 
 def _outer_boxes(page: Any, css_class: str) -> dict[int, Any]:
