@@ -96,6 +96,18 @@ def consistent_copy(config: Config, target: Path) -> None:
         raise
 
 
+def file_from_rows(rows: dbcopy.ReadOut, target: str, source: str) -> None:
+    """The rows `dbcopy.read_out` wrote, as one checked SQLite file at `target` (made
+    owner-only by the caller); removed if anything fails. Runs in a process of its own,
+    beside the restore that replaces those rows."""
+    try:
+        dbcopy.write_file(rows, target)
+        _seal(Path(target), source)
+    except BaseException:
+        Path(target).unlink(missing_ok=True)
+        raise
+
+
 def _seal(copy: Path, source: str) -> None:
     """One file (no WAL beside it), intact, on the disk."""
     with contextlib.closing(sqlite3.connect(copy)) as conn:

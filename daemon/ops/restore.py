@@ -7,7 +7,7 @@ Then it sets the current database aside as `<database>.before-restore-<time>`, p
 restored one in place with an atomic rename (the site secret likewise), and marks every page
 for a rebuild: the restored manifest describes a site that may no longer be the one in
 output/. On PostgreSQL the current rows are copied aside into `paths.backup_dir` and replaced
-by the backup's in one transaction.
+by the backup's in one transaction, which commits only once that copy is complete.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.pidfile import daemon_stopped
 from otmetka.daemon.core.private import PRIVATE_FILE, private_dir, private_file
 from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.ops import dbcopy
+from otmetka.daemon.ops import backup, dbcopy
 from otmetka.daemon.ops.backup import (
     ARCHIVE_FORMAT,
     ARCHIVE_VERSION,
@@ -43,12 +43,12 @@ from otmetka.daemon.ops.backup import (
     MANIFEST,
     SECRET,
     SQLITE_MAGIC,
-    consistent_copy,
     copy_database,
 )
 from otmetka.db import build_state, close_database, journal, write_transaction
 from otmetka.db.migrations import LATEST_VERSION
 from otmetka.site_builder.atomic import fsync_dir, write_atomic
+from otmetka.site_builder.workers import spawn_pool
 
 # Opens the project on a database (runtime.open_project).
 Opener = Callable[[Config], None]
@@ -304,11 +304,31 @@ def _restore_onto_server(
     close_database()
     target = dbcopy.safe_url(config.database.url)
     result = RestoreResult(path, target, checked.schema_version, checked.kind)
-    aside = config.paths.backup_dir / f"before-restore-{moment:%Y%m%d-%H%M%S}{BACKUP_SUFFIX}"
-    consistent_copy(config, aside)
+    folder = private_dir(config.paths.backup_dir)
+    aside = folder / f"before-restore-{moment:%Y%m%d-%H%M%S}{BACKUP_SUFFIX}"
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".otmetka-aside-") as rows:
+        _replace_beside_aside(config, checked.database, Path(rows), aside)
     result.set_aside.append(aside)
-    dbcopy.replace_database(config, checked.database, Reporter(quiet=True))
     return result
+
+
+def _replace_beside_aside(config: Config, staged: Path, rows: Path, aside: Path) -> None:
+    """The rows there now are read out in one snapshot (quick: the server's COPY text into
+    files), then made into the SQLite file `aside` in a process of its own while this one
+    copies the backup in: the two cores share the work, and the replacing transaction
+    commits only once that file is complete and checked, or rolls back. The process is
+    waited for even when the replace fails, so the file is whole or not there."""
+    url, timeout = config.database.url, config.database.busy_timeout_ms
+    read = dbcopy.read_out(url, timeout, rows)
+    private_file(aside).close()
+    with spawn_pool(1) as pool:
+        writing = pool.submit(backup.file_from_rows, read, str(aside), dbcopy.safe_url(url))
+        try:
+            dbcopy.replace_database(config, staged, Reporter(quiet=True), writing.result)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writing.result()  # its own failure removed the file; the replace's is told
+            raise
 
 
 def _restore_secret(
