@@ -1,6 +1,7 @@
 """The importer: the only writer of journal tables.
 
-A batch is validated record by record (exchange.reader) and applied in the same pass, inside
+A batch is validated record by record (exchange.validation) and each valid change taken by
+the function generated for its entity (exchange.row_makers) in the same pass, inside
 one transaction that also holds the cursor, the import log and the set of people whose pages
 must be rebuilt. References are settled at the end, against the batch and the database; any
 problem anywhere rolls the whole transaction back, so the database never holds half a file.
@@ -13,6 +14,7 @@ people affected. Rows go to SQLite in chunks as they are made.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import logging
 from collections import defaultdict
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from otmetka.daemon.core.marks import MarkRules, MarkValue
+from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.exchange import reader, row_makers, schema, validation
 from otmetka.daemon.exchange.reader import BatchError, Problems, RawBatch
 from otmetka.db import journal, write_transaction
@@ -56,10 +58,8 @@ _GLOBAL = {
     "work_kind",
     "attendance_code",
 }
-_GROUP_ENTITIES = {"lesson", "work", "homework", "timetable_entry"}
-_CHUNK_ROWS = 5000
-_PROGRESS_STEP = 5000
-_INDEX_BITS = 32  # a seen id keeps (fingerprint << 32 | record index) in one int
+_CHUNK_ROWS = row_makers.CHUNK_ROWS
+_INDEX_BITS = row_makers.INDEX_BITS
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
 
 
@@ -113,13 +113,11 @@ class _Affected:
         }
         return owners.get(entity)
 
-    def linked_sets(self, entity: str) -> tuple[tuple[str, set[str]], ...]:
-        """(field, set) pairs: the people and groups a row of `entity` points at."""
-        linked = [("student_id", self.students), ("guardian_id", self.guardians)]
-        if entity in _GROUP_ENTITIES:
-            linked.append(("group_id", self.groups))
-        fields = schema.ENTITY_MODELS[entity].model_fields
-        return tuple((name, target) for name, target in linked if name in fields)
+    def linked_sets(self, entity: str) -> tuple[set[str], ...]:
+        """The sets of the people and groups a row of `entity` points at, in the order of
+        `row_makers.linked_fields(entity)`."""
+        sets = {"student_id": self.students, "guardian_id": self.guardians, "group_id": self.groups}
+        return tuple(sets[name] for name in row_makers.linked_fields(entity))
 
 
 def _record_dirty(affected: _Affected) -> int:
@@ -135,16 +133,14 @@ def _record_dirty(affected: _Affected) -> int:
 
 # --- one batch ------------------------------------------------------------------------------
 
-_ROW_MAKERS: dict[str, row_makers.RowMaker] = {}
-_CHECKERS: dict[str, row_makers.CheckerFactory] = {}
+_TAKERS: dict[str, Callable[[row_makers.Sink], row_makers.Taker]] = {}
 
 
-def _generated() -> tuple[dict[str, row_makers.RowMaker], dict[str, row_makers.CheckerFactory]]:
-    if not _ROW_MAKERS:
-        for entity in schema.ENTITY_MODELS:
-            _ROW_MAKERS[entity] = row_makers.row_maker(entity)
-            _CHECKERS[entity] = row_makers.reference_checker(entity)
-    return _ROW_MAKERS, _CHECKERS
+def _taker(entity: str) -> Callable[[row_makers.Sink], row_makers.Taker]:
+    if entity not in _TAKERS:
+        own = _Affected().own_set(entity) is not None
+        _TAKERS[entity] = row_makers.taker(entity, everyone=entity in _GLOBAL, own=own)
+    return _TAKERS[entity]
 
 
 # record index, change id, reference, target id
@@ -183,7 +179,6 @@ class _Entity:
 
     def __init__(self, name: str, affected: _Affected) -> None:
         self.name = name
-        self.make_row = _generated()[0][name]
         self.references = row_makers.entity_references(name)
         # id -> fingerprint << 32 | record index; deletes also keep their time
         self.upserted: dict[str, int] = {}
@@ -191,16 +186,36 @@ class _Entity:
         self.rows: list[tuple[Any, ...]] = []
         self.everyone = name in _GLOBAL
         self.own = affected.own_set(name)
-        self.linked = affected.linked_sets(name)
-        self.check = lambda data, index, change_id: None
+        self.linked = tuple(
+            zip(row_makers.linked_fields(name), affected.linked_sets(name), strict=True)
+        )
+        self.take: row_makers.Taker = lambda index, change: None
 
-    def bind_references(
-        self, entities: dict[str, _Entity], known: KnownIds, later: list[Pending]
-    ) -> None:
-        targets = []
-        for ref in self.references:
-            targets += [entities[ref.target].upserted, known.ids[ref.target]]
-        self.check = _generated()[1][self.name](*targets, later.append)
+    def bind(self, run: _Run) -> None:
+        """Generate `take(index, change)` for this entity in `run` (see row_makers.taker)."""
+        sink = row_makers.Sink(
+            upserted=self.upserted,
+            deleted=self.deleted,
+            rows=self.rows,
+            flush=self.flush,
+            problems=run.problems.texts,
+            repeat=run.repeat,
+            later=run.pending.append,
+            stamps=run.stamps,
+            utc=run.utc,
+            take_delete=functools.partial(run.take_delete, self),
+            affected=run.affected,
+            own=self.own,
+            linked=tuple(target for _, target in self.linked),
+            targets=tuple(
+                (run.entities[ref.target].upserted, run.known.ids[ref.target])
+                for ref in self.references
+            ),
+            marks=run.marks.known,
+            mark_of=run.marks.of,
+            mark_problem=run.mark_problem,
+        )
+        self.take = _taker(self.name)(sink)
 
     def note_affected(self, affected: _Affected, row_id: str, data: Mapping[str, Any]) -> None:
         if self.everyone:
@@ -215,65 +230,44 @@ class _Entity:
     def flush(self) -> None:
         if self.rows:
             journal.upsert_rows(self.name, self.rows)
-            self.rows = []
+            self.rows.clear()  # the taker holds this very list
 
 
 class _Run:
     """Applying one batch inside its transaction."""
 
-    def __init__(self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds) -> None:
+    def __init__(
+        self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds, rules: MarkRules
+    ) -> None:
         self.origin, self.tz, self.problems, self.known = origin, tz, problems, known
+        self.marks = validation.MarkValues(rules)
         self.affected = _Affected()
         self.entities = {name: _Entity(name, self.affected) for name in schema.ENTITY_MODELS}
         self.pending: list[Pending] = []
+        self.stamps: dict[tuple[Any, ...], str] = {}
         for entity in self.entities.values():
-            entity.bind_references(self.entities, known, self.pending)
-        self.stamps: dict[float | dt.datetime, str] = {}
+            entity.bind(self)
+        self.takers = {name: entity.take for name, entity in self.entities.items()}
 
-    def _utc(self, moment: dt.datetime) -> str:
-        # An aware moment is looked up by its POSIX time: hashing and comparing aware
-        # datetimes asks their tzinfo for the offset each time, a second of a year's import.
-        key = moment.timestamp() if moment.tzinfo else moment
-        text = self.stamps.get(key)
-        if text is None:
-            if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
-                self.stamps.clear()
-            text = self.stamps[key] = row_makers.utc_text(moment, self.tz)
+    def utc(self, moment: dt.datetime, key: tuple[Any, ...]) -> str:
+        """The UTC text of `moment`, kept by its `key` (row_makers.STAMP_KEY)."""
+        if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
+            self.stamps.clear()
+        text = self.stamps[key] = row_makers.utc_text(moment, self.tz)
         return text
 
-    def take(self, index: int, change: Any, mark: MarkValue | None) -> None:
-        """One valid change: remember its id, check its references, buffer its row."""
-        entity = self.entities[change.type]
-        at = self._utc(change.updated_at)
-        if change.op == "delete":
-            self._take_delete(entity, index, change, at)
-            return
-        data = change.data.__dict__
-        row = entity.make_row(change, data, at, mark)
-        # The row keeps a mark's derived numbers; its input `value` counts for identity too.
-        packed = hash(row if mark is None else (row, data["value"])) << _INDEX_BITS | index
-        earlier = entity.upserted.setdefault(change.id, packed)
-        if earlier is packed and change.id in entity.deleted:
-            earlier = entity.deleted[change.id][0]
-        if earlier is not packed:
-            self._repeat(index, change, packed, earlier)
-            return
-        entity.check(data, index, change.id)
-        entity.note_affected(self.affected, change.id, data)
-        if not self.problems:
-            entity.rows.append(row)
-            if len(entity.rows) >= _CHUNK_ROWS:
-                entity.flush()
+    def mark_problem(self, index: int, change: Any, text: str) -> None:
+        self.problems.add(validation.mark_problem(self.origin, index, change.id, text))
 
-    def _take_delete(self, entity: _Entity, index: int, change: Any, at: str) -> None:
+    def take_delete(self, entity: _Entity, index: int, change: Any, at: str) -> None:
         packed = hash(("delete", at)) << _INDEX_BITS | index
         earlier = entity.deleted.setdefault(change.id, (packed, at))[0]
         if earlier is packed and change.id in entity.upserted:
             earlier = entity.upserted[change.id]
         if earlier is not packed:
-            self._repeat(index, change, packed, earlier)
+            self.repeat(index, change, packed, earlier)
 
-    def _repeat(self, index: int, change: Any, packed: int, earlier: int) -> None:
+    def repeat(self, index: int, change: Any, packed: int, earlier: int) -> None:
         """An id seen before: fine with the very same data, a problem with any other.
 
         Data are compared by a 64-bit fingerprint: a collision is ~1 in 10^19."""
@@ -350,17 +344,8 @@ def _check_school(origin: str, header: schema.EnvelopeHeader) -> list[str]:
     ]
 
 
-def _stream(raw: RawBatch, run: _Run, rules: MarkRules, progress: Progress | None) -> None:
-    done = 0
-    take = run.take
-    for valid in validation.validated(raw, rules, run.problems):
-        if valid is not None:
-            take(*valid)
-        done += 1
-        if progress and done % _PROGRESS_STEP == 0:
-            progress(_PROGRESS_STEP)
-    if progress and done % _PROGRESS_STEP:
-        progress(done % _PROGRESS_STEP)
+def _stream(raw: RawBatch, run: _Run, progress: Progress | None) -> None:
+    validation.stream(raw, run.problems, run.takers, progress)
     run.problems.extend(validation.late_header_problems(raw))
 
 
@@ -373,8 +358,8 @@ def _apply(
     progress: Progress | None,
     known: KnownIds | None,
 ) -> ImportResult:
-    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds())
-    _stream(raw, run, rules, progress)
+    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds(), rules)
+    _stream(raw, run, progress)
     run.settle()
     if known is not None:
         run.learn()

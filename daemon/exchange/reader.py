@@ -3,8 +3,10 @@
 A year of a big school is a file of a quarter of a gigabyte; holding it whole as Python
 objects would take gigabytes. So a file is read as a stream: one pass checks the bytes
 (UTF-8, NFC, the digest) before anything else, and the records are then handed to the
-importer one by one, as the JSON text of one change where the reader can cut it out
-cheaply (pydantic validates that text directly, without building dicts first).
+importer in order, as JSON text where the reader can cut it out cheaply: a block of
+records validated as one array, or the text of one change (pydantic validates that text
+directly, without building dicts first); a block that is not valid as a whole comes again
+record by record, so every problem is still named by its own record.
 
 Every problem is collected with where it is (file, record index and id, field) and what to
 do about it, so an operator can fix a file in one pass instead of one error per attempt.

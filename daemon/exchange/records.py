@@ -83,6 +83,11 @@ class Records:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def took(self, changes: int | None) -> None:
+        """Called right after a Block was yielded: how many changes it held, or None when it
+        is not valid as a whole, and its records then come again one by one."""
+        raise NotImplementedError
+
     def reparse(self, index: int, item: bytes) -> Any:
         """The value of a text `item` that pydantic's JSON parser refused, parsed by the
         standard library (the reference for what JSON we accept); BatchError if it is not
@@ -94,6 +99,16 @@ class Records:
                 self.origin,
                 [f"{self.origin}: record {index}: malformed JSON ({error.msg})"],
             ) from None
+
+
+class Block:
+    """The JSON text of several records in a row, separated by commas, to be validated
+    together as one array (see Records.took)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
 
 
 class DocumentRecords(Records):

@@ -1,5 +1,6 @@
-"""Turning validated changes into table rows: the row makers and reference checkers the
-importer generates once per entity, as Python source compiled for speed."""
+"""Turning validated changes into table rows: the row makers and the takers (row, identity,
+references, pages touched) the importer generates once per entity, as Python source
+compiled for speed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -20,12 +21,26 @@ from otmetka.db import journal
 # --- rows ---------------------------------------------------------------------------------
 
 
+# Dates as text, looked up before they are written out (`_DATES.get(x) or _iso(x)` in the
+# generated rows): a year's million rows hold a few hundred distinct dates.
+_DATES: dict[dt.date, str] = {}
+
+
 def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    if len(_DATES) > 100_000:  # a hostile file of distinct dates: keep the cache small
+        _DATES.clear()
+    text = _DATES[value] = value.isoformat()
+    return text
+
+
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ENCODE_LIST = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _json_list(value: list[Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _ENCODE_LIST(value) if value else "[]"
 
 
 def _flag(value: bool | None) -> bool | None:
@@ -45,11 +60,11 @@ def _bare(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _convert(expression: str, annotation: Any, optional: bool = False) -> str:
+def _convert(expression: str, annotation: Any) -> str:
     """Python source turning a validated value into what the column stores."""
-    kind, may_be_none = _bare(annotation)
+    kind, _ = _bare(annotation)
     if kind is dt.date:
-        return f"_iso({expression})" if optional or may_be_none else f"{expression}.isoformat()"
+        return f"(_dates({expression}) or _iso({expression}))"
     if kind is bool:
         return f"_flag({expression})"
     if typing.get_origin(kind) is list:
@@ -65,12 +80,12 @@ def _nested_source(model: type[BaseModel], column: str) -> str | None:
             sub = column.removeprefix(f"{name}_")
             if sub != column and sub in inner.model_fields:
                 value = f"_sub(d[{name!r}], {sub!r})"
-                return _convert(value, inner.model_fields[sub].annotation, optional=True)
+                return _convert(value, inner.model_fields[sub].annotation)
     return None
 
 
 _SPECIAL = {
-    "id": "change.id",
+    "id": "cid",
     "updated_at": "at",
     "deleted_at": "None",  # an upsert clears a tombstone: the row is back
     "mark.value": "mark.value",
@@ -94,6 +109,13 @@ def _column_source(entity: str, column: str, defaults: dict[str, Any]) -> str:
     return name
 
 
+_HELPERS = {
+    "_iso": _iso,
+    "_dates": _DATES.get,
+    "_json_list": _json_list,
+    "_flag": _flag,
+    "_sub": _sub,
+}
 RowMaker = Callable[[Any, Mapping[str, Any], str, MarkValue | None], tuple[Any, ...]]
 
 
@@ -103,14 +125,10 @@ def row_maker(entity: str) -> RowMaker:
     It is generated once per entity as one tuple expression: a year is a million rows, and
     a loop over columns per row would cost more than SQLite's own work on it.
     """
-    names: dict[str, Any] = {
-        "_iso": _iso,
-        "_json_list": _json_list,
-        "_flag": _flag,
-        "_sub": _sub,
-    }
+    names: dict[str, Any] = dict(_HELPERS)
     parts = [_column_source(entity, c, names) for c in journal.column_names(entity)]
-    source = f"def row(change, d, at, mark):\n    return ({', '.join(parts)},)\n"
+    body = f"    cid = change.id\n    return ({', '.join(parts)},)\n"
+    source = f"def row(change, d, at, mark):\n{body}"
     exec(compile(source, f"<row of {entity}>", "exec"), names)
     return typing.cast(RowMaker, names["row"])
 
@@ -153,27 +171,123 @@ def _reference_lines(number: int, ref: Reference) -> list[str]:
     return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, v))"]
 
 
-CheckerFactory = Callable[..., Callable[[Mapping[str, Any], int, str], None]]
+class Sink(NamedTuple):
+    """What the taker of one entity reads and writes while a batch streams past."""
+
+    upserted: dict[str, int]  # id -> fingerprint << INDEX_BITS | record index
+    deleted: dict[str, tuple[int, str]]
+    rows: list[tuple[Any, ...]]  # written to the table by `flush` every CHUNK_ROWS rows
+    flush: Callable[[], None]
+    problems: list[str]  # once it holds one, rows are no longer kept
+    repeat: Callable[[int, Any, int, int], None]  # (index, change, packed, earlier)
+    later: Callable[[tuple[int, str, Reference, str]], None]  # a reference to look up
+    stamps: dict[tuple[Any, ...], str]  # UTC text by STAMP_KEY of an updated_at
+    utc: Callable[[dt.datetime, tuple[Any, ...]], str]  # (moment, its key): its UTC text
+    take_delete: Callable[[int, Any, str], None]
+    affected: Any  # its `everyone` is set by an entity that touches every page
+    own: set[str] | None  # where the change's own id goes, if it has a page
+    linked: tuple[set[str], ...]  # where each of LINKED_FIELDS present in the entity goes
+    targets: tuple[tuple[Container[str], Container[str]], ...]  # per reference: batch, known
+    marks: dict[tuple[Any, ...], MarkValue | str]  # by (raw, scale, value): what mark_of said
+    mark_of: Callable[[Any], MarkValue | str]
+    mark_problem: Callable[[int, Any, str], None]
 
 
-def reference_checker(entity: str) -> CheckerFactory:
-    """`make(batch ids, known ids of each target..., later)` -> `check(data, index, change
-    id)`, which passes every reference to an id neither among the batch's ids so far nor
-    known to be stored to `later`. Generated like the rows."""
+Taker = Callable[[int, Any], None]
+CHUNK_ROWS = 5000
+INDEX_BITS = 32  # a seen id keeps (fingerprint << INDEX_BITS | record index) in one int
+# Fields naming whose pages a row touches; `group_id` only for the entities in GROUP_ENTITIES.
+LINKED_FIELDS = ("student_id", "guardian_id", "group_id")
+GROUP_ENTITIES = {"lesson", "work", "homework", "timetable_entry"}
+_MARKS = "mark"  # the entity whose rows hold a mark's numbers, parsed from its `raw`
+# What an `updated_at` is looked up by (`m`): hashing an aware datetime, comparing it or
+# taking its POSIX time asks its tzinfo for the offset each time, a second of a year.
+STAMP_KEY = "(m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond, m.fold, m.tzinfo)"
+
+
+def linked_fields(entity: str) -> list[str]:
+    fields = schema.ENTITY_MODELS[entity].model_fields
+    allowed = [f for f in LINKED_FIELDS if f != "group_id" or entity in GROUP_ENTITIES]
+    return [name for name in allowed if name in fields]
+
+
+def _mark_lines(entity: str) -> list[str]:
+    if entity != _MARKS:
+        return []
+    return [
+        "data = change.data",
+        "if data is not None:",
+        "    mark = marks((data.raw, data.scale, data.value)) or mark_of(data)",
+        "    if mark.__class__ is str:",
+        "        return mark_problem(index, change, mark)",
+    ]
+
+
+def _take_lines(entity: str, row: str, everyone: bool, own: bool) -> list[str]:
+    """The body of `take(index, change)` for one entity (see `taker`)."""
     references = entity_references(entity)
-    body = [line for n, ref in enumerate(references) for line in _reference_lines(n, ref)]
-    targets = "".join(f"s{n}, k{n}, " for n in range(len(references)))
+    # A mark's row keeps its derived numbers; its input `value` counts for identity too.
+    fingerprint = "(row, d['value'])" if entity == _MARKS else "row"
+    lines = [
+        *_mark_lines(entity),
+        "m = change.updated_at",
+        f"key = {STAMP_KEY}",
+        "at = stamps(key) or utc(m, key)",
+        "if change.op == 'delete':",
+        "    return take_delete(index, change, at)",
+        "d = change.data.__dict__",
+        "cid = change.id",
+        f"row = ({row},)",
+        f"packed = hash({fingerprint}) << {INDEX_BITS} | index",
+        "earlier = setdefault(cid, packed)",
+        "if earlier is not packed or cid in deleted:",
+        "    if earlier is packed:",
+        "        earlier = deleted[cid][0]",
+        "    return repeat(index, change, packed, earlier)",
+        *(line for n, ref in enumerate(references) for line in _reference_lines(n, ref)),
+        *(f"v = d[{name!r}]\nif v: L{n}(v)" for n, name in enumerate(linked_fields(entity))),
+        *(["own(cid)"] if own else []),
+        *(["affected.everyone = True"] if everyone else []),
+        "if not problems:",
+        "    append(row)",
+        f"    if len(rows) >= {CHUNK_ROWS}:",
+        "        flush()",
+    ]
+    return [part for line in lines for part in line.split("\n")]
+
+
+def taker(entity: str, *, everyone: bool, own: bool) -> Callable[[Sink], Taker]:
+    """`make(sink)` -> `take(index, change)`, which takes one valid change of `entity`:
+    checks a mark's `raw`, remembers the id and the fingerprint of its data (a repeat with
+    other data is a problem), passes every reference to an id neither among the batch's ids
+    so far nor known to be stored to `sink.later`, notes the pages it touches, and buffers
+    its row. Generated as one function per entity: this is the work of every record, a
+    million times in a year, and calls and loops cost more here than the work itself."""
+    references = entity_references(entity)
+    names: dict[str, Any] = {f"R{n}": ref for n, ref in enumerate(references)}
+    names.update(_HELPERS)
+    row = ", ".join(_column_source(entity, c, names) for c in journal.column_names(entity))
+    prologue = [
+        "upserted, deleted, rows, problems = p.upserted, p.deleted, p.rows, p.problems",
+        "setdefault, append, flush, repeat = upserted.setdefault, rows.append, p.flush, p.repeat",
+        "later, utc, take_delete, affected = p.later, p.utc, p.take_delete, p.affected",
+        "stamps, marks, mark_of = p.stamps.get, p.marks.get, p.mark_of",
+        "mark_problem = p.mark_problem",
+        "own = p.own.add if p.own is not None else None",
+        *(f"L{n} = p.linked[{n}].add" for n in range(len(linked_fields(entity)))),
+        *(f"s{n}, k{n} = p.targets[{n}]" for n in range(len(references))),
+    ]
     source = "\n".join(
         [
-            f"def make({targets}later):",
-            "    def check(d, index, cid):",
-            *(f"        {line}" for line in body or ["pass"]),
-            "    return check",
+            "def make(p):",
+            *(f"    {line}" for line in prologue),
+            "    def take(index, change):",
+            *(f"        {line}" for line in _take_lines(entity, row, everyone, own)),
+            "    return take",
         ]
     )
-    names: dict[str, Any] = {f"R{n}": ref for n, ref in enumerate(references)}
-    exec(compile(source, f"<references of {entity}>", "exec"), names)
-    return typing.cast(CheckerFactory, names["make"])
+    exec(compile(source, f"<take {entity}>", "exec"), names)
+    return typing.cast(Callable[[Sink], Taker], names["make"])
 
 
 def utc_text(moment: dt.datetime, tz: ZoneInfo) -> str:

@@ -7,12 +7,19 @@ import codecs
 import json
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import IO, Any
 
 import orjson
 
-from otmetka.daemon.exchange.records import BatchError, Records, Scan, loads, nfc_bytes
+from otmetka.daemon.exchange.records import (
+    BatchError,
+    Block,
+    Records,
+    Scan,
+    loads,
+    nfc_bytes,
+)
 
 # --- .jsonl -------------------------------------------------------------------------------
 
@@ -83,6 +90,9 @@ _WS = b" \t\r\n"
 # match inside a string, only inside an array of objects, which no entity has.
 _BOUNDARY = re.compile(rb'\}[ \t\r\n]*,[ \t\r\n]*(\{)[ \t\r\n]*"[^,}\]: \t\r\n]')
 _ID_NEAR = re.compile(r'"id"\s*:\s*"([^"]{1,128})"')
+# Records are handed over in blocks of about this many bytes, validated in one call; the
+# last records of the window, and those of a block that is not valid as a whole, one by one.
+_BLOCK_BYTES = 64 * 1024
 # A single value (a record, an envelope field) larger than this is taken as malformed.
 _MAX_VALUE = 64 * 1024 * 1024
 
@@ -95,6 +105,7 @@ class JsonDocument(Records):
         super().__init__(origin)
         self.handle, self.scan, self.chunk_size = handle, scan, chunk_size
         self.late_header: dict[str, Any] = {}
+        self.answer: int | None = None
         self.decoder = json.JSONDecoder()
         weakref.finalize(self, handle.close)
         self._rewind()
@@ -244,25 +255,56 @@ class JsonDocument(Records):
     # the records
 
     def __iter__(self) -> Iterator[Any]:
+        return self._records(blocks=True)
+
+    def _records(self, *, blocks: bool) -> Iterator[Any]:
         self.header()
         self.done = self._peek() == b"]"
         if self.done:
             self.pos += 1
         while not self.done:
-            self.piece_start = self.pos
-            match = _BOUNDARY.search(self.data, self.pos)
-            if match is None and not self.eof:
+            if (yield from self._window_records(blocks)) or self.done:
+                continue  # reparse read a record itself: look for the next boundary again
+            if not self.eof:  # the record at the read position goes on in the next chunk
                 self._read_more()
                 continue
-            if match is None:  # the last record, or one that is not an object
-                value = self._value()
-                self._after_record()
-                yield value
-                continue
-            self.pos = match.start(1)
-            yield self.data[self.piece_start : match.start() + 1]
-            self.index += 1
+            self.piece_start = self.pos  # the last record, or one that is not an object
+            value = self._value()
+            self._after_record()
+            yield value
         self.late_header = self._rest()
+
+    def _window_records(self, blocks: bool) -> Generator[Any, None, bool]:
+        """The records that end in the window: blocks of them while a boundary lies a block
+        further on, then one by one. Returns True when it stopped early because `reparse`
+        moved the read position."""
+        data, start = self.data, self.pos
+        while blocks and (match := _BOUNDARY.search(data, start + _BLOCK_BYTES)):
+            self.piece_start, end, self.pos = start, match.start() + 1, match.start(1)
+            self.answer = None
+            yield Block(data[start:end])
+            if self.answer is None:  # not valid as a whole: each record on its own, as always
+                if (yield from self._pieces(data, start, match.end())):
+                    return True
+            else:
+                self.index += self.answer
+            start = self.pos
+        return (yield from self._pieces(data, start, len(data)))
+
+    def _pieces(self, data: bytes, start: int, stop: int) -> Generator[bytes, None, bool]:
+        """Each record between `start` and `stop`, cut at the boundary after it. Returns
+        True when `reparse` read a record itself (and maybe more of the file)."""
+        for match in _BOUNDARY.finditer(data, start, stop):
+            self.piece_start = start
+            self.pos = start = match.start(1)
+            yield data[self.piece_start : match.start() + 1]
+            self.index += 1
+            if self.pos != start or self.data is not data or self.done:
+                return True
+        return False
+
+    def took(self, changes: int | None) -> None:
+        self.answer = changes
 
     def _after_record(self) -> None:
         self.index += 1
@@ -284,7 +326,8 @@ class JsonDocument(Records):
         header = self.header()
         if changes_last:
             return header
-        for item in self:  # keys after `changes`: walk past the records once to reach them
+        # keys after `changes`: walk past the records once to reach them
+        for item in self._records(blocks=False):
             if isinstance(item, bytes):
                 try:
                     orjson.loads(item)

@@ -3,6 +3,7 @@ the same document in memory, whatever its layout, its chunk edges or its encodin
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gc
 import json
@@ -162,6 +163,57 @@ def test_text_that_looks_like_a_record_boundary_stays_text(
     import_batch(read_file(write_json(tmp_path / "t.json", document), chunk_size=16), rules)
     assert models.Mark.get_by_id("mk-t1").comment == tricky
     assert models.Mark.get_by_id("mk-t2").raw_text == "5"
+
+
+def _with_problems_deep_inside(school: Document) -> tuple[Document, list[int]]:
+    """The school with bad records far from both ends of the file, where a big chunk reads
+    them in blocks validated together: the indexes of the bad records."""
+    document = copy.deepcopy(school)
+    changes = document["changes"]
+    lessons = [n for n, item in enumerate(changes) if item["type"] == "lesson"][1000:1002]
+    changes[lessons[0]]["data"]["slot"] = 99  # its homework then refers to an unknown lesson
+    changes.insert(lessons[1], 42)  # type: ignore[arg-type]
+    marks = [n for n, item in enumerate(changes) if item != 42 and item["type"] == "mark"][:3]
+    changes[marks[0]]["data"]["raw"] = "9"
+    changes[marks[1]]["data"]["extra"] = [{"id": "s-1"}, {"id": "s-2"}]  # cut wrongly
+    changes[marks[2]]["data"]["comment"] = 'x"updated_at"},{"id": "y'  # fine, looks odd
+    return document, [marks[0], marks[1], lessons[0], lessons[1]]
+
+
+def test_bad_records_inside_blocks_are_reported_as_one_by_one(
+    memory_db: None, school: Document, tmp_path: Path, rules: MarkRules
+) -> None:
+    """A block that is not valid as a whole is validated again record by record: the same
+    problems, named by the same record indexes, as a small chunk size (no blocks) gives."""
+    document, bad = _with_problems_deep_inside(school)
+    path = write_json(tmp_path / "deep.json", document)
+    assert path.stat().st_size > 1024 * 1024 and min(bad) > 200
+    by_blocks = _expect_rejection(path, rules, chunk_size=4 * 1024 * 1024)
+    one_by_one = _expect_rejection(path, rules, chunk_size=1000)
+    assert by_blocks == one_by_one
+    assert (
+        f"record {bad[0]} (id '{document['changes'][bad[0]]['id']}', type 'mark'): "
+        "field 'raw': «9»" in by_blocks
+    )
+    assert f"record {bad[1]} (id " in by_blocks and "field 'extra'" in by_blocks
+    assert f"record {bad[2]} (id " in by_blocks and "field 'slot'" in by_blocks
+    assert f"record {bad[3]} (id '?', type '?'): is not a JSON object" in by_blocks
+    assert "field 'lesson_id': refers to lesson" in by_blocks
+    assert by_blocks.count("deep.json: record ") == 5
+    assert "malformed" not in by_blocks
+
+
+def test_blocks_of_records_import_exactly_like_the_document(
+    school: Document, school_journal: dict[str, Any], tmp_path: Path, rules: MarkRules
+) -> None:
+    """With a text that looks like a record boundary inside a record of a block."""
+    document = copy.deepcopy(school)
+    mark = next(item for item in document["changes"][500:] if item["type"] == "mark")
+    mark["data"]["comment"] = 'x"updated_at"},{"id": "y'
+    path = write_json(tmp_path / "blocks-odd.json", document)
+    expected = _journal_after(lambda: import_document(document, "odd.json", rules))
+    got = _journal_after(lambda: import_batch(read_file(path), rules))
+    assert got == expected != school_journal
 
 
 def test_array_of_objects_inside_a_record_is_an_error_not_a_broken_file(
