@@ -83,11 +83,16 @@ class Entity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+
+class Ordered(Entity):
+    """An entity with dates that must come in order. Only these pay for the check: a Python
+    call per record, which marks, lessons and attendance (most of a year) would not need."""
+
     # (earlier field, later field) pairs that must not be out of order
     _ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @model_validator(mode="after")
-    def _check_order(self) -> Entity:
+    def _check_order(self) -> Ordered:
         for first, second in self._ordered:
             early, late = getattr(self, first), getattr(self, second)
             if early is not None and late is not None and late < early:
@@ -110,7 +115,7 @@ class School(Entity):
     head_name: OptionalName = ""
 
 
-class AcademicYear(Entity):
+class AcademicYear(Ordered):
     name: Name = Field(description="e.g. 2026/2027")
     start: dt.date
     end: dt.date
@@ -118,7 +123,7 @@ class AcademicYear(Entity):
     _ordered: ClassVar[tuple[tuple[str, str], ...]] = (("start", "end"),)
 
 
-class Period(Entity):
+class Period(Ordered):
     academic_year_id: Id
     kind: Literal["quarter", "trimester", "half", "year"]
     name: Name = Field(description="e.g. «1 четверть»")
@@ -128,7 +133,7 @@ class Period(Entity):
     _ordered: ClassVar[tuple[tuple[str, str], ...]] = (("start", "end"),)
 
 
-class Holiday(Entity):
+class Holiday(Ordered):
     name: Name
     kind: Literal["vacation", "holiday", "quarantine", "short_day"]
     start: dt.date
@@ -186,7 +191,7 @@ class Group(Entity):
     class_unit_ids: list[Id] = Field(min_length=1)
 
 
-class Membership(Entity):
+class Membership(Ordered):
     group_id: Id
     student_id: Id
     date_from: dt.date = Field(alias="from")
@@ -195,7 +200,7 @@ class Membership(Entity):
     _ordered: ClassVar[tuple[tuple[str, str], ...]] = (("date_from", "date_to"),)
 
 
-class BellSlot(Entity):
+class BellSlot(Ordered):
     number: int = Field(ge=0, le=20)
     start: TimeOfDay
     end: TimeOfDay
@@ -204,7 +209,7 @@ class BellSlot(Entity):
     _ordered: ClassVar[tuple[tuple[str, str], ...]] = (("start", "end"),)
 
 
-class TimetableEntry(Entity):
+class TimetableEntry(Ordered):
     group_id: Id
     subject_id: Id
     teacher_id: Id
@@ -292,7 +297,7 @@ class Attendance(Entity):
     minutes_late: int = Field(default=0, ge=0, le=240)
 
 
-class Homework(Entity):
+class Homework(Ordered):
     subject_id: Id
     group_id: Id
     lesson_id: Id | None = None
