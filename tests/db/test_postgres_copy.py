@@ -12,9 +12,20 @@ from typing import Any
 import pytest
 
 from otmetka.daemon.acts import paper
-from otmetka.daemon.ops import backup, restore
+from otmetka.daemon.core.config import Config
+from otmetka.daemon.core.errors import OtmetkaError
+from otmetka.daemon.core.progress import Reporter
+from otmetka.daemon.ops import backup, dbcopy, restore
 from otmetka.daemon.runtime import open_project
-from otmetka.db import audit, close_database, database, models, write_transaction
+from otmetka.db import (
+    audit,
+    close_database,
+    database,
+    migrate,
+    models,
+    open_database,
+    write_transaction,
+)
 from tests.support.acts_support import School, build_school, make_config, write_config_file
 
 MOTHER = "Иванова Мария"
@@ -158,3 +169,94 @@ def test_awkward_values_come_back_from_a_restore_row_for_row(
             imported_at=dt.datetime(2026, 9, 3),
         )
     assert added.id == largest + 1
+
+
+# Times as SQLite may hold them, and what an insert through the models makes of each.
+TEXT_TIMES = {
+    "2026-09-01 08:00:00.123456": dt.datetime(2026, 9, 1, 8, 0, 0, 123456),
+    "2026-09-01 08:00:00.5": dt.datetime(2026, 9, 1, 8, 0, 0, 500000),
+    "2026-09-01 08:00:00": dt.datetime(2026, 9, 1, 8),
+    "2026-09-01": dt.datetime(2026, 9, 1),
+    "0001-01-01 00:00:00": dt.datetime(1, 1, 1),
+    "2026-09-01 08:00:00+03:00": dt.datetime(2026, 9, 1, 5),  # aware: as UTC
+    "2026-09-01T08:00:00": dt.datetime(2026, 9, 1, 8),  # the server reads it
+}
+
+
+def _sqlite_project(project_dir: Path) -> Config:
+    """A SQLite project whose rows hold text times, SQLite's 0/1 booleans and blobs."""
+    config = make_config(project_dir)
+    open_project(config)
+    with write_transaction():
+        for n, text in enumerate(TEXT_TIMES):
+            models.ImportLog.insert(
+                source="file",
+                origin="\\\t\n\r\\N",
+                batch_hash=str(n),
+                mode="delta",
+                cursor="",
+                counts="{}",
+                imported_at=dt.datetime(2026, 1, 1),
+            ).execute()
+            database.execute_sql(
+                "UPDATE import_log SET imported_at = ? WHERE id = ?", (text, n + 1)
+            )
+        models.Mark.insert_many(
+            {
+                "id": f"m-{n}",
+                "updated_at": "u",
+                "student_id": "s",
+                "subject_id": "sub",
+                "date": dt.date(2026, 9, 1 + n),
+                "raw_text": "5",
+                "value": 5.0,
+                "passed": passed,
+            }
+            for n, passed in enumerate([True, False, None])
+        ).execute()
+    close_database()
+    return config
+
+
+def _copied(config: Config, pg_url: str) -> None:
+    open_database(pg_url)
+    migrate()
+    close_database()
+    dbcopy.copy_database(config, pg_url, Reporter(quiet=True))
+    open_database(pg_url)
+
+
+def test_db_copy_reads_sqlite_text_times_as_the_models_would(
+    project_dir: Path, pg_url: str
+) -> None:
+    _copied(_sqlite_project(project_dir), pg_url)
+    logs = models.ImportLog.select().order_by(models.ImportLog.id)
+    assert [(log.imported_at, log.origin) for log in logs] == [
+        (when, "\\\t\n\r\\N") for when in TEXT_TIMES.values()
+    ]
+    marks = models.Mark.select().order_by(models.Mark.id)
+    assert [(m.date, m.passed) for m in marks] == [
+        (dt.date(2026, 9, 1), True),
+        (dt.date(2026, 9, 2), False),
+        (dt.date(2026, 9, 3), None),
+    ]
+
+
+def test_db_copy_names_the_row_a_column_cannot_take(project_dir: Path, pg_url: str) -> None:
+    """The server's refusal and a value otmetka cannot convert both name row and column,
+    and leave the target empty."""
+    config = _sqlite_project(project_dir)
+    open_project(config)
+    database.execute_sql("UPDATE import_log SET imported_at = 'soon' WHERE id = 3")
+    close_database()
+    with pytest.raises(OtmetkaError, match=r"a row of import_log: row 3, column imported_at: "):
+        _copied(config, pg_url)
+    assert not models.ImportLog.select().exists()
+    close_database()
+    open_project(config)
+    database.execute_sql("UPDATE import_log SET imported_at = '2026-09-01' WHERE id = 3")
+    database.execute_sql("UPDATE mark SET value = 'five' WHERE id = 'm-1'")  # SQLite keeps it
+    close_database()
+    with pytest.raises(OtmetkaError, match=r"refused a row of mark: row m-1, column value: "):
+        _copied(config, pg_url)
+    assert not models.Mark.select().exists() and not models.ImportLog.select().exists()
