@@ -38,6 +38,25 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         out.write(data)
 
 
+def write_new(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Create `path`, which must not exist (a fresh random name), holding `data`, fsynced.
+
+    No temp file and rename of its own: the caller renames it into place, and a file left
+    half-written by a crash keeps its hidden name, which the next build's tidy-up removes."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(descriptor, mode)  # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        os.fsync(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename or a new file in `folder` survive a power cut."""
     descriptor = os.open(folder, os.O_RDONLY)

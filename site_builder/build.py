@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -208,19 +209,24 @@ def _look(options: BuildOptions) -> dict[str, Any]:
 
 
 def _shell(envelope: dict[str, Any], page_id: str, look: dict[str, Any]) -> bytes:
+    shared = _shell_of(look["title"], look["remember_days"], look["api"])
+    return shell.render_shell_bytes(envelope, page_id, **shared)
+
+
+@functools.lru_cache(maxsize=8)
+def _shell_of(title: str, remember_days: int, api: str) -> dict[str, Any]:
+    """What the shell of every page of a look shares, made once: strings the shell's own
+    cache can find without hashing a new copy of the styles for each page."""
     # Every page carries the download script and may fetch from its own origin, whether it
     # links a file or not: a shell that differed would tell a class teacher's page apart.
-    connect = attachments.connect_src(connect_source(look["api"]), attachments.FILE_MARK)
-    html = shell.render_shell(
-        envelope,
-        page_id,
-        title=look["title"],
-        remember_days=look["remember_days"],
-        css=render.page_css(),
-        scripts=[_page_script(), attachments.download_script()],
-        connect_src=connect,
-    )
-    return html.encode("utf-8")
+    connect = attachments.connect_src(connect_source(api), attachments.FILE_MARK)
+    return {
+        "title": title,
+        "remember_days": remember_days,
+        "css": render.page_css(),
+        "scripts": (_page_script(), attachments.download_script()),
+        "connect_src": connect,
+    }
 
 
 def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[audience.PageKey, str]]:

@@ -4,7 +4,7 @@ not show the write order or the time of each write), and the files of a build re
 names in an order drawn with the system's CSPRNG (not class by class).
 
 A file is first staged: written in full under a hidden random name beside its target
-(through `atomic.write_atomic`, so it is fsynced), then committed: given the fixed mtime and
+(fsynced, `atomic.write_new`), then committed: given the fixed mtime and
 renamed over the target. A reader sees the old file or the new one, never half of one, and
 never a new file with a telling mtime. Hidden names are never served (`otmetka serve` refuses
 dotfiles) and a staged file a killed build left is removed by the next build's tidy-up.
@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from otmetka.site_builder.atomic import write_atomic
+from otmetka.site_builder.atomic import write_new
 
 FIXED_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FIXED_MTIME = int(FIXED_TIME.timestamp())
@@ -31,7 +31,7 @@ Move = tuple[Path, Path]  # (staged file, target)
 def stage(target: Path, data: bytes) -> Path:
     """Write `data`, fsynced, to a hidden random name beside `target`; returns that name."""
     staged = target.with_name(f"{STAGE_PREFIX}{secrets.token_hex(8)}{target.suffix}")
-    write_atomic(staged, data)
+    write_new(staged, data)
     return staged
 
 

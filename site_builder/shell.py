@@ -168,14 +168,50 @@ def render_shell(
     page. ``connect_src`` is the CSP source list for fetch/XHR (the endpoint the page
     posts to).
     """
+    page = render_shell_bytes(
+        envelope,
+        page_id,
+        title=title,
+        remember_days=remember_days,
+        scripts=scripts,
+        css=css,
+        connect_src=connect_src,
+    )
+    return page.decode("utf-8")
+
+
+_PAGE_ID = re.compile(r"[0-9a-f]{16,64}")
+
+
+def render_shell_bytes(
+    envelope: dict[str, Any],
+    page_id: str,
+    *,
+    title: str,
+    remember_days: int,
+    scripts: Sequence[str] = (),
+    css: str = "",
+    connect_src: str = "*",
+) -> bytes:
+    """The page file: `render_shell`'s document as UTF-8, spliced from the shell's parts
+    encoded once per look (the shell is most of a page's bytes; see `_shell_parts`)."""
     if not page_salt(envelope):  # refuse to publish a page that could never open
         raise ValueError("a page's envelope must carry its KDF salt (a file's cannot open alone)")
-    if not re.fullmatch(r"[0-9a-f]{16,64}", page_id):
+    if not _PAGE_ID.fullmatch(page_id):
         raise ValueError("page_id must be lower-case hex")
     if remember_days < 0:
         raise ValueError("remember_days must be >= 0")
-    parts = _shell_parts(title, remember_days, tuple(scripts), css, connect_src)
-    return page_id.join(parts[:-1]) + str(envelope_json(envelope)) + parts[-1]
+    parts = _shell_bytes(title, remember_days, tuple(scripts), css, connect_src)
+    body = envelope_json(envelope).encode("ascii")  # ensure_ascii: nothing else to encode
+    return page_id.encode("ascii").join(parts[:-1]) + body + parts[-1]
+
+
+@functools.lru_cache(maxsize=8)
+def _shell_bytes(
+    title: str, remember_days: int, scripts: tuple[str, ...], css: str, connect_src: str
+) -> tuple[bytes, ...]:
+    parts = _shell_parts(title, remember_days, scripts, css, connect_src)
+    return tuple(part.encode("utf-8") for part in parts)
 
 
 # Every page of a build shares one shell but for its page id and envelope: the template is
