@@ -56,6 +56,14 @@ class ChildItems:
         lesson = templating.memoised_macro(items, "lesson")
         return cls(lesson, templating.memoised_macro(items, "mark"))
 
+    # A day's lessons and a subject's marks joined here, not looped over in the template:
+    # a call from a template costs several times the memo's own lookup.
+    def lessons(self, views: Iterable[family.LessonView]) -> Markup:
+        return Markup("".join(map(self.lesson_li, views)))
+
+    def marks(self, views: Iterable[family.MarkView]) -> Markup:
+        return Markup("".join(map(self.mark_li, views)))
+
 
 def render_child(
     child: family.ChildView, weeks: week.ChildWeek, today: dt.date, items: ChildItems
@@ -67,8 +75,8 @@ def render_child(
         c=child,
         weeks=weeks.weeks,
         today=today,
-        lesson_li=items.lesson_li,
-        mark_li=items.mark_li,
+        lesson_items=items.lessons,
+        mark_items=items.marks,
     )
 
 
