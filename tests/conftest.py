@@ -1,6 +1,6 @@
 """Layered fixtures: a database in memory, a database file (WAL), a config in a temporary
 project folder, a CLI runner bound to that config, and a throwaway PostgreSQL server
-(started once, on first use) with a fresh database per test."""
+(started once, on first use) with a fresh database per test, and the small school on it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
+from otmetka.daemon.runtime import open_project
 from otmetka.db import close_database, database, migrate, open_database
+from tests.support.acts_support import (
+    MOTHER,
+    School,
+    build_school,
+    make_config,
+    write_config_file,
+)
 from tests.support.pg_support import Cluster, running_cluster
 
 
@@ -93,3 +102,14 @@ def pg_url(cluster: Cluster) -> Iterator[str]:
     yield url
     close_database()
     cluster.drop_database(url)
+
+
+@pytest.fixture
+def pg_school(project_dir: Path, pg_url: str) -> School:
+    """The small school on PostgreSQL (logins, a built site, acts in the audit chain)."""
+    write_config_file(project_dir, f"database:\n  url: {pg_url}\n")
+    built = build_school(make_config(project_dir, database={"url": pg_url}))
+    login = built.login(MOTHER)
+    paper.register_consent(built.config, login=login, decision="granted", paper=True)
+    open_project(built.config)
+    return built

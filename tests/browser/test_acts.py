@@ -14,12 +14,10 @@ from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.db import close_database
-from tests.support.acts_support import School, build_school, make_config, rows, serve
+from tests.support.acts_support import MOTHER, School, build_school, make_config, rows, serve
 from tests.support.servers import free_port
 
 from .conftest import VIEWPORT
-
-MOTHER = "Иванова Мария"
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ from otmetka.daemon.acts import paper
 from otmetka.daemon.core import settings
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.db import close_database
-from tests.support.acts_support import School, build_school, make_config, rows, serve
+from tests.support.acts_support import MOTHER, School, build_school, make_config, rows, serve
 from tests.support.servers import free_port
 
 from .conftest import log_in
 
 pytestmark = pytest.mark.browser
 
-MOTHER = "Иванова Мария"
 BUILT_FOR = 8080  # endpoint.port, and so the port of the default loopback address
 
 

@@ -39,6 +39,7 @@ from otmetka.db.connection import WRITE_LOCK, server_database
 from otmetka.db.migrations import LATEST_VERSION, schema_version
 from otmetka.site_builder import build
 from tests.support.acts_support import (
+    MOTHER,
     TODAY,
     School,
     ack_body,
@@ -51,7 +52,6 @@ from tests.support.acts_support import (
 from tests.support.factories import change, envelope, small_school, write_json
 from tests.support.sync_support import journal_dump
 
-MOTHER = "Иванова Мария"  # g-1: children s-1, s-2
 STUDENT = "Петров Иван"  # s-3
 LATER = "2026-09-20T10:00:00+03:00"
 TOKEN = "pg-upstream-token"

@@ -26,9 +26,8 @@ from otmetka.db import (
     open_database,
     write_transaction,
 )
-from tests.support.acts_support import School, build_school, make_config, write_config_file
+from tests.support.acts_support import MOTHER, School, make_config
 
-MOTHER = "Иванова Мария"
 # Text CSV and COPY's own text format treat specially, and text that is not ASCII.
 AWKWARD = [
     "",
@@ -45,16 +44,6 @@ AWKWARD = [
     "NULL",
 ]
 FLOATS = [0.1, 3.7, 1e-300, 1.7976931348623157e308, -0.0, 5e-324, 2 / 3, None]
-
-
-@pytest.fixture
-def school(project_dir: Path, pg_url: str) -> School:
-    """The small school on PostgreSQL (logins, a built site, acts in the audit chain)."""
-    write_config_file(project_dir, f"database:\n  url: {pg_url}\n")
-    built = build_school(make_config(project_dir, database={"url": pg_url}))
-    paper.register_consent(built.config, login=built.login(MOTHER), decision="granted", paper=True)
-    open_project(built.config)
-    return built
 
 
 def _awkward_rows() -> None:
@@ -132,21 +121,23 @@ REBUILT = {"build_manifest", "dirty_person"}
 
 
 def test_awkward_values_come_back_from_a_restore_row_for_row(
-    school: School, tmp_path: Path
+    pg_school: School, tmp_path: Path
 ) -> None:
     _awkward_rows()
     before = {m._meta.table_name: _table(m) for m in models.ALL_TABLES}
     assert len(before["mark"]) > len(AWKWARD) and before["credential"][-1][5] == bytes(range(256))
     close_database()
-    archive = backup.backup(school.config, tmp_path / "awkward.tar.gz").path
-    paper.register_breach(school.config, login=school.login(MOTHER), received_at="2026-09-16T10:00")
-    open_project(school.config)
+    archive = backup.backup(pg_school.config, tmp_path / "awkward.tar.gz").path
+    paper.register_breach(
+        pg_school.config, login=pg_school.login(MOTHER), received_at="2026-09-16T10:00"
+    )
+    open_project(pg_school.config)
     with write_transaction():
         models.Mark.update(comment="changed").execute()
         models.ImportLog.delete().where(models.ImportLog.origin == "").execute()
 
-    restore.restore(school.config, archive, reopen=open_project)
-    open_project(school.config)
+    restore.restore(pg_school.config, archive, reopen=open_project)
+    open_project(pg_school.config)
     after = {m._meta.table_name: _table(m) for m in models.ALL_TABLES}
     for table, rows in before.items():
         if table in REBUILT:

@@ -23,6 +23,7 @@ from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
 from otmetka.db import audit, close_database, models
 from tests.support.acts_support import (
+    MOTHER,
     School,
     build_school,
     call,
@@ -36,7 +37,6 @@ from tests.support.factories import write_json
 from tests.support.servers import Inbox, free_port, parse, smtp_server
 from tests.support.sync_support import wait_for
 
-MOTHER = "Иванова Мария"  # g-1, maria@example.ru: children s-1, s-2
 STUDENT = "Петров Иван"  # s-3
 
 

@@ -29,6 +29,8 @@ from tests.support.servers import waitress_server
 TODAY = dt.date(2026, 9, 16)
 HEAD, SUPPORT = "head@school.example", "it@school.example"
 QUIET = Reporter(quiet=True)
+# A guardian of the small school (two children): the acts tests sign in as her.
+MOTHER = "Иванова Мария"
 
 
 serve = waitress_server

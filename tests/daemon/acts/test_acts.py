@@ -27,6 +27,7 @@ from otmetka.site_builder import crypto
 from otmetka.site_builder.pages import consent_text
 from tests.support import paths
 from tests.support.acts_support import (
+    MOTHER,
     QUIET,
     School,
     ack_body,
@@ -39,7 +40,6 @@ from tests.support.acts_support import (
 from tests.support.factories import change, envelope
 
 MOSCOW = ZoneInfo("Europe/Moscow")
-MOTHER = "Иванова Мария"
 Cli = Callable[..., tuple[int, str]]
 
 

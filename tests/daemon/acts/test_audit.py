@@ -17,9 +17,7 @@ from click.testing import CliRunner
 from otmetka.daemon.acts import paper
 from otmetka.daemon.cli import main
 from otmetka.db import audit, close_database, models
-from tests.support.acts_support import School, build_school, make_config, write_config_file
-
-MOTHER = "Иванова Мария"
+from tests.support.acts_support import MOTHER, School, build_school, make_config, write_config_file
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from otmetka.db import audit, close_database, models, page_versions, write_trans
 from tests.support import paths
 from tests.support.acts_support import (
     HEAD,
+    MOTHER,
     SUPPORT,
     TODAY,
     School,
@@ -34,7 +35,6 @@ from tests.support.acts_support import (
     serve,
 )
 
-MOTHER = "Иванова Мария"  # g-1: children s-1, s-2
 STUDENT = "Петров Иван"  # s-3
 
 

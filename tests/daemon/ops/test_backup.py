@@ -28,9 +28,14 @@ from otmetka.daemon.runtime import open_project
 from otmetka.db import build_state, close_database, models
 from otmetka.db.migrations import LATEST_VERSION
 from otmetka.site_builder import build
-from tests.support.acts_support import TODAY, School, build_school, make_config, write_config_file
-
-MOTHER = "Иванова Мария"
+from tests.support.acts_support import (
+    MOTHER,
+    TODAY,
+    School,
+    build_school,
+    make_config,
+    write_config_file,
+)
 
 
 @pytest.fixture

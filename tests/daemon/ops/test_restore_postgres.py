@@ -15,23 +15,12 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.ops import backup, restore
 from otmetka.daemon.runtime import open_project
 from otmetka.db import audit, close_database, models, open_database, write_transaction
-from tests.support.acts_support import School, build_school, make_config, write_config_file
+from tests.support.acts_support import MOTHER, School
 
-MOTHER = "Иванова Мария"
 # A restore empties these on purpose: every page is rebuilt from the restored data.
 REBUILT = {"build_manifest", "dirty_person"}
 
 Tables = dict[str, list[tuple[Any, ...]]]
-
-
-@pytest.fixture
-def school(project_dir: Path, pg_url: str) -> School:
-    """The small school on PostgreSQL (logins, a built site, acts in the audit chain)."""
-    write_config_file(project_dir, f"database:\n  url: {pg_url}\n")
-    built = build_school(make_config(project_dir, database={"url": pg_url}))
-    paper.register_consent(built.config, login=built.login(MOTHER), decision="granted", paper=True)
-    open_project(built.config)
-    return built
 
 
 def _tables() -> Tables:
@@ -54,10 +43,12 @@ def _aside_tables(aside: Path) -> Tables:
         close_database()
 
 
-def _changed_after_the_backup(school: School) -> Tables:
+def _changed_after_the_backup(pg_school: School) -> Tables:
     """An act and an edit after the backup; the server's rows then."""
-    paper.register_breach(school.config, login=school.login(MOTHER), received_at="2026-09-16T10:00")
-    open_project(school.config)
+    paper.register_breach(
+        pg_school.config, login=pg_school.login(MOTHER), received_at="2026-09-16T10:00"
+    )
+    open_project(pg_school.config)
     with write_transaction():
         models.Mark.update(comment="changed").execute()
     now = _tables()
@@ -65,23 +56,23 @@ def _changed_after_the_backup(school: School) -> Tables:
     return now
 
 
-def test_the_rows_replaced_are_kept_aside_whole(school: School, tmp_path: Path) -> None:
+def test_the_rows_replaced_are_kept_aside_whole(pg_school: School, tmp_path: Path) -> None:
     backed_up = _tables()
     assert backed_up["mark"] and backed_up["credential"] and backed_up["audit_entry"]
     close_database()
-    archive = backup.backup(school.config, tmp_path / "school.tar.gz").path
-    before = _changed_after_the_backup(school)
+    archive = backup.backup(pg_school.config, tmp_path / "school.tar.gz").path
+    before = _changed_after_the_backup(pg_school)
     assert before["event"] != backed_up["event"]
 
-    result = restore.restore(school.config, archive, reopen=open_project)
+    result = restore.restore(pg_school.config, archive, reopen=open_project)
 
     (aside,) = result.set_aside
-    assert aside.parent == school.config.paths.backup_dir
+    assert aside.parent == pg_school.config.paths.backup_dir
     with contextlib.closing(sqlite3.connect(aside)) as conn:  # one file, intact
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert _aside_tables(aside) == before
-    open_project(school.config)
+    open_project(pg_school.config)
     after = _tables()
     for table, rows in backed_up.items():
         assert table in REBUILT or after[table] == rows, table
@@ -89,17 +80,17 @@ def test_the_rows_replaced_are_kept_aside_whole(school: School, tmp_path: Path) 
     assert audit.verify().ok
 
 
-def test_a_backup_the_server_refuses_changes_nothing(school: School) -> None:
+def test_a_backup_the_server_refuses_changes_nothing(pg_school: School) -> None:
     close_database()
-    nightly = backup.nightly_backup(school.config)
+    nightly = backup.nightly_backup(pg_school.config)
     with sqlite3.connect(nightly) as conn:  # a date SQLite took as text
         conn.execute("UPDATE mark SET date = 'soon' WHERE rowid = (SELECT MAX(rowid) FROM mark)")
-    before = _changed_after_the_backup(school)
+    before = _changed_after_the_backup(pg_school)
 
     with pytest.raises(OtmetkaError, match=r"refused a row of mark.*nothing was written"):
-        restore.restore(school.config, nightly, reopen=open_project)
+        restore.restore(pg_school.config, nightly, reopen=open_project)
 
-    open_project(school.config)
+    open_project(pg_school.config)
     assert _tables() == before
-    (aside,) = school.config.paths.backup_dir.glob("before-restore-*")
+    (aside,) = pg_school.config.paths.backup_dir.glob("before-restore-*")
     assert _aside_tables(aside) == before

@@ -24,6 +24,7 @@ from otmetka.daemon.runtime import open_project
 from otmetka.db import audit, close_database, journal, models
 from otmetka.site_builder import build
 from tests.support.acts_support import (
+    MOTHER,
     TODAY,
     School,
     ack_body,
@@ -32,8 +33,6 @@ from tests.support.acts_support import (
     make_config,
     write_config_file,
 )
-
-MOTHER = "Иванова Мария"  # g-1: mother of s-1 and s-2
 
 
 @pytest.fixture
