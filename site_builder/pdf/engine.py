@@ -8,6 +8,13 @@ URLs: a PDF never reaches the network or reads another local file.
 
 One FontConfiguration and one parsed stylesheet per process: WeasyPrint then loads each
 font file once, not once per document.
+
+A document made only of the project's own markup (`plain=True`, the analytics reports) is
+laid out with a user-agent stylesheet that leaves out WeasyPrint's rules for footnotes and
+notes, and gives list markers to list items only (`_plain_html`: the same PDF bytes): the
+cascade then stops computing half a dozen pseudo-elements for every element. Documents
+carrying upstream HTML (the extracts) keep the whole stylesheet: a footnote there would
+find no style to lay out with.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -72,6 +80,33 @@ class RenderedPdf:
     pages: int
 
 
+# Rules of WeasyPrint's user-agent stylesheet for pseudo-elements that match every element
+# and that the project's own markup never generates.
+_NOTE_RULE = re.compile(r"^::(?:footnote|note)-[a-z]+ \{[^}\n]*\}$", re.MULTILINE)
+
+
+@functools.cache
+def _plain_html() -> Any:
+    """WeasyPrint's HTML with the user-agent stylesheet trimmed for plain documents: every
+    element otherwise gets its ::footnote-call, ::note-marker, ... style computed, most of
+    the time the cascade takes."""
+    from weasyprint import CSS, HTML
+    from weasyprint import html as weasy_html
+    from weasyprint.css.counters import CounterStyle
+
+    ua = _NOTE_RULE.sub("", weasy_html.UA).replace(
+        "\n::marker {", "\nli::marker, summary::marker {"
+    )
+    # Its @counter-style rules are WeasyPrint's own, already known: a throwaway collects them.
+    plain = CSS(string=ua, counter_style=CounterStyle())
+
+    class PlainHTML(HTML):  # type: ignore[misc]
+        def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
+            return [plain, weasy_html.UA_FORM_STYLESHEET] if forms else [plain]
+
+    return PlainHTML
+
+
 class _Engine:
     def __init__(self) -> None:
         from weasyprint.text.fonts import FontConfiguration
@@ -91,10 +126,11 @@ class _Engine:
             font_config=self.font_config,
         )
 
-    def layout(self, html: str, css: str) -> Document:
+    def layout(self, html: str, css: str, plain: bool) -> Document:
         from weasyprint import HTML
 
-        return HTML(string=html, base_url=self.base_url, url_fetcher=self.fetcher).render(
+        kind = _plain_html() if plain else HTML
+        return kind(string=html, base_url=self.base_url, url_fetcher=self.fetcher).render(
             stylesheets=[self.stylesheet(css)], font_config=self.font_config
         )
 
@@ -104,14 +140,16 @@ def _engine() -> _Engine:
     return _Engine()
 
 
-def render_document(html: str, css: str) -> Document:
-    """The laid-out pages (WeasyPrint's Document), e.g. to check where boxes ended up."""
-    return _engine().layout(html, css)
+def render_document(html: str, css: str, *, plain: bool = False) -> Document:
+    """The laid-out pages (WeasyPrint's Document), e.g. to check where boxes ended up.
+    `plain`: the document is only the project's own markup, with no footnotes, notes or
+    list items but <li> (see the module's docstring)."""
+    return _engine().layout(html, css, plain)
 
 
-def render_pdf(html: str, css: str) -> RenderedPdf:
+def render_pdf(html: str, css: str, *, plain: bool = False) -> RenderedPdf:
     """One HTML document with the given print stylesheet (the fonts come first) -> PDF."""
-    document = render_document(html, css)
+    document = render_document(html, css, plain=plain)
     return RenderedPdf(document.write_pdf(), len(document.pages))
 
 

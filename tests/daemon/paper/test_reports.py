@@ -216,6 +216,7 @@ def test_paper_html_has_no_hidden_tables_and_charts_as_images(school: None) -> N
     assert svgs and 'class="sr"' in report.html
     paper = site_reports.for_paper(report.html)
     assert "<svg" not in paper and '<div class="sr">' not in paper
+    assert ">\n<tr>" in report.html and not re.search(r">\s+</?(?:tr|td|p|section)\b", paper)
     images = re.findall(r'<img alt="" src="data:image/svg\+xml;base64,([^"]+)">', paper)
     drawn = [base64.b64decode(i).decode("utf-8") for i in images]
     assert drawn == [paper_charts.for_paper(svg) for svg in svgs]
@@ -258,10 +259,60 @@ def _outer_boxes(page: Any, css_class: str) -> dict[int, Any]:
     return found
 
 
+def _geometry(document: Any) -> list[list[tuple[Any, ...]]]:
+    return [
+        [
+            (box.element_tag, box.position_x, box.position_y, box.width, box.height)
+            for box in page._page_box.descendants()
+        ]
+        for page in document.pages
+    ]
+
+
+def test_plain_stylesheet_lays_out_the_same_boxes(school: None) -> None:
+    """A report is laid out with the engine's plain user-agent stylesheet: not one box
+    moves, list items keep their markers."""
+    report = site_reports.class_report(site_reports.School.load(TODAY), CLASS_ID)
+    listed = "<ul><li>первый</li></ul><ol><li>второй</li></ol>"
+    html = extracts.document_html([site_reports.for_paper(report.html), listed], "t")
+    css = site_reports.report_css()
+    plain = engine.render_document(html, css, plain=True)
+    assert _geometry(plain) == _geometry(engine.render_document(html, css))
+    text = pdf_text(plain.write_pdf())
+    assert "первый второй" in text and "• 1." in text
+
+
+def test_class_tables_are_laid_out_at_fixed_widths_that_hold_their_figures(
+    school: None,
+) -> None:
+    report = site_reports.class_report(site_reports.School.load(TODAY), CLASS_ID)
+    # the widest missed-lessons figure a term can give, in the first student's row
+    widest = re.sub(
+        r'<td class="num">\d+ из \d+ \([\d,]+ %\)</td>',
+        '<td class="num">226 из 226 (100,0 %)</td>',
+        site_reports.for_paper(report.html),
+        count=1,
+    )
+    assert "226 из 226" in widest
+    html = extracts.document_html([widest], "t")
+    document = engine.render_document(html, site_reports.report_css(), plain=True)
+    tables = [
+        box
+        for page in document.pages
+        for box in page._page_box.descendants()
+        if box.element_tag == "table" and box.style["table_layout"] == "fixed"
+    ]
+    assert {len(t.column_widths) for t in tables} == {7, 2, 5}  # subjects, at risk, students
+    for table in tables:
+        for cell in (b for b in table.descendants() if b.element_tag in ("td", "th")):
+            right = cell.content_box_x() + cell.width
+            assert all(b.position_x + b.width <= right + 0.01 for b in cell.descendants())
+
+
 def test_student_blocks_are_whole_and_hold_table_and_chart_side_by_side(school: None) -> None:
     report = site_reports.class_report(site_reports.School.load(TODAY), CLASS_ID)
     html = extracts.document_html([site_reports.for_paper(report.html)], "t")
-    document = engine.render_document(html, site_reports.report_css())
+    document = engine.render_document(html, site_reports.report_css(), plain=True)
     pages = [_outer_boxes(page, "pstat") for page in document.pages]
     # break-inside: avoid holds: each block is on one page, never split
     elements = [element for page in pages for element in page]
