@@ -7,9 +7,10 @@ trend. The school report opens with every class side by side and the school char
 then holds every class report, each rendered as a document of its own (page numbers
 restart per class) in worker processes and merged (`engine.merge_pdfs`) as it arrives.
 The printed HTML leaves out what paper hides and hands the charts over as images, redrawn
-in fewer elements (`for_paper`, `paper_charts`); a student's block sets a subject's figures in one cell (report_pupil.html.j2); and a report,
-made only of the project's own markup, is laid out with the engine's plain user-agent
-stylesheet: the same pages, a fraction of WeasyPrint's work.
+in fewer elements (`for_paper`, `paper_charts`); a student's block sets a subject's
+figures in one cell (report_pupil.html.j2); and a report, made only of the project's own
+markup, is laid out with the engine's plain user-agent stylesheet: the same pages, a
+fraction of WeasyPrint's work.
 
 Reads the database, writes no rows: `otmetka.daemon.paper.reports` records what was written.
 """
