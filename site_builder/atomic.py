@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -38,8 +38,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         out.write(data)
 
 
-def write_new(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Create `path`, which must not exist (a fresh random name), holding `data`, fsynced.
+def write_new(path: Path, data: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+    """Create `path`, which must not exist (a fresh random name), holding `data`; fsynced
+    unless `sync` is false (the caller then syncs it with `fsync_files` before using it).
 
     No temp file and rename of its own: the caller renames it into place, and a file left
     half-written by a crash keeps its hidden name, which the next build's tidy-up removes."""
@@ -49,12 +50,25 @@ def write_new(path: Path, data: bytes, mode: int = 0o644) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(descriptor, view) :]
-        os.fsync(descriptor)
+        if sync:
+            os.fsync(descriptor)
     except BaseException:
         os.close(descriptor)
         path.unlink(missing_ok=True)
         raise
     os.close(descriptor)
+
+
+def fsync_files(paths: Iterable[Path]) -> None:
+    """Make files already written and closed survive a power cut. Thousands written first
+    and synced after cost a fraction of an fsync each: the kernel has begun writing them
+    out meanwhile, and one journal commit covers many."""
+    for path in paths:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def fsync_dir(folder: Path) -> None:

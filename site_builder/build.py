@@ -358,7 +358,8 @@ def _stage_pages(
     writes: _Writes,
 ) -> None:
     """Render, encrypt and stage each changed page (see `publishing`)."""
-    # fsync dominates a full build; threads overlap it (it releases the GIL).
+    # Writing the files is a good part of a full build; threads overlap it (a write
+    # releases the GIL). They are synced all together before the first rename.
     with ThreadPoolExecutor(max_workers=4) as writers:
         pending: list[tuple[Future[Path], Path]] = []
         try:

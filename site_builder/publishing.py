@@ -4,10 +4,11 @@ not show the write order or the time of each write), and the files of a build re
 names in an order drawn with the system's CSPRNG (not class by class).
 
 A file is first staged: written in full under a hidden random name beside its target
-(fsynced, `atomic.write_new`), then committed: given the fixed mtime and
-renamed over the target. A reader sees the old file or the new one, never half of one, and
-never a new file with a telling mtime. Hidden names are never served (`otmetka serve` refuses
-dotfiles) and a staged file a killed build left is removed by the next build's tidy-up.
+(`atomic.write_new`), then committed: synced to disk with the rest of its build, given the
+fixed mtime and renamed over the target. A reader sees the old file or the new one, never
+half of one, and never a new file with a telling mtime. Hidden names are never served
+(`otmetka serve` refuses dotfiles) and a staged file a killed build left is removed by the
+next build's tidy-up.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from otmetka.site_builder.atomic import write_new
+from otmetka.site_builder.atomic import fsync_files, write_new
 
 FIXED_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FIXED_MTIME = int(FIXED_TIME.timestamp())
@@ -29,9 +30,10 @@ Move = tuple[Path, Path]  # (staged file, target)
 
 
 def stage(target: Path, data: bytes) -> Path:
-    """Write `data`, fsynced, to a hidden random name beside `target`; returns that name."""
+    """Write `data` to a hidden random name beside `target`; returns that name. Not synced
+    yet: `commit_shuffled` syncs every staged file before the first rename."""
     staged = target.with_name(f"{STAGE_PREFIX}{secrets.token_hex(8)}{target.suffix}")
-    write_new(staged, data)
+    write_new(staged, data, sync=False)
     return staged
 
 
@@ -51,6 +53,7 @@ def commit(staged: Path, target: Path) -> None:
 def commit_shuffled(moves: Iterable[Move]) -> None:
     """Commit every staged file, in an order drawn with the CSPRNG."""
     order = list(moves)
+    fsync_files(staged for staged, _target in order)  # on disk before any is published
     secrets.SystemRandom().shuffle(order)
     for staged, target in order:
         commit(staged, target)
@@ -64,7 +67,7 @@ def discard(moves: Iterable[Move]) -> None:
 
 def write_public(target: Path, data: bytes) -> None:
     """Write one file of the site all or nothing, with the fixed mtime from the start."""
-    commit(stage(target, data), target)
+    commit_shuffled([(stage(target, data), target)])
 
 
 def pin_times(folder: Path) -> None:
