@@ -110,6 +110,31 @@ class LessonView:
     absence: AbsenceView | None = None
     homework: tuple[HomeworkView, ...] = ()
 
+    def with_details(
+        self,
+        marks: tuple[MarkView, ...],
+        absence: AbsenceView | None,
+        homework: tuple[HomeworkView, ...],
+    ) -> LessonView:
+        """The lesson as one child's week shows it. Spelled out: dataclasses.replace looks
+        the fields up on every call, tens of thousands of times a build."""
+        return LessonView(
+            self.slot,
+            self.time,
+            self.subject,
+            self.teacher,
+            self.room,
+            self.topic,
+            self.status,
+            self.original_teacher,
+            self.substitution_reason,
+            self.moved_to,
+            self.moved_from,
+            marks,
+            absence,
+            homework,
+        )
+
     @property
     def cancelled(self) -> bool:
         return self.status == "cancelled"

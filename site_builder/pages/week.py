@@ -7,7 +7,6 @@ No HTML here: templates/_child.html.j2 and templates/_glance.html.j2 decide how 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -129,9 +128,7 @@ def _with_details(
     absence = details.absences.get(lesson.id)
     if not (marks or homework or absence):
         return view  # shared by the children of the group, and so rendered once
-    return dataclasses.replace(
-        view, marks=tuple(marks or ()), absence=absence, homework=tuple(homework or ())
-    )
+    return view.with_details(tuple(marks or ()), absence, tuple(homework or ()))
 
 
 def _week(
