@@ -210,7 +210,7 @@ def _look(options: BuildOptions) -> dict[str, Any]:
 
 def _shell(envelope: dict[str, Any], page_id: str, look: dict[str, Any]) -> bytes:
     shared = _shell_of(look["title"], look["remember_days"], look["api"])
-    return shell.render_shell_bytes(envelope, page_id, **shared)
+    return shell.render_shell(envelope, page_id, **shared)
 
 
 @functools.lru_cache(maxsize=8)

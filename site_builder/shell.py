@@ -147,6 +147,9 @@ def envelope_json(envelope: Mapping[str, Any]) -> Markup:
     return Markup(text)
 
 
+_PAGE_ID = re.compile(r"[0-9a-f]{16,64}")
+
+
 def render_shell(
     envelope: dict[str, Any],
     page_id: str,
@@ -156,8 +159,9 @@ def render_shell(
     scripts: Sequence[str] = (),
     css: str = "",
     connect_src: str = "*",
-) -> str:
-    """A complete HTML document that asks for the password and shows the decrypted page.
+) -> bytes:
+    """A complete HTML document, as the UTF-8 of its file, that asks for the password and
+    shows the decrypted page; spliced from the shell's parts encoded once per look.
 
     ``title`` is public (shown before unlocking): never put a person's name in it.
     ``remember_days`` is how long «Запомнить на этом устройстве» keeps the derived key;
@@ -168,33 +172,6 @@ def render_shell(
     page. ``connect_src`` is the CSP source list for fetch/XHR (the endpoint the page
     posts to).
     """
-    page = render_shell_bytes(
-        envelope,
-        page_id,
-        title=title,
-        remember_days=remember_days,
-        scripts=scripts,
-        css=css,
-        connect_src=connect_src,
-    )
-    return page.decode("utf-8")
-
-
-_PAGE_ID = re.compile(r"[0-9a-f]{16,64}")
-
-
-def render_shell_bytes(
-    envelope: dict[str, Any],
-    page_id: str,
-    *,
-    title: str,
-    remember_days: int,
-    scripts: Sequence[str] = (),
-    css: str = "",
-    connect_src: str = "*",
-) -> bytes:
-    """The page file: `render_shell`'s document as UTF-8, spliced from the shell's parts
-    encoded once per look (the shell is most of a page's bytes; see `_shell_parts`)."""
     if not page_salt(envelope):  # refuse to publish a page that could never open
         raise ValueError("a page's envelope must carry its KDF salt (a file's cannot open alone)")
     if not _PAGE_ID.fullmatch(page_id):

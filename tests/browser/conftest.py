@@ -81,7 +81,7 @@ def write_page(
     html = render_shell(
         envelope, page_id, title="Дневник школы №42", remember_days=REMEMBER_DAYS, **shell
     )
-    (site.root / "p" / f"{page_id}.html").write_text(html, encoding="utf-8")
+    (site.root / "p" / f"{page_id}.html").write_bytes(html)
     account = Account(login, password, page_id, iterations)
     site.accounts[name] = account
     return account

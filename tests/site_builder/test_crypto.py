@@ -262,7 +262,7 @@ def test_salt_token_and_hash() -> None:
 def _shell(**kwargs: Any) -> str:
     from otmetka.site_builder.shell import render_shell
 
-    return render_shell(_envelope(), PAGE, title="Дневник", remember_days=30, **kwargs)
+    return render_shell(_envelope(), PAGE, title="Дневник", remember_days=30, **kwargs).decode()
 
 
 def test_shell_is_self_contained_with_csp_for_its_scripts() -> None:
@@ -285,7 +285,7 @@ def test_shell_envelope_cannot_close_its_script_tag() -> None:
     text = str(envelope_json(hostile))
     assert "<" not in text and ">" not in text and json.loads(text) == hostile
     html = render_shell(hostile, PAGE, title="x", remember_days=0)
-    assert html.count("</script>") == 4  # envelope, bundle, unlock.js, staff.js
+    assert html.count(b"</script>") == 4  # envelope, bundle, unlock.js, staff.js
 
 
 def test_pages_of_one_build_differ_only_by_page_id_and_envelope() -> None:
@@ -296,7 +296,8 @@ def test_pages_of_one_build_differ_only_by_page_id_and_envelope() -> None:
     look: dict[str, Any] = {"title": "Дневник", "remember_days": 30, "scripts": ["var a;"]}
     one, other = _envelope(), _envelope("Оценки: 4".encode())
     other_id = "fedcba9876543210" * 2
-    first, second = render_shell(one, PAGE, **look), render_shell(other, other_id, **look)
+    first = render_shell(one, PAGE, **look).decode()
+    second = render_shell(other, other_id, **look).decode()
     assert first.count(PAGE) == 2 and "\x00" not in first
     swapped = first.replace(str(envelope_json(one)), str(envelope_json(other)))
     assert swapped.replace(PAGE, other_id) == second
