@@ -2,8 +2,9 @@
 
 Incremental by default: only people in the dirty set (or whose page file is missing) are
 rendered, and a rendered page is encrypted and written only when its content hash differs
-from the manifest. Every file is written atomically (temp file in the same folder, fsync,
-os.replace), so a reader never sees half a page and a crash leaves the previous site.
+from the manifest. Every file is written all or nothing (staged under a hidden name, synced,
+renamed into place: `publishing`), so a reader never sees half a page and a crash leaves the
+previous site.
 
 The public folder gives nothing away but the number of pages (docs/security.md): every page
 has the same shell (the same scripts and CSP, whoever it is for), its envelope is padded to
