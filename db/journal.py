@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
-from otmetka.db.connection import chunks, database
+from otmetka.db.connection import chunks, database, is_sqlite
 
 
 def table_for(entity: str) -> type[models.JournalModel]:
@@ -69,6 +69,39 @@ def upsert_rows(entity: str, rows: Sequence[tuple[Any, ...]]) -> None:
     database.cursor().executemany(_upsert_sql(entity), rows)
 
 
+def is_empty(entity: str) -> bool:
+    table = table_for(entity)._meta.table_name
+    return database.execute_sql(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is None
+
+
+def set_aside_indexes(entity: str) -> list[str]:
+    """On SQLite, drop the plain (not unique) indexes of the entity's table, inside the
+    caller's transaction, and return the statements that make them again (`restore_indexes`).
+
+    For a bulk load into an empty table: SQLite builds an index from sorted rows in one
+    pass, which costs far less than inserting a million keys into it one by one. Unique
+    indexes stay, so no constraint goes unchecked; a rollback brings the indexes back."""
+    if not is_sqlite():
+        return []
+    table = table_for(entity)._meta.table_name
+    listed = database.execute_sql(f'PRAGMA index_list("{table}")').fetchall()
+    # the newest first: made again oldest first, they keep their order in the schema
+    names = [row[1] for row in reversed(listed) if row[2] == 0 and row[3] == "c" and not row[4]]
+    statements = []
+    for name in names:
+        found = database.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).fetchone()
+        database.execute_sql(f'DROP INDEX "{name}"')
+        statements.append(found[0])
+    return statements
+
+
+def restore_indexes(statements: Iterable[str]) -> None:
+    for statement in statements:
+        database.execute_sql(statement)
+
+
 def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:
     """Mark rows deleted, unless upstream already sent something newer. Returns rows hit."""
     table = table_for(entity)._meta.table_name
@@ -116,7 +149,8 @@ def rows_by_id(entity: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 def group_members(group_ids: Iterable[str]) -> set[str]:
     table = models.Membership._meta.table_name
-    return _ids_where(f'SELECT student_id FROM "{table}" WHERE group_id IN', group_ids)
+    # DISTINCT: a page of a pull touches groups whose members come back once per group
+    return _ids_where(f'SELECT DISTINCT student_id FROM "{table}" WHERE group_id IN', group_ids)
 
 
 def students_of_classes(class_ids: Iterable[str]) -> set[str]:
@@ -146,8 +180,12 @@ def dump_tables() -> dict[str, list[tuple[Any, ...]]]:
     return dump
 
 
+# The questions every batch asks (every page of a pull), as plain SQL: a peewee query
+# costs more to build than SQLite takes to answer it.
 def batch_seen(batch_hash: str) -> bool:
-    return models.ImportLog.select().where(models.ImportLog.batch_hash == batch_hash).exists()
+    table, p = models.ImportLog._meta.table_name, database.param
+    sql = f'SELECT 1 FROM "{table}" WHERE batch_hash = {p} LIMIT 1'
+    return database.execute_sql(sql, (batch_hash,)).fetchone() is not None
 
 
 def record_import(
@@ -161,26 +199,31 @@ def record_import(
     counts: dict[str, dict[str, int]],
     at: dt.datetime,
 ) -> None:
-    """Log the batch and move the source's cursor, inside the caller's transaction."""
-    models.ImportLog.create(
-        source=source,
-        origin=origin,
-        batch_hash=batch_hash,
-        mode=mode,
-        cursor=cursor,
-        counts=json.dumps(counts, sort_keys=True),
-        imported_at=at,
-    )
-    models.SyncState.insert(
-        source=source, cursor=cursor, school_id=school_id, updated_at=at
-    ).on_conflict(
-        conflict_target=[models.SyncState.source],
-        update={
-            models.SyncState.cursor: cursor,
-            models.SyncState.updated_at: at,
-            models.SyncState.school_id: school_id,
-        },
-    ).execute()
+    """Log the batch and move the source's cursor, inside the caller's transaction.
+
+    Plain SQL, values converted by the models' fields as peewee's own queries do: once per
+    batch, and a pull is hundreds of batches."""
+    log = {
+        "source": source,
+        "origin": origin,
+        "batch_hash": batch_hash,
+        "mode": mode,
+        "cursor": cursor,
+        "counts": json.dumps(counts, sort_keys=True),
+        "imported_at": at,
+    }
+    state = {"source": source, "cursor": cursor, "school_id": school_id, "updated_at": at}
+    _insert(models.ImportLog, log, "")
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in state if name != "source")
+    _insert(models.SyncState, state, f'ON CONFLICT ("source") DO UPDATE SET {updates}')
+
+
+def _insert(model: type[peewee.Model], values: dict[str, Any], tail: str) -> None:
+    fields = model._meta.fields
+    columns = ", ".join(f'"{fields[name].column_name}"' for name in values)
+    marks = ", ".join(database.param for _ in values)
+    sql = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks}) {tail}'
+    database.execute_sql(sql, [fields[name].db_value(value) for name, value in values.items()])
 
 
 def cursor_of(source: str) -> str | None:
@@ -189,4 +232,5 @@ def cursor_of(source: str) -> str | None:
 
 
 def school_ids_seen() -> set[str]:
-    return {row.school_id for row in models.SyncState.select(models.SyncState.school_id)}
+    table = models.SyncState._meta.table_name
+    return {row[0] for row in database.execute_sql(f'SELECT school_id FROM "{table}"')}

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.exchange import reader, row_makers, schema, validation
+from otmetka.daemon.exchange import plain, reader, row_makers, schema, validation
 from otmetka.daemon.exchange.reader import BatchError, Problems, RawBatch
 from otmetka.db import journal, write_transaction
 
@@ -58,6 +60,10 @@ _GLOBAL = {
     "work_kind",
     "attendance_code",
 }
+# A batch of at least this many records writes a table that was empty before it without
+# its plain indexes, made again at the end (journal.set_aside_indexes): a tenth of a first
+# import of a year. Smaller batches (a page of a pull) would pay more for the rebuilds.
+BULK_RECORDS = 50_000
 _CHUNK_ROWS = row_makers.CHUNK_ROWS
 _INDEX_BITS = row_makers.INDEX_BITS
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
@@ -190,6 +196,8 @@ class _Entity:
             zip(row_makers.linked_fields(name), affected.linked_sets(name), strict=True)
         )
         self.take: row_makers.Taker = lambda index, change: None
+        self.bulk = False  # a big batch: indexes of a table empty before it are set aside
+        self.set_aside: list[str] | None = None  # their statements, once decided
 
     def bind(self, run: _Run) -> None:
         """Generate `take(index, change)` for this entity in `run` (see row_makers.taker)."""
@@ -204,6 +212,7 @@ class _Entity:
             stamps=run.stamps,
             utc=run.utc,
             take_delete=functools.partial(run.take_delete, self),
+            refused=run.refused,
             affected=run.affected,
             own=self.own,
             linked=tuple(target for _, target in self.linked),
@@ -229,41 +238,66 @@ class _Entity:
 
     def flush(self) -> None:
         if self.rows:
+            if self.set_aside is None:
+                bulk = self.bulk and journal.is_empty(self.name)
+                self.set_aside = journal.set_aside_indexes(self.name) if bulk else []
             journal.upsert_rows(self.name, self.rows)
             self.rows.clear()  # the taker holds this very list
+
+    def restore_indexes(self) -> None:
+        if self.set_aside:
+            journal.restore_indexes(self.set_aside)
+        self.set_aside = []
 
 
 class _Run:
     """Applying one batch inside its transaction."""
 
     def __init__(
-        self, origin: str, tz: ZoneInfo, problems: Problems, known: KnownIds, rules: MarkRules
+        self,
+        origin: str,
+        tz: ZoneInfo,
+        problems: Problems,
+        known: KnownIds,
+        rules: MarkRules,
+        bulk: bool = False,
     ) -> None:
         self.origin, self.tz, self.problems, self.known = origin, tz, problems, known
         self.marks = validation.MarkValues(rules)
         self.affected = _Affected()
         self.entities = {name: _Entity(name, self.affected) for name in schema.ENTITY_MODELS}
         self.pending: list[Pending] = []
-        self.stamps: dict[tuple[Any, ...], str] = {}
+        self.stamps: dict[str, str] = {}
         for entity in self.entities.values():
+            entity.bulk = bulk
             entity.bind(self)
         self.takers = {name: entity.take for name, entity in self.entities.items()}
 
-    def utc(self, moment: dt.datetime, key: tuple[Any, ...]) -> str:
-        """The UTC text of `moment`, kept by its `key` (row_makers.STAMP_KEY)."""
+    def utc(self, moment: str) -> str | None:
+        """The UTC text of an `updated_at` sent as `moment`, kept by it; None if the models
+        do not take it for a date-time."""
         if len(self.stamps) > 10000:  # timestamps repeat a lot; keep the cache small
             self.stamps.clear()
-        text = self.stamps[key] = row_makers.utc_text(moment, self.tz)
+        try:
+            parsed = plain.MOMENT.validate_python(moment)
+        except ValidationError:
+            return None
+        text = self.stamps[moment] = row_makers.utc_text(parsed, self.tz)
         return text
 
     def mark_problem(self, index: int, change: Any, text: str) -> None:
-        self.problems.add(validation.mark_problem(self.origin, index, change.id, text))
+        self.problems.add(validation.mark_problem(self.origin, index, change["id"], text))
+
+    def refused(self, index: int, change: dict[str, Any]) -> None:
+        """A change the plain validation passed and the models do not (exchange.plain)."""
+        self.problems.extend(validation.refusal(self.origin, index, change, must=True))
 
     def take_delete(self, entity: _Entity, index: int, change: Any, at: str) -> None:
         packed = hash(("delete", at)) << _INDEX_BITS | index
-        earlier = entity.deleted.setdefault(change.id, (packed, at))[0]
-        if earlier is packed and change.id in entity.upserted:
-            earlier = entity.upserted[change.id]
+        change_id = change["id"]
+        earlier = entity.deleted.setdefault(change_id, (packed, at))[0]
+        if earlier is packed and change_id in entity.upserted:
+            earlier = entity.upserted[change_id]
         if earlier is not packed:
             self.repeat(index, change, packed, earlier)
 
@@ -273,7 +307,7 @@ class _Run:
         Data are compared by a 64-bit fingerprint: a collision is ~1 in 10^19."""
         if earlier >> _INDEX_BITS != packed >> _INDEX_BITS:
             self.problems.add(
-                f"{self.origin}: record {index} (id '{change.id}', type '{change.type}'): "
+                f"{self.origin}: record {index} (id '{change['id']}', type '{change['type']}'): "
                 f"repeats record {earlier & _INDEX_MASK} with different data; an id may "
                 "appear once per file: keep the right version and remove the other"
             )
@@ -303,6 +337,7 @@ class _Run:
         if not self.problems:
             for entity in self.entities.values():
                 entity.flush()
+                entity.restore_indexes()
         self.problems.extend(self._unknown_references())
         if self.problems:
             raise self.problems.error()
@@ -358,7 +393,8 @@ def _apply(
     progress: Progress | None,
     known: KnownIds | None,
 ) -> ImportResult:
-    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds(), rules)
+    bulk = len(raw.records) >= BULK_RECORDS
+    run = _Run(raw.origin, ZoneInfo(header.tz), problems, known or KnownIds(), rules, bulk)
     _stream(raw, run, progress)
     run.settle()
     if known is not None:

@@ -5,6 +5,7 @@ compiled for speed."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import types
 import typing
@@ -49,7 +50,7 @@ def _flag(value: bool | None) -> bool | None:
 
 
 def _sub(value: Any, name: str) -> Any:
-    return None if value is None else getattr(value, name)
+    return None if value is None else value[name]
 
 
 def _bare(annotation: Any) -> tuple[Any, bool]:
@@ -72,6 +73,11 @@ def _convert(expression: str, annotation: Any) -> str:
     return expression
 
 
+def key_of(model: type[BaseModel], name: str) -> str:
+    """The key of field `name` in a validated change's dict: as in the JSON (exchange.plain)."""
+    return model.model_fields[name].alias or name
+
+
 def _nested_source(model: type[BaseModel], column: str) -> str | None:
     """`substitution_reason` -> the `reason` of the nested `substitution`, if it is one."""
     for name, info in model.model_fields.items():
@@ -79,7 +85,7 @@ def _nested_source(model: type[BaseModel], column: str) -> str | None:
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             sub = column.removeprefix(f"{name}_")
             if sub != column and sub in inner.model_fields:
-                value = f"_sub(d[{name!r}], {sub!r})"
+                value = f"_sub(d[{key_of(model, name)!r}], {key_of(inner, sub)!r})"
                 return _convert(value, inner.model_fields[sub].annotation)
     return None
 
@@ -90,7 +96,7 @@ _SPECIAL = {
     "deleted_at": "None",  # an upsert clears a tombstone: the row is back
     "mark.value": "mark.value",
     "mark.value2": "mark.value2",
-    "mark.passed": "_flag(mark.passed)",
+    "mark.passed": "mark.passed",  # a bool or None already (validation.MarkValues)
 }
 
 
@@ -100,7 +106,8 @@ def _column_source(entity: str, column: str, defaults: dict[str, Any]) -> str:
     if special:
         return special
     if column in model.model_fields:
-        return _convert(f"d[{column!r}]", model.model_fields[column].annotation)
+        key = key_of(model, column)
+        return _convert(f"d[{key!r}]", model.model_fields[column].annotation)
     nested = _nested_source(model, column)
     if nested:
         return nested
@@ -127,7 +134,7 @@ def row_maker(entity: str) -> RowMaker:
     """
     names: dict[str, Any] = dict(_HELPERS)
     parts = [_column_source(entity, c, names) for c in journal.column_names(entity)]
-    body = f"    cid = change.id\n    return ({', '.join(parts)},)\n"
+    body = f"    cid = change['id']\n    return ({', '.join(parts)},)\n"
     source = f"def row(change, d, at, mark):\n{body}"
     exec(compile(source, f"<row of {entity}>", "exec"), names)
     return typing.cast(RowMaker, names["row"])
@@ -143,6 +150,7 @@ class Reference(NamedTuple):
     optional: bool
 
 
+@functools.cache  # asked for by every batch (every page of a pull); read only
 def entity_references(entity: str) -> list[Reference]:
     model = schema.ENTITY_MODELS[entity]
     found = []
@@ -154,21 +162,22 @@ def entity_references(entity: str) -> list[Reference]:
     return found
 
 
-def _reference_lines(number: int, ref: Reference) -> list[str]:
-    """Source checking one reference field: `s<n>` holds the target ids upserted so far in
-    the batch, `k<n>` those known to be in the database already."""
-    lines = [f"v = d[{ref.top!r}]"]
+def _reference_lines(number: int, ref: Reference, value: str) -> list[str]:
+    """Source checking one reference field, whose value `value` reads: `s<n>` holds the
+    target ids upserted so far in the batch, `k<n>` those known to be in the database
+    already."""
+    lines, v = [], value
     if ref.sub:
-        lines.append(f"v = None if v is None else v.{ref.sub}")
+        lines, v = [f"v = None if {value} is None else {value}[{ref.sub!r}]"], "v"
     if ref.many:
         return [
             *lines,
-            "for w in v:",
+            f"for w in {v}:",
             f"    if w not in s{number} and w not in k{number}: later((index, cid, R{number}, w))",
         ]
-    guard = "v is not None and " if ref.optional or ref.sub else ""
-    unseen = f"v not in s{number} and v not in k{number}"
-    return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, v))"]
+    guard = f"{v} is not None and " if ref.optional or ref.sub else ""
+    unseen = f"{v} not in s{number} and {v} not in k{number}"
+    return [*lines, f"if {guard}{unseen}: later((index, cid, R{number}, {v}))"]
 
 
 class Sink(NamedTuple):
@@ -181,9 +190,10 @@ class Sink(NamedTuple):
     problems: list[str]  # once it holds one, rows are no longer kept
     repeat: Callable[[int, Any, int, int], None]  # (index, change, packed, earlier)
     later: Callable[[tuple[int, str, Reference, str]], None]  # a reference to look up
-    stamps: dict[tuple[Any, ...], str]  # UTC text by STAMP_KEY of an updated_at
-    utc: Callable[[dt.datetime, tuple[Any, ...]], str]  # (moment, its key): its UTC text
+    stamps: dict[str, str]  # UTC text by the text of an updated_at (exchange.plain)
+    utc: Callable[[str], str | None]  # the UTC text of an updated_at; None if it is not one
     take_delete: Callable[[int, Any, str], None]
+    refused: Callable[[int, Any], None]  # a change the models refuse: records why
     affected: Any  # its `everyone` is set by an entity that touches every page
     own: set[str] | None  # where the change's own id goes, if it has a page
     linked: tuple[set[str], ...]  # where each of LINKED_FIELDS present in the entity goes
@@ -200,11 +210,9 @@ INDEX_BITS = 32  # a seen id keeps (fingerprint << INDEX_BITS | record index) in
 LINKED_FIELDS = ("student_id", "guardian_id", "group_id")
 GROUP_ENTITIES = {"lesson", "work", "homework", "timetable_entry"}
 _MARKS = "mark"  # the entity whose rows hold a mark's numbers, parsed from its `raw`
-# What an `updated_at` is looked up by (`m`): hashing an aware datetime, comparing it or
-# taking its POSIX time asks its tzinfo for the offset each time, a second of a year.
-STAMP_KEY = "(m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond, m.fold, m.tzinfo)"
 
 
+@functools.cache  # read only, like entity_references
 def linked_fields(entity: str) -> list[str]:
     fields = schema.ENTITY_MODELS[entity].model_fields
     allowed = [f for f in LINKED_FIELDS if f != "group_id" or entity in GROUP_ENTITIES]
@@ -215,28 +223,44 @@ def _mark_lines(entity: str) -> list[str]:
     if entity != _MARKS:
         return []
     return [
-        "data = change.data",
-        "if data is not None:",
-        "    mark = marks((data.raw, data.scale, data.value)) or mark_of(data)",
+        "if d is not None:",
+        "    mark = marks((d['raw'], d['scale'], d['value'])) or mark_of(d)",
         "    if mark.__class__ is str:",
         "        return mark_problem(index, change, mark)",
     ]
 
 
+def _field_locals(entity: str) -> dict[str, str]:
+    """Keys of `data` read more than once (references, pages touched) -> a local name each:
+    a local costs less than a dict lookup, a million times over."""
+    model = schema.ENTITY_MODELS[entity]
+    keys = [key_of(model, ref.top) for ref in entity_references(entity)]
+    keys += [key_of(model, name) for name in linked_fields(entity)]
+    return {key: f"f{n}" for n, key in enumerate(dict.fromkeys(keys))}
+
+
 def _take_lines(entity: str, row: str, everyone: bool, own: bool) -> list[str]:
     """The body of `take(index, change)` for one entity (see `taker`)."""
+    fields = _field_locals(entity)
+    for key, name in fields.items():
+        row = row.replace(f"d[{key!r}]", name)
+    model = schema.ENTITY_MODELS[entity]
     references = entity_references(entity)
     # A mark's row keeps its derived numbers; its input `value` counts for identity too.
     fingerprint = "(row, d['value'])" if entity == _MARKS else "row"
     lines = [
+        "d = change['data']",
         *_mark_lines(entity),
-        "m = change.updated_at",
-        f"key = {STAMP_KEY}",
-        "at = stamps(key) or utc(m, key)",
-        "if change.op == 'delete':",
+        "m = change['updated_at']",
+        "at = stamps(m) or utc(m)",
+        "if at is None:",
+        "    return refused(index, change)",
+        "if change['op'] == 'delete':",
         "    return take_delete(index, change, at)",
-        "d = change.data.__dict__",
-        "cid = change.id",
+        "if d is None:",
+        "    return refused(index, change)",
+        "cid = change['id']",
+        *(f"{name} = d[{key!r}]" for key, name in fields.items()),
         f"row = ({row},)",
         f"packed = hash({fingerprint}) << {INDEX_BITS} | index",
         "earlier = setdefault(cid, packed)",
@@ -244,8 +268,15 @@ def _take_lines(entity: str, row: str, everyone: bool, own: bool) -> list[str]:
         "    if earlier is packed:",
         "        earlier = deleted[cid][0]",
         "    return repeat(index, change, packed, earlier)",
-        *(line for n, ref in enumerate(references) for line in _reference_lines(n, ref)),
-        *(f"v = d[{name!r}]\nif v: L{n}(v)" for n, name in enumerate(linked_fields(entity))),
+        *(
+            line
+            for n, ref in enumerate(references)
+            for line in _reference_lines(n, ref, fields[key_of(model, ref.top)])
+        ),
+        *(
+            f"if {fields[key_of(model, name)]}: L{n}({fields[key_of(model, name)]})"
+            for n, name in enumerate(linked_fields(entity))
+        ),
         *(["own(cid)"] if own else []),
         *(["affected.everyone = True"] if everyone else []),
         "if not problems:",
@@ -272,7 +303,7 @@ def taker(entity: str, *, everyone: bool, own: bool) -> Callable[[Sink], Taker]:
         "setdefault, append, flush, repeat = upserted.setdefault, rows.append, p.flush, p.repeat",
         "later, utc, take_delete, affected = p.later, p.utc, p.take_delete, p.affected",
         "stamps, marks, mark_of = p.stamps.get, p.marks.get, p.mark_of",
-        "mark_problem = p.mark_problem",
+        "mark_problem, refused = p.mark_problem, p.refused",
         "own = p.own.add if p.own is not None else None",
         *(f"L{n} = p.linked[{n}].add" for n in range(len(linked_fields(entity)))),
         *(f"s{n}, k{n} = p.targets[{n}]" for n in range(len(references))),

@@ -93,6 +93,10 @@ _ID_NEAR = re.compile(r'"id"\s*:\s*"([^"]{1,128})"')
 # Records are handed over in blocks of about this many bytes, validated in one call; the
 # last records of the window, and those of a block that is not valid as a whole, one by one.
 _BLOCK_BYTES = 64 * 1024
+# The text first decoded to read one value, doubled until the value fits: most are envelope
+# keys of a few bytes (a page of a pull has a dozen), and decoding 64 KB for each cost more
+# than the page's other reading.
+_FIRST_WINDOW = 2048
 # A single value (a record, an envelope field) larger than this is taken as malformed.
 _MAX_VALUE = 64 * 1024 * 1024
 
@@ -163,7 +167,7 @@ class JsonDocument(Records):
 
     def _value(self) -> Any:
         """The JSON value at the read position, by the standard library's rules."""
-        size = 64 * 1024
+        size = _FIRST_WINDOW
         while True:
             self._peek()
             text = self._window(size)

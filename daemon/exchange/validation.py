@@ -4,14 +4,14 @@ exchange models, with every problem named by where it is and what to do about it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import CoreConfig, SchemaValidator, core_schema
 
 from otmetka.daemon.core.marks import MarkError, MarkRules, MarkValue, parse_mark
-from otmetka.daemon.exchange import schema
+from otmetka.daemon.exchange import plain, schema
 from otmetka.daemon.exchange.records import BatchError, Block, Problems, RawBatch, loads
 
 
@@ -144,12 +144,8 @@ def check_header(raw: RawBatch) -> schema.EnvelopeHeader:
     return schema.EnvelopeHeader.model_validate(header)
 
 
-_VALIDATOR = schema.CHANGE_ADAPTER.validator
-# The same validation, of a JSON array of changes (blocks of records). Not caching strings
-# while parsing: ids rarely repeat, and looking each one up costs more than it saves.
-_BLOCK_VALIDATOR = SchemaValidator(
-    core_schema.list_schema(schema.CHANGE_ADAPTER.core_schema), CoreConfig(cache_strings=False)
-)
+# The models: what is valid, and the words of every problem.
+_MODELS = schema.CHANGE_ADAPTER.validator
 
 
 def _parsed(item: Any) -> Any:
@@ -162,21 +158,53 @@ def _parsed(item: Any) -> Any:
         return None  # named as record <index> (id '?')
 
 
-def _validate(raw: RawBatch, index: int, item: Any, problems: Problems) -> Any:
-    """The validated change, or None with its problems recorded."""
+def refusal(origin: str, index: int, item: Any, *, must: bool = False) -> list[str]:
+    """The problems the models find in a record (its JSON text or its value). With `must`
+    (a record the models are known to refuse) never none: should the models take it after
+    all, that is a problem too, rather than a record silently left out."""
     try:
         if isinstance(item, bytes):
-            try:
-                return _VALIDATOR.validate_json(item)
-            except ValidationError as error:
-                if error.errors()[0]["type"] != "json_invalid":
-                    raise
-            item = raw.records.reparse(index, item)
-        return _VALIDATOR.validate_python(item)
+            _MODELS.validate_json(item)
+        else:
+            _MODELS.validate_python(item)
     except ValidationError as error:
-        where = _where(raw.origin, index, _parsed(item))
-        problems.extend(f"{where}: {_describe(e)}" for e in error.errors())  # type: ignore[arg-type]
+        where = _where(origin, index, _parsed(item))
+        return [f"{where}: {_describe(e)}" for e in error.errors()]  # type: ignore[arg-type]
+    if must:
+        where = _where(origin, index, item)
+        return [f"{where}: could not be taken; please report this with the record"]
+    return []
+
+
+def _refused(raw: RawBatch, index: int, item: Any, problems: Problems) -> Any:
+    """A record the plain validator refused: None with its problems, in the models' words.
+
+    The two accept the same records; should they ever differ, the models decide."""
+    found = refusal(raw.origin, index, item)
+    if found:
+        problems.extend(found)
         return None
+    model = (
+        _MODELS.validate_json(item) if isinstance(item, bytes) else _MODELS.validate_python(item)
+    )
+    change: dict[str, Any] = model.model_dump(by_alias=True)
+    change["updated_at"] = change["updated_at"].isoformat()  # text, as plain keeps it
+    return change
+
+
+def _validate(raw: RawBatch, index: int, item: Any, problems: Problems) -> Any:
+    """The validated change as a dict (exchange.plain), or None with its problems recorded."""
+    if isinstance(item, bytes):
+        try:
+            return plain.CHANGE.validate_json(item)
+        except ValidationError as error:
+            if error.errors()[0]["type"] != "json_invalid":
+                return _refused(raw, index, item, problems)
+        item = raw.records.reparse(index, item)
+    try:
+        return plain.CHANGE.validate_python(item)
+    except ValidationError:
+        return _refused(raw, index, item, problems)
 
 
 class MarkValues:
@@ -188,13 +216,16 @@ class MarkValues:
 
     def of(self, data: Any) -> MarkValue | str:
         """The numbers of a mark, or the text of why it is not on its scale."""
-        key = (data.raw, data.scale, data.value)
+        key = (data["raw"], data["scale"], data["value"])
         found = self.known.get(key)
         if found is None:
             try:
-                found = parse_mark(data.raw, data.scale, data.value, self.rules)
+                found = parse_mark(*key, self.rules)
             except MarkError as error:
                 found = str(error)
+            else:  # the row takes `passed` as it is: a bool, never 1/0 (PostgreSQL)
+                if found.passed is not None and found.passed.__class__ is not bool:
+                    found = dataclasses.replace(found, passed=bool(found.passed))
             self.known[key] = found
         return found
 
@@ -211,7 +242,9 @@ PROGRESS_STEP = 5000
 def _block(item: Block) -> list[Any] | None:
     """The changes of a block, or None when it is not valid as a whole."""
     try:
-        return _BLOCK_VALIDATOR.validate_json(b"[" + item.text + b"]")  # type: ignore[no-any-return]
+        text = item.text
+        validator = plain.CHANGES if plain.may_hold_refused(text) else plain.CHANGES_OF_PLAIN_TEXT
+        return validator.validate_json(b"[" + text + b"]")  # type: ignore[no-any-return]
     except ValidationError:
         return None
 
@@ -227,7 +260,7 @@ def stream(
 
     One loop with the common cases inline (a block of records' text, all valid; one record's
     text, valid): it runs a million times for a year, and a call per record costs here."""
-    validate_json, records = _VALIDATOR.validate_json, raw.records
+    validate_json, records = plain.CHANGE.validate_json, raw.records
     index, reported = 0, 0
     for item in records:
         if item.__class__ is Block:
@@ -236,7 +269,7 @@ def stream(
             if changes is None:
                 continue
             for number, change in enumerate(changes, index):
-                takers[change.type](number, change)
+                takers[change["type"]](number, change)
             index += len(changes)
         else:
             change = None
@@ -246,7 +279,7 @@ def stream(
             if change is None:
                 change = _validate(raw, index, item, problems)
             if change is not None:
-                takers[change.type](index, change)
+                takers[change["type"]](index, change)
             index += 1
         if progress and index - reported >= PROGRESS_STEP:
             reported = _progressed(progress, reported, index)

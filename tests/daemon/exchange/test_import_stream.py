@@ -17,12 +17,12 @@ import pytest
 
 from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.demo.school import generate_school
-from otmetka.daemon.exchange import importer, row_makers, schema
+from otmetka.daemon.exchange import importer, plain, row_makers, schema
 from otmetka.daemon.exchange.importer import import_batch, import_document, import_file
 from otmetka.daemon.exchange.reader import BatchError, from_document, read_file
 from otmetka.daemon.exchange.records import MAX_KEPT_PROBLEMS, MAX_LISTED_ERRORS
 from otmetka.daemon.exchange.validation import MarkValues
-from otmetka.db import close_database, journal, migrate, models, open_database
+from otmetka.db import close_database, database, journal, migrate, models, open_database
 from tests.support.factories import change, envelope, small_school, write_json
 
 Document = dict[str, Any]
@@ -126,13 +126,26 @@ def _old_row(entity: str, item: Any, tz: ZoneInfo, mark: Any) -> tuple[Any, ...]
     )
 
 
+def _lists_of_tuples(value: Any) -> Any:
+    """A list left at its default is an empty tuple in a plain change (exchange.plain)."""
+    if isinstance(value, dict):
+        return {key: _lists_of_tuples(item) for key, item in value.items()}
+    return () if value == [] else value
+
+
 def test_generated_rows_match_the_plain_conversion(school: Document, rules: MarkRules) -> None:
     tz, marks, seen = ZoneInfo("Europe/Moscow"), MarkValues(rules), set()
     for raw in [*school["changes"], *small_school()["changes"]]:
         item = schema.CHANGE_ADAPTER.validate_python(raw)
-        mark = marks.of(item.data) if item.type == "mark" else None
+        change = plain.CHANGE.validate_python(raw)
+        expected = {
+            **_lists_of_tuples(item.model_dump(by_alias=True)),
+            "updated_at": raw["updated_at"],
+        }
+        assert change == expected, raw
+        mark = marks.of(change["data"]) if item.type == "mark" else None
         at = row_makers.utc_text(item.updated_at, tz)
-        row = row_makers.row_maker(item.type)(item, item.data.__dict__, at, mark)
+        row = row_makers.row_maker(item.type)(change, change["data"], at, mark)
         assert row == _old_row(item.type, item, tz, mark), raw
         seen.add(item.type)
     assert seen == set(schema.ENTITY_MODELS)
@@ -203,6 +216,33 @@ def test_bad_records_inside_blocks_are_reported_as_one_by_one(
     assert "malformed" not in by_blocks
 
 
+def test_problems_the_plain_validation_leaves_to_the_models_read_the_same(
+    memory_db: None, school: Document, tmp_path: Path, rules: MarkRules
+) -> None:
+    """Deep inside blocks: an upsert without data (left to the importer), dates out of
+    order, and characters no text may hold, in blocks with and without backslashes (the
+    character rules are skipped only where no such character can stand)."""
+    document = copy.deepcopy(school)
+    changes = document["changes"]
+    kinds = ("mark", "membership", "attendance", "mark")  # none referred to by another
+    at = {kind: [n for n, item in enumerate(changes) if item["type"] == kind] for kind in kinds}
+    no_data, late, bidi, tab = (at[kind][len(at[kind]) // n] for n, kind in enumerate(kinds, 2))
+    assert max(no_data, late, bidi, tab) < len(changes) - 500  # not among the last, read alone
+    del changes[no_data]["data"]
+    changes[late]["data"]["to"] = "2000-01-01"
+    changes[bidi]["data"]["code"] = "Н\u202eБ"
+    changes[tab]["data"]["raw"] = "4\t-"
+    path = write_json(tmp_path / "deep.json", document)
+    by_blocks = _expect_rejection(path, rules, chunk_size=4 * 1024 * 1024)
+    assert by_blocks == _expect_rejection(path, rules, chunk_size=1000)
+    named = f"record {no_data} (id '{changes[no_data]['id']}', type 'mark')"
+    assert f"{named}: field '': Value error, an upsert needs 'data'" in by_blocks
+    assert f"record {late} (id " in by_blocks and "'date_to' (2000-01-01) is before" in by_blocks
+    assert f"record {bidi} (id " in by_blocks and "character 2 is U+202E" in by_blocks
+    assert f"record {tab} (id " in by_blocks and "character 2 is U+0009" in by_blocks
+    assert by_blocks.count("deep.json: record ") == 4
+
+
 def test_blocks_of_records_import_exactly_like_the_document(
     school: Document, school_journal: dict[str, Any], tmp_path: Path, rules: MarkRules
 ) -> None:
@@ -214,6 +254,43 @@ def test_blocks_of_records_import_exactly_like_the_document(
     expected = _journal_after(lambda: import_document(document, "odd.json", rules))
     got = _journal_after(lambda: import_batch(read_file(path), rules))
     assert got == expected != school_journal
+
+
+def _indexes() -> list[tuple[str, str]]:
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    return [tuple(row) for row in database.execute_sql(query).fetchall()]
+
+
+def test_bulk_load_sets_indexes_aside_and_makes_them_again(
+    school: Document,
+    school_journal: dict[str, Any],
+    tmp_path: Path,
+    rules: MarkRules,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big batch into empty tables writes them without their plain indexes: the same rows,
+    the same indexes afterwards, and all of them back when the batch is refused."""
+    monkeypatch.setattr(importer, "BULK_RECORDS", 1)
+    path = write_json(tmp_path / "bulk.json", school)
+    found: dict[str, Any] = {}
+
+    def load() -> None:
+        found["before"] = _indexes()
+        import_batch(read_file(path), rules)
+        found["after"] = _indexes()
+
+    assert _journal_after(load) == school_journal
+    assert found["after"] == found["before"] and len(found["before"]) > 20
+    bad = copy.deepcopy(school)  # found wrong only at the end, the indexes made again
+    next(item for item in bad["changes"] if item["type"] == "mark")["data"]["lesson_id"] = "?"
+    open_database("sqlite:///:memory:")
+    try:
+        migrate()
+        before = _indexes()
+        refused = _expect_rejection(write_json(tmp_path / "bad.json", bad), rules, 1024**2)
+        assert "refers to lesson '?'" in refused and _indexes() == before
+    finally:
+        close_database()
 
 
 def test_array_of_objects_inside_a_record_is_an_error_not_a_broken_file(
