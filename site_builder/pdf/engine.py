@@ -20,6 +20,7 @@ find no style to lay out with.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import io
 import re
@@ -147,10 +148,22 @@ def render_document(html: str, css: str, *, plain: bool = False) -> Document:
     return _engine().layout(html, css, plain)
 
 
+# WeasyPrint leaves a document's boxes and styles in reference cycles, about 700 objects a
+# login slip, that only a full collection frees. After a big document (all the slips of a
+# school: millions of objects) it is collected at once, so that the memory comes back and a
+# later step of the same process (a build) does not stop for seconds to do it; a small one
+# is left to the collector's own pace, as a collection costs a pass over every live object.
+COLLECT_FROM_PAGES = 50
+
+
 def render_pdf(html: str, css: str, *, plain: bool = False) -> RenderedPdf:
     """One HTML document with the given print stylesheet (the fonts come first) -> PDF."""
     document = render_document(html, css, plain=plain)
-    return RenderedPdf(document.write_pdf(), len(document.pages))
+    rendered = RenderedPdf(document.write_pdf(), len(document.pages))
+    del document
+    if rendered.pages >= COLLECT_FROM_PAGES:
+        gc.collect()
+    return rendered
 
 
 def merge_pdfs(parts: Iterable[bytes | Path]) -> tuple[bytes, int]:
