@@ -28,7 +28,9 @@ ROW_H = 20
 BAR_H = 13
 TOP = 6
 INK, GREY, PAPER = "#000", "#777", "#fff"
-MAX_LABEL = 26  # characters of a label drawn in the chart (the table has it whole)
+# Characters of a label drawn in the chart (the table has it whole): as many as the widest
+# label column (`label_width`) holds, so a long subject name is never cut at the left edge.
+MAX_LABEL = 21
 
 # Fills of the series, in order: each tells itself apart without colour.
 PATTERNS = ("solid", "hatch", "dots", "open")
@@ -189,12 +191,21 @@ class Stack:
     counts: tuple[int, ...]  # one per series
 
 
+def _legend_step(name: str) -> float:
+    """From one legend entry to the next: the swatch, the name (about 7 units a character)
+    and a gap."""
+    return 20 + 7 * len(name) + 8
+
+
 def _legend(chart_id: str, series: Sequence[str], y: float, x: float) -> str:
+    """The legend over the bars from `x`, moved left where it would run past the edge."""
+    width = sum(map(_legend_step, series)) - 8
+    x = max(4.0, min(x, WIDTH - 4 - width))
     parts = []
     for n, name in enumerate(series):
         parts.append(_rect(x, y, 12, 10, fill_of(chart_id, PATTERNS[n % len(PATTERNS)])))
         parts.append(_text(x + 15, y + 9, name))
-        x += 20 + 7 * len(name) + 8
+        x += _legend_step(name)
     return "".join(parts)
 
 

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from otmetka.site_builder import formatting
 from otmetka.site_builder.pages import charts
+from otmetka.site_builder.pdf import paper_charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -69,7 +70,7 @@ def test_bar_chart_draws_each_figure_and_describes_it_in_a_table() -> None:
     assert widths[0] / widths[1] == pytest.approx(4.5 / 3.25, rel=1e-3)
     texts = [t.text for t in svg.iter("text")]
     assert "4,50" in texts and "3,25" in texts and "—" in texts
-    assert "Основы безопасности жизне…" in texts  # shortened in the drawing…
+    assert "Основы безопасности…" in texts  # shortened in the drawing…
     assert table_rows(table) == [
         ["Предмет", "Балл"],
         ["Математика", "4,50"],
@@ -182,3 +183,29 @@ def test_nothing_to_draw_says_so() -> None:
 def test_figures() -> None:
     assert formatting.average(4.345, 1) == "4,3" and formatting.average(None) == "—"
     assert formatting.percent(25 / 29) == "86,2 %" and formatting.percent(None) == "—"
+
+
+def _extent(text: ET.Element) -> tuple[float, float]:
+    """Where a text of the chart starts and ends, by the glyph widths of its font."""
+    x, size = float(text.get("x", 0)), float(text.get("font-size", 12))
+    width = paper_charts.text_width(text.text or "", size)
+    anchor = text.get("text-anchor", "start")
+    start = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+    return start, start + width
+
+
+def test_long_labels_and_the_legend_stay_inside_the_chart() -> None:
+    longest = "Основы безопасности и защиты Родины"  # the longest subject name in use
+    stacks = [charts.Stack(longest, (3, 2, 1, 3)), charts.Stack("Русский язык", (1, 2, 2, 2))]
+    figure = charts.stacked_bars(
+        "c9",
+        "Оценки",
+        stacks,
+        series=("«5»", "«4»", "«3»", "«2»"),
+        headers=("Предмет", "«5»", "«4»", "«3»", "«2»", "Всего"),
+    )
+    _root, svg, _table = parse(figure)
+    for text in svg.iter("text"):
+        start, end = _extent(text)
+        assert start >= 0 and end <= charts.WIDTH, (text.text, start, end)
+    assert any((t.text or "").endswith("…") for t in svg.iter("text"))  # the table has it whole
