@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
-from otmetka.db.connection import chunks, database, is_sqlite
+from otmetka.db.connection import chunks, database, is_sqlite, upsert_many
 
 
 def table_for(entity: str) -> type[models.JournalModel]:
@@ -199,31 +199,24 @@ def record_import(
     counts: dict[str, dict[str, int]],
     at: dt.datetime,
 ) -> None:
-    """Log the batch and move the source's cursor, inside the caller's transaction.
-
-    Plain SQL, values converted by the models' fields as peewee's own queries do: once per
-    batch, and a pull is hundreds of batches."""
-    log = {
-        "source": source,
-        "origin": origin,
-        "batch_hash": batch_hash,
-        "mode": mode,
-        "cursor": cursor,
-        "counts": json.dumps(counts, sort_keys=True),
-        "imported_at": at,
-    }
-    state = {"source": source, "cursor": cursor, "school_id": school_id, "updated_at": at}
-    _insert(models.ImportLog, log, "")
-    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in state if name != "source")
-    _insert(models.SyncState, state, f'ON CONFLICT ("source") DO UPDATE SET {updates}')
-
-
-def _insert(model: type[peewee.Model], values: dict[str, Any], tail: str) -> None:
-    fields = model._meta.fields
-    columns = ", ".join(f'"{fields[name].column_name}"' for name in values)
-    marks = ", ".join(database.param for _ in values)
-    sql = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks}) {tail}'
-    database.execute_sql(sql, [fields[name].db_value(value) for name, value in values.items()])
+    """Log the batch and move the source's cursor, inside the caller's transaction."""
+    models.ImportLog.insert(
+        source=source,
+        origin=origin,
+        batch_hash=batch_hash,
+        mode=mode,
+        cursor=cursor,
+        counts=json.dumps(counts, sort_keys=True),
+        imported_at=at,
+    ).execute()
+    state = models.SyncState
+    upsert_many(
+        state,
+        [state.source, state.cursor, state.school_id, state.updated_at],
+        [(source, cursor, school_id, at)],
+        conflict=[state.source],
+        update=[state.cursor, state.school_id, state.updated_at],
+    )
 
 
 def cursor_of(source: str) -> str | None:
