@@ -4,7 +4,7 @@ Run once (``python tests/vectors/make_vectors.py``) and commit the output. The P
 (tests/site_builder/test_crypto.py) and the browser tests (tests/browser/) both check every
 vector, so the Python builder, unlock.js, login.js and the vendored bundle cannot drift apart.
 All inputs are derived from fixed labels, so a re-run gives the same keys and headers
-(the ciphertext too, as long as zlib deflates at crypto.DEFLATE_LEVEL as it did here).
+(the ciphertext too, as long as ISA-L deflates at crypto.DEFLATE_LEVEL as it did here).
 """
 
 from __future__ import annotations
