@@ -52,7 +52,12 @@ def _fetch(
     The raw cursor skips peewee's per-value converters; dates are ISO text in SQLite and
     `date.fromisoformat` is many times faster than peewee's strptime.
     """
-    rows = database.execute(query).fetchall()
+    return _made(database.execute(query).fetchall(), make, converters)
+
+
+def _made(
+    rows: list[tuple[Any, ...]], make: type[row_types.Row], converters: dict[int, Convert] | None
+) -> list[row_types.Row]:
     if not converters:
         return [make._make(row) for row in rows]  # type: ignore[attr-defined]
     out = []
@@ -238,6 +243,44 @@ class ClassBundle:
     recommendations: list[row_types.RecommendationRow]
 
 
+# Each class query is built by peewee once per kind of database, with stand-ins for its
+# values, and then run as plain SQL: building and compiling ten queries for each of a big
+# school's classes cost a third of loading them.
+Build = Callable[..., pw.Query]
+_PREPARED: dict[tuple[Build, type], tuple[str, list[tuple[int | None, Any]]]] = {}
+
+
+def _stand_in(position: int) -> str:
+    return f"\x00value {position}\x00"  # no real id or date looks like this
+
+
+def _prepared(build: Build, count: int) -> tuple[str, list[tuple[int | None, Any]]]:
+    """The SQL of `build(*values)` for `count` values, and its parameters: the position of
+    the value each stands for, or None and the query's own constant."""
+    key = (build, type(database.obj))
+    if key not in _PREPARED:
+        stand_ins = [_stand_in(n) for n in range(count)]
+        sql, params = build(*stand_ins).sql()
+        where = {text: n for n, text in enumerate(stand_ins)}
+        slots = [(where.get(p) if isinstance(p, str) else None, p) for p in params]
+        if {n for n, _ in slots} - {None} != set(range(count)):  # a value peewee changed
+            raise RuntimeError(f"{build.__name__}: a value does not reach the SQL as given")
+        _PREPARED[key] = sql, slots
+    return _PREPARED[key]
+
+
+def _run(
+    build: Build,
+    make: type[row_types.Row],
+    converters: dict[int, Convert] | None,
+    *values: str,
+) -> list[row_types.Row]:
+    """The rows of `build(*values)`, with the SQL peewee made for it the first time."""
+    sql, slots = _prepared(build, len(values))
+    params = [constant if n is None else values[n] for n, constant in slots]
+    return _made(database.execute_sql(sql, params).fetchall(), make, converters)
+
+
 def _class_student_ids(class_id: str) -> pw.ModelSelect[Any]:
     s = models.Student
     return s.select(s.id).where(s.class_unit_id == class_id, _alive(s))
@@ -258,81 +301,102 @@ def _of_groups(field: pw.Field, class_id: str) -> pw.Expression:
     return field.in_(_class_group_ids(class_id))
 
 
-def _between(field: pw.Field, start: dt.date, end: dt.date) -> pw.Expression:
-    return field.between(start.isoformat(), end.isoformat())
+def _between(field: pw.Field, start: str, end: str) -> pw.Expression:
+    return field.between(start, end)
+
+
+def _ordered(
+    model: type[models.JournalModel],
+    row: type[row_types.Row],
+    *where: pw.Expression,
+    order: Sequence[Any],
+) -> pw.Query:
+    return _select_alive(model, row).where(*where).order_by(*order)
+
+
+def _students_query(class_id: str) -> pw.Query:
+    s = models.Student
+    return _ordered(s, row_types.StudentRow, s.class_unit_id == class_id, order=[s.id])
 
 
 def class_students(class_id: str) -> list[row_types.StudentRow]:
-    s = models.Student
-    return _live(
-        s, row_types.StudentRow, s.class_unit_id == class_id, order=[s.id], converters={5: _date}
-    )
+    return _run(_students_query, row_types.StudentRow, {5: _date}, class_id)
+
+
+def _memberships_query(class_id: str) -> pw.Query:
+    ms = models.Membership
+    order = [ms.student_id, ms.group_id, ms.date_from]
+    return _ordered(ms, row_types.MembershipRow, _of_students(ms.student_id, class_id), order=order)
 
 
 def class_memberships(class_id: str) -> list[row_types.MembershipRow]:
-    ms = models.Membership
-    return _live(
-        ms,
-        row_types.MembershipRow,
-        _of_students(ms.student_id, class_id),
-        order=[ms.student_id, ms.group_id, ms.date_from],
-        converters={2: _date, 3: _date},
-    )
+    converters: dict[int, Convert] = {2: _date, 3: _date}
+    return _run(_memberships_query, row_types.MembershipRow, converters, class_id)
+
+
+def _groups_query(class_id: str) -> pw.Query:
+    g = models.Group
+    return _ordered(g, row_types.GroupRow, _of_groups(g.id, class_id), order=[g.id])
 
 
 def class_groups(class_id: str) -> list[row_types.GroupRow]:
-    g = models.Group
-    in_class = _of_groups(g.id, class_id)
-    return _live(g, row_types.GroupRow, in_class, order=[g.id], converters={4: _ids})
+    return _run(_groups_query, row_types.GroupRow, {4: _ids}, class_id)
+
+
+def _timetable_query(class_id: str) -> pw.Query:
+    t = models.TimetableEntry
+    order = [t.group_id, t.weekday, t.slot, t.id]
+    return _ordered(t, row_types.TimetableRow, _of_groups(t.group_id, class_id), order=order)
 
 
 def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
-    t = models.TimetableEntry
-    return _live(
-        t,
-        row_types.TimetableRow,
-        _of_groups(t.group_id, class_id),
-        order=[t.group_id, t.weekday, t.slot, t.id],
-        converters={6: _date, 7: _date},
-    )
+    return _run(_timetable_query, row_types.TimetableRow, {6: _date, 7: _date}, class_id)
 
 
-def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.LessonRow]:
+def _lessons_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     lesson = models.Lesson
     where = _of_groups(lesson.group_id, class_id), _between(lesson.date, date_from, date_to)
     order = [lesson.date, lesson.slot, lesson.id]
+    return _ordered(lesson, row_types.LessonRow, *where, order=order)
+
+
+def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.LessonRow]:
     converters: dict[int, Convert] = {1: _date, 11: _date, 13: _date}
-    return _live(lesson, row_types.LessonRow, *where, order=order, converters=converters)
+    dates = date_from.isoformat(), date_to.isoformat()
+    return _run(_lessons_query, row_types.LessonRow, converters, class_id, *dates)
+
+
+def _works_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
+    w = models.Work
+    where = _of_groups(w.group_id, class_id), _between(w.date, date_from, date_to)
+    return _ordered(w, row_types.WorkRow, *where, order=[w.date, w.id])
 
 
 def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row_types.WorkRow]:
-    w = models.Work
-    where = _of_groups(w.group_id, class_id), _between(w.date, date_from, date_to)
-    return _live(w, row_types.WorkRow, *where, order=[w.date, w.id], converters={1: _date, 7: bool})
+    dates = date_from.isoformat(), date_to.isoformat()
+    return _run(_works_query, row_types.WorkRow, {1: _date, 7: bool}, class_id, *dates)
+
+
+def _marks_query(class_id: str, date_from: str, date_to: str, finals_from: str) -> pw.Query:
+    mk = models.Mark
+    in_range = _between(mk.date, date_from, date_to)
+    finals = mk.kind.in_(row_types.FINAL_KINDS) & (mk.date >= finals_from)
+    order = [mk.student_id, mk.date, mk.id]
+    of_class = _of_students(mk.student_id, class_id)
+    return _ordered(mk, row_types.MarkRow, of_class, in_range | finals, order=order)
 
 
 def class_marks(
     class_id: str, date_from: dt.date, date_to: dt.date, finals_from: dt.date
 ) -> list[row_types.MarkRow]:
     """Marks of the class dated in the range, plus finals of the year (from `finals_from`)."""
-    mk = models.Mark
-    in_range = _between(mk.date, date_from, date_to)
-    finals = mk.kind.in_(row_types.FINAL_KINDS) & (mk.date >= finals_from.isoformat())
-    return _live(
-        mk,
-        row_types.MarkRow,
-        _of_students(mk.student_id, class_id),
-        in_range | finals,
-        order=[mk.student_id, mk.date, mk.id],
-        converters={3: _date, 10: _bool},
-    )
+    dates = date_from.isoformat(), date_to.isoformat(), finals_from.isoformat()
+    return _run(_marks_query, row_types.MarkRow, {3: _date, 10: _bool}, class_id, *dates)
 
 
-def class_attendance(
-    class_id: str, date_from: dt.date, date_to: dt.date
-) -> list[row_types.AttendanceRow]:
+def _attendance_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     a, lesson = models.Attendance, models.Lesson
-    query = (
+    return (
         a.select(
             a.id,
             a.student_id,
@@ -353,25 +417,40 @@ def class_attendance(
         )
         .order_by(a.student_id, lesson.date, lesson.slot, a.id)
     )
-    return _fetch(query, row_types.AttendanceRow, {6: _date})
+
+
+def class_attendance(
+    class_id: str, date_from: dt.date, date_to: dt.date
+) -> list[row_types.AttendanceRow]:
+    dates = date_from.isoformat(), date_to.isoformat()
+    return _run(_attendance_query, row_types.AttendanceRow, {6: _date}, class_id, *dates)
+
+
+def _homework_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
+    h = models.Homework
+    where = _of_groups(h.group_id, class_id), _between(h.due_date, date_from, date_to)
+    return _ordered(h, row_types.HomeworkRow, *where, order=[h.due_date, h.id])
 
 
 def class_homework(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.HomeworkRow]:
-    h = models.Homework
-    where = _of_groups(h.group_id, class_id), _between(h.due_date, date_from, date_to)
     converters: dict[int, Convert] = {3: _date, 4: _date, 6: _ids}
-    return _live(h, row_types.HomeworkRow, *where, order=[h.due_date, h.id], converters=converters)
+    dates = date_from.isoformat(), date_to.isoformat()
+    return _run(_homework_query, row_types.HomeworkRow, converters, class_id, *dates)
+
+
+def _recommendations_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
+    r = models.Recommendation
+    where = _of_students(r.student_id, class_id), _between(r.date, date_from, date_to)
+    return _ordered(r, row_types.RecommendationRow, *where, order=[r.date.desc(), r.id])
 
 
 def class_recommendations(
     class_id: str, date_from: dt.date, date_to: dt.date
 ) -> list[row_types.RecommendationRow]:
-    r = models.Recommendation
-    where = _of_students(r.student_id, class_id), _between(r.date, date_from, date_to)
-    order = [r.date.desc(), r.id]
-    return _live(r, row_types.RecommendationRow, *where, order=order, converters={4: _date})
+    dates = date_from.isoformat(), date_to.isoformat()
+    return _run(_recommendations_query, row_types.RecommendationRow, {4: _date}, class_id, *dates)
 
 
 def class_bundle(
