@@ -43,26 +43,33 @@ def acts_context(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ChildItems:
-    """Renderers of the items a child's section repeats most, lessons of the week and marks
-    in the grades table, each distinct item rendered once (most read the same for many
-    children of a class). One per class, so the memo stays bounded."""
+    """Renderers of the items a child's section repeats most, lessons of the week, marks in
+    the grades table, homework and tests, each distinct item rendered once (most read the
+    same for many children of a class). One per class, so the memo stays bounded."""
 
     lesson_li: Callable[[family.LessonView], Markup]
     mark_li: Callable[[family.MarkView], Markup]
+    homework_li: Callable[[family.HomeworkView], Markup]
+    work_tr: Callable[[family.WorkView], Markup]
 
     @classmethod
     def for_class(cls) -> ChildItems:
-        items = "_child_items.html.j2"
-        lesson = templating.memoised_macro(items, "lesson")
-        return cls(lesson, templating.memoised_macro(items, "mark"))
+        macros = ("lesson", "mark", "homework", "work")
+        return cls(*(templating.memoised_macro("_child_items.html.j2", m) for m in macros))
 
-    # A day's lessons and a subject's marks joined here, not looped over in the template:
-    # a call from a template costs several times the memo's own lookup.
+    # Items joined here, not looped over in the template: a call from a template costs
+    # several times the memo's own lookup.
     def lessons(self, views: Iterable[family.LessonView]) -> Markup:
         return Markup("".join(map(self.lesson_li, views)))
 
     def marks(self, views: Iterable[family.MarkView]) -> Markup:
         return Markup("".join(map(self.mark_li, views)))
+
+    def homework(self, views: Iterable[family.HomeworkView]) -> Markup:
+        return Markup("".join(map(self.homework_li, views)))
+
+    def works(self, views: Iterable[family.WorkView]) -> Markup:
+        return Markup("".join(map(self.work_tr, views)))
 
 
 def render_child(
@@ -77,6 +84,8 @@ def render_child(
         today=today,
         lesson_items=items.lessons,
         mark_items=items.marks,
+        homework_items=items.homework,
+        work_items=items.works,
     )
 
 
