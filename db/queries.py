@@ -83,6 +83,16 @@ def _select_alive(
     return model.select(*_columns(model, row)).where(_alive(model))
 
 
+def _ordered(
+    model: type[models.JournalModel],
+    row: type[row_types.Row],
+    *where: pw.Expression,
+    order: Sequence[Any],
+) -> pw.Query:
+    """The live rows of `model` that meet `where`, in `order`, as the columns of `row`."""
+    return _select_alive(model, row).where(*where).order_by(*order)
+
+
 def _live(
     model: type[models.JournalModel],
     row: type[row_types.Row],
@@ -91,10 +101,7 @@ def _live(
     converters: dict[int, Convert] | None = None,
 ) -> list[row_types.Row]:
     """The live rows of `model` that meet `where`, in `order`, as `row` tuples."""
-    query = _select_alive(model, row)
-    if where:
-        query = query.where(*where)
-    return _fetch(query.order_by(*order), row, converters)
+    return _fetch(_ordered(model, row, *where, order=order), row, converters)
 
 
 # --- school-wide --------------------------------------------------------------------------
@@ -301,19 +308,6 @@ def _of_groups(field: pw.Field, class_id: str) -> pw.Expression:
     return field.in_(_class_group_ids(class_id))
 
 
-def _between(field: pw.Field, start: str, end: str) -> pw.Expression:
-    return field.between(start, end)
-
-
-def _ordered(
-    model: type[models.JournalModel],
-    row: type[row_types.Row],
-    *where: pw.Expression,
-    order: Sequence[Any],
-) -> pw.Query:
-    return _select_alive(model, row).where(*where).order_by(*order)
-
-
 def _students_query(class_id: str) -> pw.Query:
     s = models.Student
     return _ordered(s, row_types.StudentRow, s.class_unit_id == class_id, order=[s.id])
@@ -355,7 +349,7 @@ def class_timetable(class_id: str) -> list[row_types.TimetableRow]:
 
 def _lessons_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     lesson = models.Lesson
-    where = _of_groups(lesson.group_id, class_id), _between(lesson.date, date_from, date_to)
+    where = _of_groups(lesson.group_id, class_id), lesson.date.between(date_from, date_to)
     order = [lesson.date, lesson.slot, lesson.id]
     return _ordered(lesson, row_types.LessonRow, *where, order=order)
 
@@ -368,7 +362,7 @@ def class_lessons(class_id: str, date_from: dt.date, date_to: dt.date) -> list[r
 
 def _works_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     w = models.Work
-    where = _of_groups(w.group_id, class_id), _between(w.date, date_from, date_to)
+    where = _of_groups(w.group_id, class_id), w.date.between(date_from, date_to)
     return _ordered(w, row_types.WorkRow, *where, order=[w.date, w.id])
 
 
@@ -379,7 +373,7 @@ def class_works(class_id: str, date_from: dt.date, date_to: dt.date) -> list[row
 
 def _marks_query(class_id: str, date_from: str, date_to: str, finals_from: str) -> pw.Query:
     mk = models.Mark
-    in_range = _between(mk.date, date_from, date_to)
+    in_range = mk.date.between(date_from, date_to)
     finals = mk.kind.in_(row_types.FINAL_KINDS) & (mk.date >= finals_from)
     order = [mk.student_id, mk.date, mk.id]
     of_class = _of_students(mk.student_id, class_id)
@@ -413,7 +407,7 @@ def _attendance_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
             _of_students(a.student_id, class_id),
             _alive(a),
             _alive(lesson),
-            _between(lesson.date, date_from, date_to),
+            lesson.date.between(date_from, date_to),
         )
         .order_by(a.student_id, lesson.date, lesson.slot, a.id)
     )
@@ -428,7 +422,7 @@ def class_attendance(
 
 def _homework_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     h = models.Homework
-    where = _of_groups(h.group_id, class_id), _between(h.due_date, date_from, date_to)
+    where = _of_groups(h.group_id, class_id), h.due_date.between(date_from, date_to)
     return _ordered(h, row_types.HomeworkRow, *where, order=[h.due_date, h.id])
 
 
@@ -442,7 +436,7 @@ def class_homework(
 
 def _recommendations_query(class_id: str, date_from: str, date_to: str) -> pw.Query:
     r = models.Recommendation
-    where = _of_students(r.student_id, class_id), _between(r.date, date_from, date_to)
+    where = _of_students(r.student_id, class_id), r.date.between(date_from, date_to)
     return _ordered(r, row_types.RecommendationRow, *where, order=[r.date.desc(), r.id])
 
 
