@@ -37,6 +37,7 @@ from tests.support.servers import free_port
 from tests.support.sync_support import (
     OTMETKA,
     daemon_process,
+    query,
     run_log,
     stored_cursor,
     wait_for,
@@ -279,7 +280,12 @@ def test_run_pulls_serves_and_stops_cleanly_on_sigterm(project_dir: Path) -> Non
 
 
 def _pulled(database: Path) -> bool:
-    return stored_cursor(database) == "c33"
+    """The first pull done and noted: its cursor is committed with its last page, and the
+    time of the good pull (what `status` reads) in a transaction after it."""
+    if stored_cursor(database) != "c33":
+        return False
+    facts = query(database, "SELECT value FROM setting WHERE key = ?", "pull.http")
+    return bool(facts) and "last_ok_at" in json.loads(facts[0][0])
 
 
 def test_status_fails_when_the_daemon_died_or_the_pull_is_old(project_dir: Path) -> None:
