@@ -74,21 +74,6 @@ def with_filters(env: jinja2.Environment, **filters: Callable[..., Any]) -> jinj
     return overlay
 
 
-def memoised_macro(template: str, name: str) -> Callable[[Any], Markup]:
-    """A one-argument macro of the page templates as a function that renders each distinct
-    (hashable) argument once; make one per batch of pages, so the memo stays bounded."""
-    render = getattr(environment().get_template(template).module, name)
-    memo: dict[Any, Markup] = {}
-
-    def rendered(value: Any) -> Markup:
-        html = memo.get(value)
-        if html is None:
-            html = memo[value] = render(value)
-        return html
-
-    return rendered
-
-
 def fragment(template: str, **context: Any) -> Markup:
     """A template of the pages rendered to safe HTML."""
     return Markup(environment().get_template(template).render(**context))

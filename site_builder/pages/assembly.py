@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from otmetka.site_builder import attachments, templating
 from otmetka.site_builder.pages import (
     analysis,
     audience,
+    child_html,
     consent_text,
     family,
     lookups,
@@ -41,52 +42,12 @@ def acts_context(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ChildItems:
-    """Renderers of the items a child's section repeats most, lessons of the week, marks in
-    the grades table, homework and tests, each distinct item rendered once (most read the
-    same for many children of a class). One per class, so the memo stays bounded."""
-
-    lesson_li: Callable[[family.LessonView], Markup]
-    mark_li: Callable[[family.MarkView], Markup]
-    homework_li: Callable[[family.HomeworkView], Markup]
-    work_tr: Callable[[family.WorkView], Markup]
-
-    @classmethod
-    def for_class(cls) -> ChildItems:
-        macros = ("lesson", "mark", "homework", "work")
-        return cls(*(templating.memoised_macro("_child_items.html.j2", m) for m in macros))
-
-    # Items joined here, not looped over in the template: a call from a template costs
-    # several times the memo's own lookup.
-    def lessons(self, views: Iterable[family.LessonView]) -> Markup:
-        return Markup("".join(map(self.lesson_li, views)))
-
-    def marks(self, views: Iterable[family.MarkView]) -> Markup:
-        return Markup("".join(map(self.mark_li, views)))
-
-    def homework(self, views: Iterable[family.HomeworkView]) -> Markup:
-        return Markup("".join(map(self.homework_li, views)))
-
-    def works(self, views: Iterable[family.WorkView]) -> Markup:
-        return Markup("".join(map(self.work_tr, views)))
-
-
 def render_child(
-    child: family.ChildView, weeks: week.ChildWeek, today: dt.date, items: ChildItems
+    child: family.ChildView, weeks: week.ChildWeek, today: dt.date, items: child_html.ChildItems
 ) -> Markup:
     """One student's section, rendered once for every page that shows the student; its
     parts the class teacher's page leaves out are marked (see `for_family`)."""
-    return templating.fragment(
-        "_child.html.j2",
-        c=child,
-        weeks=weeks.weeks,
-        today=today,
-        lesson_items=items.lessons,
-        mark_items=items.marks,
-        homework_items=items.homework,
-        work_items=items.works,
-    )
+    return child_html.section(child, weeks.weeks, today, items)
 
 
 def render_glance(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
@@ -94,7 +55,7 @@ def render_glance(child: family.ChildView, weeks: week.ChildWeek, today: dt.date
     return templating.fragment("_glance.html.j2", c=child, g=weeks.glance, today=today)
 
 
-_OPEN, _CLOSE = "<!--otm:class-wide-->", "<!--/otm:class-wide-->"
+_OPEN, _CLOSE = child_html.OPEN, child_html.CLOSE
 
 
 def _without(section: str, mark: str) -> str:
@@ -197,6 +158,10 @@ class PageBuild:
         of `todo()`; the pages that gather several classes come as soon as they can."""
         for work in works:
             yield from self.take(work)
+        yield from self.last_pages()
+
+    def last_pages(self) -> Iterator[tuple[audience.PageKey, str]]:
+        """The pages that wait for every class: the deputy heads'."""
         for tid in self.deputies:
             yield (audience.TEACHER, tid), self.teacher_page(tid)
 
@@ -220,7 +185,7 @@ class PageBuild:
         lessons = week.ClassLessons(index)
         weeks = [week.child_week(child, lessons) for child in children]
         today = self.lookup.today
-        items = ChildItems.for_class()
+        items = child_html.ChildItems()
         rendered = [render_child(c, w, today, items) for c, w in zip(children, weeks, strict=True)]
         sections = [for_family(section) for section in rendered]
         glances = [render_glance(c, w, today) for c, w in zip(children, weeks, strict=True)]

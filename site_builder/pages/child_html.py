@@ -1,0 +1,419 @@
+"""A child's section as HTML: the part of the pages a build writes most.
+
+Every student's page, guardian's page and class teacher's page shows it, tens of thousands
+of times a build, so it is written here in Python rather than as a Jinja template: the
+template spent a third of its time escaping values and wrapping them as Markup. The output
+is what the template gave, byte for byte (tests/site_builder/test_same_pages.py).
+
+Values from the journal are escaped as Jinja's autoescape does (`text`); dates and numbers
+come from `formatting` and hold no markup. The lessons of the week, the marks of the grades
+table, the homework and the tests are rendered once per distinct item (`ChildItems`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+from markupsafe import Markup
+
+from otmetka.site_builder.formatting import (
+    ATTENDANCE_CATEGORIES,
+    GROUP_KINDS,
+    MARK_KINDS,
+    average,
+    date_long,
+    date_short,
+    day_month,
+    number,
+    percent,
+    weekday,
+)
+from otmetka.site_builder.markdown import render_markdown
+from otmetka.site_builder.pages import family, week
+
+OPEN, CLOSE = "<!--otm:class-wide-->", "<!--/otm:class-wide-->"
+
+
+def text(value: str) -> str:
+    """`value` escaped as markupsafe (Jinja's autoescape) escapes it."""
+    return (
+        value.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+# --- the items a section repeats: each distinct one rendered once per class ---------------
+
+
+def lesson_li(x: family.LessonView) -> str:
+    """A lesson of the child's week, with the child's marks, absence and homework in it."""
+    changed = x.original_teacher or x.moved_from
+    cls = " off" if x.cancelled or x.moved_away else " chg" if changed else ""
+    out = [
+        f'<li class="ls{cls}"><p class="ls-h"><span class="n">{x.slot}</span> '
+        f'<span class="tm">{text(x.time)}</span> <b class="subj">{text(x.subject)}</b>'
+    ]
+    if x.teacher or x.room:
+        room = f", каб. {text(x.room)}" if x.room else ""
+        out.append(f" <small>{text(x.teacher)}{room}</small>")
+    if x.topic:
+        out.append(f" <small>· {text(x.topic)}</small>")
+    out.append(_lesson_notes(x))
+    out.append("</p>")
+    out.extend(map(_lesson_mark, x.marks))
+    if x.absence:
+        code, kind = _absence_code(x.absence), _absence_kind(x.absence)
+        out.append(f'<p class="ls-x">Отметка: {code} <small>({kind})</small></p>')
+    for hw in x.homework:
+        alone = " (индивидуально)" if hw.individual else ""
+        out.append(
+            f'<div class="ls-hw"><small>Задано{alone}:</small>'
+            f'<div class="md">{render_markdown(hw.text)}</div></div>'
+        )
+    out.append("</li>\n")
+    return "".join(out)
+
+
+def _lesson_notes(x: family.LessonView) -> str:
+    notes = []
+    if x.cancelled:
+        notes.append(' <strong class="note">отменён</strong>')
+    elif x.moved_away:
+        notes.append(f' <strong class="note">перенесён{_moved(" на ", x.moved_to)}</strong>')
+    if x.moved_from:
+        notes.append(f' <strong class="note">перенесён{_moved(" с ", x.moved_from)}</strong>')
+    if x.original_teacher:
+        why = f" ({text(x.substitution_reason)})" if x.substitution_reason else ""
+        by = text(x.original_teacher)
+        notes.append(f' <strong class="note">замена: по расписанию — {by}{why}</strong>')
+    return "".join(notes)
+
+
+def _moved(word: str, where: tuple[dt.date, int | None] | None) -> str:
+    if not where:
+        return ""
+    slot = f", {where[1]}-й урок" if where[1] is not None else ""
+    return f"{word}{day_month(where[0])}{slot}"
+
+
+def _lesson_mark(m: family.MarkView) -> str:
+    weight = f" <small>×{number(m.weight)}</small>" if m.weight != 1 else ""
+    title = f" <small>· {text(m.title)}</small>" if m.title else ""
+    return f'<p class="ls-x">Оценка: {_raw(m)}{weight}{title}</p>'
+
+
+def _raw(m: family.MarkView) -> str:
+    if m.low:
+        return f'<b class="low">{text(m.raw)}</b> <span class="low-w">(неудовлетворительно)</span>'
+    return f"<b>{text(m.raw)}</b>"
+
+
+def _absence_code(a: family.AbsenceView) -> str:
+    title = f" — {text(a.code_title)}" if a.code_title else ""
+    return f"<b>{text(a.code)}</b>{title}"
+
+
+def _absence_kind(a: family.AbsenceView) -> str:
+    late = f", {a.minutes_late} мин" if a.minutes_late else ""
+    return f"{text(ATTENDANCE_CATEGORIES[a.category])}{late}"
+
+
+def mark_li(m: family.MarkView) -> str:
+    """A mark in the grades table."""
+    parts = [f"<li>{_raw(m)} <small>{date_short(m.date)}"]
+    if m.weight != 1:
+        parts.append(f" · ×{number(m.weight)}")
+    if m.kind in MARK_KINDS:
+        parts.append(f" · {text(MARK_KINDS[m.kind])}")
+    if m.title:
+        parts.append(f" · {text(m.title)}")
+    if m.comment:
+        parts.append(f" · «{text(m.comment)}»")
+    parts.append("</small></li>")
+    return "".join(parts)
+
+
+def homework_li(hw: family.HomeworkView) -> str:
+    """A homework of the list for the next week or the past one."""
+    alone = " · <em>индивидуальное задание</em>" if hw.individual else ""
+    due = f"{day_month(hw.due_date)}, {weekday(hw.due_date).lower()}"
+    return (
+        f'<li><p class="it-h"><b>{text(hw.subject)}</b> — к {due}{alone}</p>\n'
+        f'<div class="md">{render_markdown(hw.text)}</div></li>\n'
+    )
+
+
+def work_tr(x: family.WorkView) -> str:
+    """A test or check work of the tables of works to come and done."""
+    badge = ' <strong class="note">контрольная</strong>' if x.control_badge else ""
+    return (
+        f"<tr><td>{date_short(x.date)}</td><td>{text(x.subject)}</td>"
+        f"<td>{text(x.label)}{badge}</td></tr>\n"
+    )
+
+
+Item = TypeVar("Item", bound=Hashable)
+
+
+def _memoised(render: Callable[[Item], str]) -> Callable[[Iterable[Item]], str]:
+    memo: dict[Item, str] = {}
+
+    def joined(items: Iterable[Item]) -> str:
+        out = []
+        for item in items:
+            html = memo.get(item)
+            if html is None:
+                html = memo[item] = render(item)
+            out.append(html)
+        return "".join(out)
+
+    return joined
+
+
+class ChildItems:
+    """The items a child's section repeats most, each distinct one rendered once: most read
+    the same for many children of a class. One per class, so the memo stays bounded."""
+
+    def __init__(self) -> None:
+        self.lessons = _memoised(lesson_li)
+        self.marks = _memoised(mark_li)
+        self.homework = _memoised(homework_li)
+        self.works = _memoised(work_tr)
+
+
+# --- the section ------------------------------------------------------------------------------
+
+
+def section(
+    c: family.ChildView, weeks: list[week.WeekView], today: dt.date, items: ChildItems
+) -> Markup:
+    """One student's section; the parts the class teacher's page leaves out are marked
+    (see assembly.for_family and assembly.for_class_teacher)."""
+    anchor = text(c.anchor)
+    out = [
+        f'<section class="child" id="{anchor}" aria-labelledby="{anchor}-h">\n'
+        f'<h2 id="{anchor}-h">{text(c.name)}, {text(c.class_name)}</h2>{OPEN}\n'
+    ]
+    for w in weeks:
+        _week(out, w, today, items)
+    out.append(f"{CLOSE}\n")
+    _grades(out, c.grades, items)
+    _homework(out, c.homework, items)
+    _attendance(out, c.attendance)
+    _tests(out, c.tests, items)
+    _teachers(out, c.teachers)
+    _groups(out, c.groups)
+    _holidays(out, c.holidays)
+    _recommendations(out, c.recommendations)
+    out.append("</section>")
+    return Markup("".join(out))
+
+
+def _week(out: list[str], w: week.WeekView, today: dt.date, items: ChildItems) -> None:
+    t = w.timetable
+    opened = " open" if w.current else ""
+    out.append(
+        f"<details{opened}><summary><h3>Расписание: {text(w.label.lower())}, "
+        f"{day_month(t.week_start)} — {day_month(t.week_end)}</h3></summary>\n"
+    )
+    for day in t.days:
+        is_today = day.date == today
+        mark = " today" if is_today else ""
+        said = " (сегодня)" if is_today else ""
+        holiday = f" — {text(day.holiday)}" if day.holiday else ""
+        name = f"{weekday(day.date)}, {day_month(day.date)}"
+        out.append(f'<h4 class="day{mark}">{name}{said}{holiday}</h4>\n')
+        if day.lessons:
+            out.append(f'<ol class="lessons">\n{items.lessons(day.lessons)}</ol>\n')
+        else:
+            out.append('<p class="noday">уроков нет</p>\n')
+    out.append("</details>\n")
+
+
+def _period(period: str) -> str:
+    return f": {text(period)}" if period else ""
+
+
+def _grades(out: list[str], g: family.GradesView, items: ChildItems) -> None:
+    out.append(f"<details open><summary><h3>Оценки{_period(g.period)}</h3></summary>\n")
+    if g.without_marks:
+        out.append(
+            "<p>В 1 классе учат без отметок: оценки не ставят, успехи ребёнка обсуждают "
+            "с учителем.</p>\n"
+        )
+    elif g.subjects:
+        out.append(
+            '<div class="tw"><table class="grades cards">\n'
+            f'<caption class="sr">Оценки по предметам{_period(g.period)}</caption>\n'
+            '<thead><tr><th scope="col">Предмет</th><th scope="col">Оценки</th>'
+            '<th scope="col">Средний балл</th><th scope="col">Итог</th></tr></thead>\n'
+            "<tbody>\n"
+        )
+        out.extend(_subject_tr(s, items) for s in g.subjects)
+        out.append(
+            "</tbody>\n</table></div>\n"
+            f"<p>Средний балл по всем предметам: <b>{average(g.average)}</b>. {_AVERAGE_NOTE}</p>\n"
+        )
+    else:
+        out.append("<p>Оценок пока нет.</p>\n")
+    out.append("</details>\n")
+
+
+_AVERAGE_NOTE = (
+    "Средний балл по предмету учитывает вес оценки («×2» — оценка считается дважды); "
+    "зачёты и «н/а» в нём не считаются. «2» и средний балл ниже 3 выделены и подписаны."
+)
+
+
+def _subject_tr(s: family.SubjectGrades, items: ChildItems) -> str:
+    marks = f'<ul class="mk">{items.marks(s.marks)}</ul>' if s.marks else "нет оценок"
+    low, said = (" low", ' <span class="low-w">ниже 3</span>') if s.low else ("", "")
+    finals = "; ".join(f"{text(f.period)}: <b>{text(f.raw)}</b>" for f in s.finals) or "—"
+    return (
+        f'<tr><th scope="row">{text(s.subject)}</th><td>{marks}</td>'
+        f'<td data-l="Средний балл" class="num{low}">{average(s.average)}{said}</td>'
+        f'<td data-l="Итог">{finals}</td></tr>\n'
+    )
+
+
+def _homework(out: list[str], h: family.HomeworkListView, items: ChildItems) -> None:
+    out.append(f"{OPEN}\n<details><summary><h3>Домашние задания</h3></summary>\n")
+    out.append("<h4>На ближайшую неделю</h4>\n")
+    if h.upcoming:
+        out.append(f'<ul class="items">\n{items.homework(h.upcoming)}</ul>\n')
+    else:
+        out.append("<p>Заданий нет.</p>\n")
+    out.append("<h4>За прошедшую неделю</h4>\n")
+    if h.recent:
+        out.append(f'<ul class="items">\n{items.homework(h.recent)}</ul>\n')
+    else:
+        out.append("<p>Заданий не было.</p>\n")
+    out.append(f"</details>\n{CLOSE}\n")
+
+
+def _attendance(out: list[str], a: family.AttendanceView) -> None:
+    period = _period(a.period)
+    out.append(f"<details><summary><h3>Посещаемость{period}</h3></summary>\n")
+    share = a.present_share
+    if share is not None:
+        unexcused = f", без уважительной причины — {a.unexcused}" if a.unexcused else ""
+        out.append(
+            f"<p>Посещено <b>{percent(share)}</b> уроков: пропущено {a.missed} из {a.lessons}"
+            f"{unexcused}.</p>\n"
+        )
+    out.append(
+        f'<div class="tw"><table>\n<caption>Пропуски и опоздания{period}</caption>\n'
+        '<thead><tr><th scope="col">Причина</th><th scope="col">Уроков</th></tr></thead>\n'
+        "<tbody>\n"
+    )
+    for category, count in a.counts:
+        out.append(
+            f'<tr><th scope="row">{text(ATTENDANCE_CATEGORIES[category])}</th>'
+            f'<td class="num">{count}</td></tr>\n'
+        )
+    out.append("</tbody>\n</table></div>\n")
+    if a.absences:
+        out.append(
+            '<div class="tw"><table class="cards">\n<caption>Пропуски по урокам</caption>\n'
+            '<thead><tr><th scope="col">Дата</th><th scope="col">Урок</th>'
+            '<th scope="col">Отметка</th></tr></thead>\n<tbody>\n'
+        )
+        out.extend(
+            f"<tr><td>{date_short(x.date)}</td><td>{x.slot}-й урок, {text(x.subject)}</td>"
+            f"<td>{_absence_code(x)} ({_absence_kind(x)})</td></tr>\n"
+            for x in a.absences
+        )
+        out.append("</tbody>\n</table></div>\n")
+    else:
+        out.append("<p>Пропусков нет.</p>\n")
+    out.append("</details>\n")
+
+
+def _tests(out: list[str], w: family.TestsView, items: ChildItems) -> None:
+    out.append(
+        f"<details><summary><h3>Контрольные и проверочные работы{_period(w.period)}</h3>"
+        "</summary>\n"
+    )
+    for title, works in (("Предстоящие", w.upcoming), ("Прошедшие", w.past)):
+        if works:
+            out.append(
+                f'<div class="tw"><table class="cards">\n<caption>{title}</caption>\n'
+                '<thead><tr><th scope="col">Дата</th><th scope="col">Предмет</th>'
+                '<th scope="col">Работа</th></tr></thead>\n'
+                f"<tbody>\n{items.works(works)}</tbody>\n</table></div>\n"
+            )
+        else:
+            out.append(f"<p>{title}: работ нет.</p>\n")
+    out.append("</details>\n")
+
+
+def _teachers(out: list[str], tv: family.TeachersView) -> None:
+    head = text(tv.class_teacher) if tv.class_teacher else "не назначен"
+    out.append(
+        f"{OPEN}\n<details><summary><h3>Учителя</h3></summary>\n"
+        f"<p>Классный руководитель: <b>{head}</b></p>\n"
+    )
+    if tv.lines:
+        out.append(
+            '<div class="tw"><table>\n<caption class="sr">Учителя по предметам</caption>\n'
+            '<thead><tr><th scope="col">Предмет</th><th scope="col">Учитель</th></tr></thead>\n'
+            "<tbody>\n"
+        )
+        out.extend(
+            f'<tr><th scope="row">{text(line.subject)}</th>'
+            f"<td>{', '.join(map(text, line.names)) or '—'}</td></tr>\n"
+            for line in tv.lines
+        )
+        out.append("</tbody>\n</table></div>\n")
+    out.append(f"</details>\n{CLOSE}\n")
+
+
+def _groups(out: list[str], groups: list[family.GroupView]) -> None:
+    out.append("<details><summary><h3>Группы</h3></summary>\n")
+    if groups:
+        out.append("<ul>\n")
+        for x in groups:
+            subject = f" ({text(x.subject)})" if x.subject else ""
+            kind = GROUP_KINDS.get(x.kind, x.kind)
+            out.append(f"<li>{text(x.name)} — {text(kind)}{subject}</li>\n")
+        out.append("</ul>\n")
+    else:
+        out.append("<p>Все уроки — в составе класса.</p>\n")
+    out.append("</details>\n")
+
+
+def _holidays(out: list[str], holidays: list[family.HolidayView]) -> None:
+    out.append(f"{OPEN}\n<details><summary><h3>Каникулы и праздники</h3></summary>\n")
+    if holidays:
+        out.append("<ul>\n")
+        for x in holidays:
+            when = date_long(x.start)
+            if x.start != x.end:
+                when = f"{when} — {date_long(x.end)}"
+            now = " · <strong>сейчас</strong>" if x.current else ""
+            out.append(f"<li><b>{text(x.label)}:</b> {when}{now}</li>\n")
+        out.append("</ul>\n")
+    else:
+        out.append("<p>До конца учебного года каникул и праздников больше нет.</p>\n")
+    out.append(f"</details>\n{CLOSE}\n")
+
+
+def _recommendations(out: list[str], recommendations: list[family.RecommendationView]) -> None:
+    out.append("<details><summary><h3>Рекомендации учителей</h3></summary>\n")
+    if recommendations:
+        out.append('<ul class="items">\n')
+        for x in recommendations:
+            subject = f" · {text(x.subject)}" if x.subject else ""
+            out.append(
+                f'<li><p class="it-h">{date_long(x.date)} · {text(x.teacher)}{subject}</p>\n'
+                f'<div class="md">{render_markdown(x.text)}</div></li>\n'
+            )
+        out.append("</ul>\n")
+    else:
+        out.append("<p>Рекомендаций нет.</p>\n")
+    out.append("</details>\n")
