@@ -257,7 +257,6 @@ class ChildView:
     class_name: str
     grades: GradesView
     attendance: AttendanceView
-    timetable: TimetableView
     tests: TestsView
     teachers: TeachersView
     groups: list[GroupView]
@@ -468,26 +467,6 @@ def _holiday_applies(holiday: row_types.HolidayRow, class_id: str) -> bool:
     return not holiday.class_unit_ids or class_id in holiday.class_unit_ids
 
 
-def timetable_view(
-    spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex
-) -> TimetableView:
-    scope, lookup = index.scope, index.lookup
-    by_day: dict[dt.date, list[row_types.LessonRow]] = defaultdict(list)
-    for group_id in spans:
-        for lesson in index.week_lessons.get(group_id, ()):
-            if in_group(spans, group_id, lesson.date):
-                by_day[lesson.date].append(lesson)
-    days = []
-    for offset in range(6):
-        day = scope.week_start + offset * lookups.DAY
-        lessons = sorted(
-            by_day.get(day, []), key=lambda x: (x.slot, lookup.subject(x.subject_id), x.id)
-        )
-        holiday = holiday_on(day, lookup.holidays, scope.class_row.id)
-        days.append(DayView(day, [lesson_view(x, lookup) for x in lessons], holiday))
-    return TimetableView(scope.week_start, scope.week_end, days)
-
-
 # --- tests, teachers, groups, holidays ----------------------------------------------------
 
 
@@ -626,7 +605,6 @@ def child_view(student: row_types.StudentRow, index: lookups.ClassIndex) -> Chil
         class_name=scope.class_row.name,
         grades=grades_view(student.id, subjects_of_groups(in_period, index), index),
         attendance=attendance_view(student.id, index, lessons_held(spans, index)),
-        timetable=timetable_view(spans, index),
         tests=tests_view(spans, index),
         teachers=teachers_view(now, index),
         groups=groups_view(now, index),

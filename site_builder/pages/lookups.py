@@ -81,11 +81,14 @@ class Lookup:
     def periods_by_id(self) -> dict[str, row_types.PeriodRow]:
         return {p.id: p for p in self.periods}
 
+    @functools.cached_property
+    def _subject_names(self) -> dict[str | None, str]:
+        return {None: "", **{sid: row.name for sid, row in self.subjects.items()}}
+
     def subject(self, subject_id: str | None) -> str:
-        if subject_id is None:
-            return ""
-        row = self.subjects.get(subject_id)
-        return row.name if row else subject_id
+        """The subject's name; its id when the subject is unknown, "" for none."""
+        name = self._subject_names.get(subject_id)
+        return (subject_id or "") if name is None else name
 
     def teacher_short(self, teacher_id: str | None) -> str:
         row = self.teachers.get(teacher_id or "")
@@ -192,7 +195,6 @@ class ClassIndex:
     lookup: Lookup
     groups: dict[str, row_types.GroupRow] = field(init=False)
     memberships: dict[str, list[row_types.MembershipRow]] = field(init=False)
-    week_lessons: dict[str, list[row_types.LessonRow]] = field(init=False)
     works: dict[str, list[row_types.WorkRow]] = field(init=False)
     works_by_id: dict[str, row_types.WorkRow] = field(init=False)
     marks: dict[str, list[row_types.MarkRow]] = field(init=False)
@@ -208,8 +210,6 @@ class ClassIndex:
         b, s = self.bundle, self.scope
         self.groups = {g.id: g for g in b.groups}
         self.memberships = _by(b.memberships, 1)
-        week = [x for x in b.lessons if s.week_start <= x.date <= s.week_end]
-        self.week_lessons = _by(week, 3)
         self.works = _by(b.works, 2)
         self.works_by_id = {w.id: w for w in b.works}
         self.marks = _by(b.marks, 1)

@@ -85,13 +85,19 @@ def _details(
         if a.category != "present"
     }
     homework: dict[tuple[dt.date, str], list[family.HomeworkView]] = defaultdict(list)
-    for hw in family.homework_rows(student_id, spans, index, *_loaded(index)):
+    for hw in family.homework_rows(student_id, spans, index, *_shown(index)):
         homework[(hw.due_date, hw.subject_id)].append(family.homework_item(hw, index))
     return _Details(marks, absences, homework)
 
 
 def _loaded(index: lookups.ClassIndex) -> tuple[dt.date, dt.date]:
     return index.scope.load_range
+
+
+def _shown(index: lookups.ClassIndex) -> tuple[dt.date, dt.date]:
+    """The days the weeks may show (see `weeks_view`): a lesson finds its homework here."""
+    monday = index.scope.week_start
+    return monday - WEEK, monday + WEEK + (SCHOOL_DAYS - 1) * lookups.DAY
 
 
 @dataclass
