@@ -236,11 +236,11 @@ def _rendered(plan: Plan, options: BuildOptions) -> Iterator[tuple[audience.Page
         k for k in plan.wanted if k[0] == audience.GUARDIAN and plan.consents.get(k[1]) != "granted"
     }
     full = plan.wanted - waiting
+    consent = render.render_consent_pages(options.today, waiting) if waiting else iter(())
     if full:
         workers = options.workers if len(full) >= PARALLEL_FROM else 1
-        yield from render.render_pages(options.today, full, workers=workers)
-    if waiting:
-        yield from render.render_consent_pages(options.today, waiting)
+        yield from render.render_pages(options.today, full, workers=workers, meanwhile=consent)
+    yield from consent
 
 
 # --- manifest, cleanup -----------------------------------------------------------------------

@@ -397,7 +397,16 @@ def absence_view(a: row_types.AttendanceRow, lookup: lookups.Lookup) -> AbsenceV
 
 def lessons_held(spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex) -> int:
     """Lessons of the period up to today in the child's groups, neither cancelled nor
-    moved away: what the attendance share is of."""
+    moved away: what the attendance share is of. Counted once for the children of a class
+    in the same groups over the same days, as most are."""
+    key = ("held", tuple(sorted((group, tuple(ranges)) for group, ranges in spans.items())))
+    held = index.views.get(key)
+    if held is None:
+        held = index.views[key] = _lessons_held(spans, index)
+    return cast(int, held)
+
+
+def _lessons_held(spans: dict[str, list[lookups.Span]], index: lookups.ClassIndex) -> int:
     start, end = index.scope.period_range
     last = min(end, index.scope.today)
     return sum(

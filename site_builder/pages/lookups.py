@@ -203,8 +203,9 @@ class ClassIndex:
     recommendations: dict[str, list[row_types.RecommendationRow]] = field(init=False)
     group_teachers: dict[str, dict[str, set[str]]] = field(init=False)
     # Views of rows several children show (a mark in the grades and in the week, a group's
-    # homework), made once per class by otmetka.site_builder.pages.family: (kind, row id) -> view.
-    views: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
+    # homework), made once per class by otmetka.site_builder.pages.family: (kind, row id) -> view;
+    # also figures many children share, keyed by what they depend on.
+    views: dict[tuple[str, Any], Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         b, s = self.bundle, self.scope

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 
 from otmetka.db import acts as events
 from otmetka.site_builder import static_files, templating
@@ -23,9 +24,16 @@ def page_css() -> str:
     return static_files.text("page.css") + static_files.text("acts.css")
 
 
+Page = tuple[audience.PageKey, str]
+
+
 def render_pages(
-    today: dt.date, wanted: set[audience.PageKey] | None = None, *, workers: int = 1
-) -> Iterator[tuple[audience.PageKey, str]]:
+    today: dt.date,
+    wanted: set[audience.PageKey] | None = None,
+    *,
+    workers: int = 1,
+    meanwhile: Iterable[Page] = (),
+) -> Iterator[Page]:
     """Yield (key, html_fragment) for every page in `wanted` (None: everyone on roll, whatever
     their consent; the builder asks only for guardians who consented, see build.py).
     Work class by class: load one class bundle, render each child section ONCE and reuse it
@@ -34,19 +42,32 @@ def render_pages(
     Keys in `wanted` that have no page on `today` (left, paper delivery, unknown) are
     skipped. Pages come out in no particular order, each exactly once. With `workers` > 1
     the classes are rendered by that many processes (see otmetka.site_builder.pages.render_pool).
+    `meanwhile` are pages made without the classes (the consent pages): they come out
+    while the workers are still busy with the next class, and all that is left at the end,
+    so that this process encrypts and writes them instead of waiting.
     """
     build = assembly.build_for(today, wanted)
     todo = build.todo()
+    spare = iter(meanwhile)
     if workers > 1 and len(todo) > 1 and database_url() is not None:
-        works = render_pool.class_works(todo, today, wanted, workers)
+        for future in render_pool.class_works(todo, today, wanted, workers):
+            yield from _until_done(future, spare)
+            yield from build.take(future.result())
+        yield from build.last_pages()
     else:
-        works = map(build.class_work, todo)
-    yield from build.run(works)
+        yield from build.run(map(build.class_work, todo))
+    yield from spare
 
 
-def render_consent_pages(
-    today: dt.date, keys: Iterable[audience.PageKey]
-) -> Iterator[tuple[audience.PageKey, str]]:
+def _until_done(future: Future[assembly.ClassWork], spare: Iterator[Page]) -> Iterator[Page]:
+    while not future.done():
+        page = next(spare, None)
+        if page is None:
+            return
+        yield page
+
+
+def render_consent_pages(today: dt.date, keys: Iterable[audience.PageKey]) -> Iterator[Page]:
     """Pages of guardians who have not consented yet: what the service is and the consent
     form, with no personal data at all (not even the guardian's name)."""
     _name, _address, short = events.operator()

@@ -40,8 +40,10 @@ def _work(class_id: str) -> assembly.ClassWork:
 
 def class_works(
     todo: list[str], today: dt.date, wanted: set[audience.PageKey] | None, workers: int
-) -> Iterator[assembly.ClassWork]:
-    """The work of every class in `todo`, in that order, rendered by `workers` processes."""
+) -> Iterator[Future[assembly.ClassWork]]:
+    """The work of every class in `todo`, in that order, rendered by `workers` processes: a
+    future each, so the caller can do something else while the next is not done. The next
+    classes are handed out as the caller takes futures."""
     url = database_url()
     assert url is not None
     pool = spawn_pool(min(workers, len(todo)), _start, (url, today, wanted))
@@ -51,8 +53,8 @@ def class_works(
         for class_id in classes:
             pending.append(pool.submit(_work, class_id))
             if len(pending) >= workers * _AHEAD_PER_WORKER:
-                yield pending.popleft().result()
+                yield pending.popleft()
         while pending:
-            yield pending.popleft().result()
+            yield pending.popleft()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -119,8 +119,11 @@ def journal_table(journal: staff_views.SubjectJournal, table_id: str) -> Markup:
     tens of thousands of cells, and a template loop per cell would dominate the build."""
     heads = "".join(f'<th scope="col">{day.day}.{day.month:02}</th>' for day in journal.dates)
     rows = []
+    done: dict[staff_views.Cell, str] = {}  # the same few cells recur across the table
     for line in journal.lines:
-        cells = "".join(_cell(cell) for cell in line.cells)
+        cells = "".join(
+            [done.get(cell) or done.setdefault(cell, _cell(cell)) for cell in line.cells]
+        )
         finals = escape(", ".join(line.finals)) if line.finals else ""
         rows.append(
             f'<tr><th scope="row">{escape(line.name)}</th>{cells}'

@@ -112,7 +112,10 @@ def class_journal(
     last = min(end, index.scope.today)
     days = _journal_days(index, start, last)
     marks, codes = _cells(students, index, start, last)
-    for sid_subject_day in (*marks, *codes):
+    filled = {
+        key: (tuple(marks.get(key, ())), tuple(codes.get(key, ()))) for key in (*marks, *codes)
+    }
+    for sid_subject_day in filled:
         days[sid_subject_day[1]].add(sid_subject_day[2])
     own: dict[tuple[str, str], list[row_types.MarkRow]] = defaultdict(list)
     for student in students:
@@ -124,21 +127,14 @@ def class_journal(
         dates = tuple(sorted(days[subject_id]))
         lines = []
         for student in students:
-            cells = tuple(_cell(student.id, subject_id, day, marks, codes) for day in dates)
+            # Most cells of a journal are empty: those share one tuple, not built per cell.
+            cells = tuple(filled.get((student.id, subject_id, day), _EMPTY_CELL) for day in dates)
             rows = own.get((student.id, subject_id), [])
             lines.append(_journal_line(student, rows, cells, index, period_id))
         journals.append(
             SubjectJournal(subject_id, index.lookup.subject(subject_id), dates, tuple(lines))
         )
     return journals
-
-
-def _cell(sid: str, subject_id: str, day: dt.date, marks: CellIndex, codes: CellIndex) -> Cell:
-    key = (sid, subject_id, day)
-    found, coded = marks.get(key), codes.get(key)
-    if found is None and coded is None:
-        return _EMPTY_CELL  # most cells of a journal: shared, not built
-    return (tuple(found or ()), tuple(coded or ()))
 
 
 def _journal_line(
