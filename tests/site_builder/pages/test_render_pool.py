@@ -46,6 +46,19 @@ def test_some_pages_by_workers_equal_the_same_pages_here(demo_school: None) -> N
     }
 
 
+def test_pages_given_meanwhile_come_out_once_among_the_workers_pages(demo_school: None) -> None:
+    everyone = dict(render.render_pages(DEMO_DAY))
+    guardians = sorted(key for key in everyone if key[0] == "guardian")
+    others = {key for key in everyone if key[0] != "guardian"}
+    consent = [(key, f"consent form of {key[1]}") for key in guardians]
+    pooled = list(render.render_pages(DEMO_DAY, others, workers=2, meanwhile=consent))
+    assert len(pooled) == len(everyone)  # each page exactly once
+    assert dict(pooled) == {**{key: everyone[key] for key in others}, **dict(consent)}
+    # The consent pages are not held back to the end: the first come before the last class.
+    last_class_page = max(i for i, (key, _) in enumerate(pooled) if key[0] == "student")
+    assert pooled.index(consent[0]) < last_class_page
+
+
 def test_an_in_memory_database_is_rendered_here(memory_db: None) -> None:
     import_document(analytics_school(), "school.json", MarkRules())
     assert database_url() is None
