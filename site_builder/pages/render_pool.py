@@ -14,6 +14,7 @@ an in-memory database cannot be shared, so it is rendered in this process.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -27,10 +28,18 @@ _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages 
 _build: assembly.PageBuild | None = None  # a worker's own view of the school, made once
 
 
+# A class makes hundreds of thousands of small objects (rows, views, tuples) that live until
+# its work is sent back, and no cycles to speak of: with the default threshold the cyclic
+# collector ran every 700 of them and took a sixth of the render time.
+_GC_THRESHOLD = 50_000
+
+
 def _start(url: str, today: dt.date, wanted: set[audience.PageKey] | None) -> None:
     global _build
     open_database(url)
     _build = assembly.build_for(today, wanted)
+    gc.freeze()  # the school's lookups stay for the worker's life: never scan them again
+    gc.set_threshold(_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _work(class_id: str) -> assembly.ClassWork:
