@@ -50,9 +50,9 @@ def render_child(
     return child_html.section(child, weeks.weeks, today, items)
 
 
-def render_glance(child: family.ChildView, weeks: week.ChildWeek, today: dt.date) -> Markup:
+def render_glance(child: family.ChildView, weeks: week.ChildWeek) -> Markup:
     """The child's week at a glance, for the top of the family's page."""
-    return templating.fragment("_glance.html.j2", c=child, g=weeks.glance, today=today)
+    return child_html.glance(child, weeks.glance)
 
 
 _OPEN, _CLOSE = child_html.OPEN, child_html.CLOSE
@@ -188,7 +188,7 @@ class PageBuild:
         items = child_html.ChildItems()
         rendered = [render_child(c, w, today, items) for c, w in zip(children, weeks, strict=True)]
         sections = [for_family(section) for section in rendered]
-        glances = [render_glance(c, w, today) for c, w in zip(children, weeks, strict=True)]
+        glances = [render_glance(c, w) for c, w in zip(children, weeks, strict=True)]
         work = ClassWork(class_id, [s.id for s in students])
         for student, section, glance in zip(students, sections, glances, strict=True):
             if student.id in self.students:

@@ -1,9 +1,10 @@
-"""A child's section as HTML: the part of the pages a build writes most.
+"""A child's section and week at a glance as HTML: the parts of the pages a build writes most.
 
-Every student's page, guardian's page and class teacher's page shows it, tens of thousands
-of times a build, so it is written here in Python rather than as a Jinja template: the
-template spent a third of its time escaping values and wrapping them as Markup. The output
-is what the template gave, byte for byte (tests/site_builder/test_same_pages.py).
+Every student's page, guardian's page and class teacher's page shows the section, and the
+family's pages the glance, thousands of times a build, so they are written here in Python
+rather than as Jinja templates: the templates spent a third of their time escaping values
+and wrapping them as Markup. The output is what the templates gave, byte for byte
+(tests/site_builder/test_same_pages.py).
 
 Values from the journal are escaped as Jinja's autoescape does (`text`); dates and numbers
 come from `formatting` and hold no markup. The lessons of the week, the marks of the grades
@@ -417,3 +418,59 @@ def _recommendations(out: list[str], recommendations: list[family.Recommendation
     else:
         out.append("<p>Рекомендаций нет.</p>\n")
     out.append("</details>\n")
+
+
+# --- the week at a glance ---------------------------------------------------------------------
+
+
+def glance(c: family.ChildView, g: week.GlanceView) -> Markup:
+    """The child's week at a glance, at the top of the family's page. Items carry
+    data-otm-day: static/page.js marks those newer than the last visit."""
+    anchor = text(c.anchor)
+    out = [
+        f'<section class="glance" aria-labelledby="{anchor}-g">\n'
+        f'<h2 id="{anchor}-g">{text(c.name)}: главное за неделю</h2>\n'
+        '<p class="otm-new" data-otm-new hidden></p>\n'
+    ]
+    if g.empty:
+        out.append(
+            f"<p>С {day_month(g.since)} новых оценок и пропусков нет, заданий на ближайшие дни "
+            "нет, расписание без изменений.</p>\n"
+        )
+    else:
+        out.append('<ul class="gl">\n')
+        out.extend(
+            f'<li data-otm-day="{x.date.isoformat()}">{date_short(x.date)} · {text(x.subject)}: '
+            f"оценка {_raw(x.mark)}</li>\n"
+            for x in g.marks
+        )
+        out.extend(
+            f'<li data-otm-day="{x.date.isoformat()}">{date_short(x.date)} · {text(x.subject)}: '
+            f"<b>{text(x.code)}</b> {_absence_kind(x)}</li>\n"
+            for x in g.absences
+        )
+        out.extend(
+            f"<li>Задание к {day_month(x.due_date)}, {weekday(x.due_date).lower()} · "
+            f"{text(x.subject)}</li>\n"
+            for x in g.homework
+        )
+        out.extend(_change_li(x) for x in g.changes)
+        out.append("</ul>\n")
+    out.append(f'<p><a href="#{anchor}">Неделя по урокам и все разделы</a></p>\n</section>')
+    return Markup("".join(out))
+
+
+def _change_li(x: week.GlanceChange) -> str:
+    lesson = x.lesson
+    if lesson.cancelled:
+        what = " отменён"
+    elif lesson.moved_away:
+        what = f" перенесён{_moved(' на ', lesson.moved_to)}"
+    elif lesson.moved_from:
+        what = f" перенесён{_moved(' с ', lesson.moved_from)}"
+    elif lesson.original_teacher:
+        what = f" замена, ведёт {text(lesson.teacher)}"
+    else:
+        what = ""
+    head = f"{date_short(x.date)}, {lesson.slot}-й урок · {text(lesson.subject)}"
+    return f"<li>{head}:{what}</li>\n"

@@ -2,7 +2,7 @@
 next week with its homework, marks and absence, and the week at a glance (new marks and
 absences, homework due soon, lessons changed), built from one indexed class.
 
-No HTML here: pages/child_html.py and templates/_glance.html.j2 decide how it reads.
+No HTML here: pages/child_html.py decides how it reads.
 """
 
 from __future__ import annotations
