@@ -42,45 +42,6 @@ def acts_context(role: str, today: dt.date, **extra: Any) -> dict[str, Any]:
     }
 
 
-def render_child(
-    child: family.ChildView, weeks: week.ChildWeek, today: dt.date, items: child_html.ChildItems
-) -> Markup:
-    """One student's section, rendered once for every page that shows the student; its
-    parts the class teacher's page leaves out are marked (see `for_family`)."""
-    return child_html.section(child, weeks.weeks, today, items)
-
-
-def render_glance(child: family.ChildView, weeks: week.ChildWeek) -> Markup:
-    """The child's week at a glance, for the top of the family's page."""
-    return child_html.glance(child, weeks.glance)
-
-
-_OPEN, _CLOSE = child_html.OPEN, child_html.CLOSE
-
-
-def _without(section: str, mark: str) -> str:
-    # A mark and the line break after it; str.replace, as a regex costs ten times as much
-    # over the thousands of sections of a build.
-    return section.replace(mark + "\n", "").replace(mark, "")
-
-
-def for_family(section: Markup) -> Markup:
-    """The section as the student and the guardians see it: whole, without the marks."""
-    return Markup(_without(_without(str(section), _OPEN), _CLOSE))
-
-
-def for_class_teacher(section: Markup) -> Markup:
-    """The section in the class teacher's page, which shows every student of the class:
-    without the timetable, homework, teachers and holidays, the same for all of them (a
-    page of thirty copies would be three times the size)."""
-    kept, rest = [], str(section)
-    while (start := rest.find(_OPEN)) >= 0 and (end := rest.find(_CLOSE, start)) >= 0:
-        kept.append(rest[:start])
-        rest = rest[end + len(_CLOSE) :]
-        rest = rest[1:] if rest.startswith("\n") else rest
-    return Markup("".join(kept) + rest)
-
-
 @dataclass
 class ClassWork:
     """What one class gives the pages; small enough to come back from a worker process."""
@@ -186,9 +147,10 @@ class PageBuild:
         weeks = [week.child_week(child, lessons) for child in children]
         today = self.lookup.today
         items = child_html.ChildItems()
-        rendered = [render_child(c, w, today, items) for c, w in zip(children, weeks, strict=True)]
-        sections = [for_family(section) for section in rendered]
-        glances = [render_glance(c, w) for c, w in zip(children, weeks, strict=True)]
+        pairs = list(zip(children, weeks, strict=True))
+        rendered = [child_html.section(c, w.weeks, today, items) for c, w in pairs]
+        sections = [section.family for section in rendered]
+        glances = [child_html.glance(c, w.glance) for c, w in pairs]
         work = ClassWork(class_id, [s.id for s in students])
         for student, section, glance in zip(students, sections, glances, strict=True):
             if student.id in self.students:
@@ -202,7 +164,7 @@ class PageBuild:
             if self.deputies:
                 work.summary = staff_views.class_summary(*staff, scope.class_row, self.lookup)
             if class_id in self.taught:
-                brief = [for_class_teacher(section) for section in rendered]
+                brief = [section.brief for section in rendered]
                 work.block = self.class_block(scope, index, children, brief, staff)
         return work
 

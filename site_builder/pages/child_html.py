@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from markupsafe import Markup
 
@@ -33,8 +33,6 @@ from otmetka.site_builder.formatting import (
 )
 from otmetka.site_builder.markdown import render_markdown
 from otmetka.site_builder.pages import family, week
-
-OPEN, CLOSE = "<!--otm:class-wide-->", "<!--/otm:class-wide-->"
 
 
 def text(value: str) -> str:
@@ -190,29 +188,44 @@ class ChildItems:
 # --- the section ------------------------------------------------------------------------------
 
 
+class Section(NamedTuple):
+    """A student's section as the family sees it, and as the class teacher's page shows it:
+    without the timetable, homework, teachers and holidays, the same for the whole class (a
+    page of thirty copies would be three times the size)."""
+
+    family: Markup
+    brief: Markup
+
+
 def section(
     c: family.ChildView, weeks: list[week.WeekView], today: dt.date, items: ChildItems
-) -> Markup:
-    """One student's section; the parts the class teacher's page leaves out are marked
-    (see assembly.for_family and assembly.for_class_teacher)."""
+) -> Section:
+    """One student's section, rendered once for every page that shows the student."""
     anchor = text(c.anchor)
-    out = [
+    head = [
         f'<section class="child" id="{anchor}" aria-labelledby="{anchor}-h">\n'
-        f'<h2 id="{anchor}-h">{text(c.name)}, {text(c.class_name)}</h2>{OPEN}\n'
+        f'<h2 id="{anchor}-h">{text(c.name)}, {text(c.class_name)}</h2>'
     ]
+    timetable: list[str] = []
     for w in weeks:
-        _week(out, w, today, items)
-    out.append(f"{CLOSE}\n")
-    _grades(out, c.grades, items)
-    _homework(out, c.homework, items)
-    _attendance(out, c.attendance)
-    _tests(out, c.tests, items)
-    _teachers(out, c.teachers)
-    _groups(out, c.groups)
-    _holidays(out, c.holidays)
-    _recommendations(out, c.recommendations)
-    out.append("</section>")
-    return Markup("".join(out))
+        _week(timetable, w, today, items)
+    # Each block is (shown to the class teacher too, its parts).
+    blocks = [
+        (True, head),
+        (False, timetable),
+        (True, _grades(c.grades, items)),
+        (False, _homework(c.homework, items)),
+        (True, _attendance(c.attendance)),
+        (True, _tests(c.tests, items)),
+        (False, _teachers(c.teachers)),
+        (True, _groups(c.groups)),
+        (False, _holidays(c.holidays)),
+        (True, _recommendations(c.recommendations)),
+        (True, ["</section>"]),
+    ]
+    whole = "".join([part for _, parts in blocks for part in parts])
+    brief = "".join([part for shared, parts in blocks if shared for part in parts])
+    return Section(Markup(whole), Markup(brief))
 
 
 def _week(out: list[str], w: week.WeekView, today: dt.date, items: ChildItems) -> None:
@@ -240,7 +253,8 @@ def _period(period: str) -> str:
     return f": {text(period)}" if period else ""
 
 
-def _grades(out: list[str], g: family.GradesView, items: ChildItems) -> None:
+def _grades(g: family.GradesView, items: ChildItems) -> list[str]:
+    out: list[str] = []
     out.append(f"<details open><summary><h3>Оценки{_period(g.period)}</h3></summary>\n")
     if g.without_marks:
         out.append(
@@ -263,6 +277,7 @@ def _grades(out: list[str], g: family.GradesView, items: ChildItems) -> None:
     else:
         out.append("<p>Оценок пока нет.</p>\n")
     out.append("</details>\n")
+    return out
 
 
 _AVERAGE_NOTE = (
@@ -282,8 +297,9 @@ def _subject_tr(s: family.SubjectGrades, items: ChildItems) -> str:
     )
 
 
-def _homework(out: list[str], h: family.HomeworkListView, items: ChildItems) -> None:
-    out.append(f"{OPEN}\n<details><summary><h3>Домашние задания</h3></summary>\n")
+def _homework(h: family.HomeworkListView, items: ChildItems) -> list[str]:
+    out: list[str] = []
+    out.append("<details><summary><h3>Домашние задания</h3></summary>\n")
     out.append("<h4>На ближайшую неделю</h4>\n")
     if h.upcoming:
         out.append(f'<ul class="items">\n{items.homework(h.upcoming)}</ul>\n')
@@ -294,10 +310,12 @@ def _homework(out: list[str], h: family.HomeworkListView, items: ChildItems) -> 
         out.append(f'<ul class="items">\n{items.homework(h.recent)}</ul>\n')
     else:
         out.append("<p>Заданий не было.</p>\n")
-    out.append(f"</details>\n{CLOSE}\n")
+    out.append("</details>\n")
+    return out
 
 
-def _attendance(out: list[str], a: family.AttendanceView) -> None:
+def _attendance(a: family.AttendanceView) -> list[str]:
+    out: list[str] = []
     period = _period(a.period)
     out.append(f"<details><summary><h3>Посещаемость{period}</h3></summary>\n")
     share = a.present_share
@@ -333,9 +351,11 @@ def _attendance(out: list[str], a: family.AttendanceView) -> None:
     else:
         out.append("<p>Пропусков нет.</p>\n")
     out.append("</details>\n")
+    return out
 
 
-def _tests(out: list[str], w: family.TestsView, items: ChildItems) -> None:
+def _tests(w: family.TestsView, items: ChildItems) -> list[str]:
+    out: list[str] = []
     out.append(
         f"<details><summary><h3>Контрольные и проверочные работы{_period(w.period)}</h3>"
         "</summary>\n"
@@ -351,12 +371,14 @@ def _tests(out: list[str], w: family.TestsView, items: ChildItems) -> None:
         else:
             out.append(f"<p>{title}: работ нет.</p>\n")
     out.append("</details>\n")
+    return out
 
 
-def _teachers(out: list[str], tv: family.TeachersView) -> None:
+def _teachers(tv: family.TeachersView) -> list[str]:
+    out: list[str] = []
     head = text(tv.class_teacher) if tv.class_teacher else "не назначен"
     out.append(
-        f"{OPEN}\n<details><summary><h3>Учителя</h3></summary>\n"
+        "<details><summary><h3>Учителя</h3></summary>\n"
         f"<p>Классный руководитель: <b>{head}</b></p>\n"
     )
     if tv.lines:
@@ -371,10 +393,12 @@ def _teachers(out: list[str], tv: family.TeachersView) -> None:
             for line in tv.lines
         )
         out.append("</tbody>\n</table></div>\n")
-    out.append(f"</details>\n{CLOSE}\n")
+    out.append("</details>\n")
+    return out
 
 
-def _groups(out: list[str], groups: list[family.GroupView]) -> None:
+def _groups(groups: list[family.GroupView]) -> list[str]:
+    out: list[str] = []
     out.append("<details><summary><h3>Группы</h3></summary>\n")
     if groups:
         out.append("<ul>\n")
@@ -386,10 +410,12 @@ def _groups(out: list[str], groups: list[family.GroupView]) -> None:
     else:
         out.append("<p>Все уроки — в составе класса.</p>\n")
     out.append("</details>\n")
+    return out
 
 
-def _holidays(out: list[str], holidays: list[family.HolidayView]) -> None:
-    out.append(f"{OPEN}\n<details><summary><h3>Каникулы и праздники</h3></summary>\n")
+def _holidays(holidays: list[family.HolidayView]) -> list[str]:
+    out: list[str] = []
+    out.append("<details><summary><h3>Каникулы и праздники</h3></summary>\n")
     if holidays:
         out.append("<ul>\n")
         for x in holidays:
@@ -401,10 +427,12 @@ def _holidays(out: list[str], holidays: list[family.HolidayView]) -> None:
         out.append("</ul>\n")
     else:
         out.append("<p>До конца учебного года каникул и праздников больше нет.</p>\n")
-    out.append(f"</details>\n{CLOSE}\n")
+    out.append("</details>\n")
+    return out
 
 
-def _recommendations(out: list[str], recommendations: list[family.RecommendationView]) -> None:
+def _recommendations(recommendations: list[family.RecommendationView]) -> list[str]:
+    out: list[str] = []
     out.append("<details><summary><h3>Рекомендации учителей</h3></summary>\n")
     if recommendations:
         out.append('<ul class="items">\n')
@@ -418,6 +446,7 @@ def _recommendations(out: list[str], recommendations: list[family.Recommendation
     else:
         out.append("<p>Рекомендаций нет.</p>\n")
     out.append("</details>\n")
+    return out
 
 
 # --- the week at a glance ---------------------------------------------------------------------
