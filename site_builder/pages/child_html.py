@@ -397,56 +397,48 @@ def _teachers(tv: family.TeachersView) -> list[str]:
     return out
 
 
+def _folded(title: str, ul: str, items: list[str], none: str) -> list[str]:
+    """A folded part of the section: its items in a list, or a line saying there are none."""
+    body = [f"{ul}\n", *items, "</ul>\n"] if items else [f"<p>{none}</p>\n"]
+    return [f"<details><summary><h3>{title}</h3></summary>\n", *body, "</details>\n"]
+
+
 def _groups(groups: list[family.GroupView]) -> list[str]:
-    out: list[str] = []
-    out.append("<details><summary><h3>Группы</h3></summary>\n")
-    if groups:
-        out.append("<ul>\n")
-        for x in groups:
-            subject = f" ({text(x.subject)})" if x.subject else ""
-            kind = GROUP_KINDS.get(x.kind, x.kind)
-            out.append(f"<li>{text(x.name)} — {text(kind)}{subject}</li>\n")
-        out.append("</ul>\n")
-    else:
-        out.append("<p>Все уроки — в составе класса.</p>\n")
-    out.append("</details>\n")
-    return out
+    return _folded(
+        "Группы", "<ul>", [_group_li(x) for x in groups], "Все уроки — в составе класса."
+    )
+
+
+def _group_li(x: family.GroupView) -> str:
+    subject = f" ({text(x.subject)})" if x.subject else ""
+    kind = GROUP_KINDS.get(x.kind, x.kind)
+    return f"<li>{text(x.name)} — {text(kind)}{subject}</li>\n"
 
 
 def _holidays(holidays: list[family.HolidayView]) -> list[str]:
-    out: list[str] = []
-    out.append("<details><summary><h3>Каникулы и праздники</h3></summary>\n")
-    if holidays:
-        out.append("<ul>\n")
-        for x in holidays:
-            when = date_long(x.start)
-            if x.start != x.end:
-                when = f"{when} — {date_long(x.end)}"
-            now = " · <strong>сейчас</strong>" if x.current else ""
-            out.append(f"<li><b>{text(x.label)}:</b> {when}{now}</li>\n")
-        out.append("</ul>\n")
-    else:
-        out.append("<p>До конца учебного года каникул и праздников больше нет.</p>\n")
-    out.append("</details>\n")
-    return out
+    none = "До конца учебного года каникул и праздников больше нет."
+    return _folded("Каникулы и праздники", "<ul>", [_holiday_li(x) for x in holidays], none)
+
+
+def _holiday_li(x: family.HolidayView) -> str:
+    when = date_long(x.start)
+    if x.start != x.end:
+        when = f"{when} — {date_long(x.end)}"
+    now = " · <strong>сейчас</strong>" if x.current else ""
+    return f"<li><b>{text(x.label)}:</b> {when}{now}</li>\n"
 
 
 def _recommendations(recommendations: list[family.RecommendationView]) -> list[str]:
-    out: list[str] = []
-    out.append("<details><summary><h3>Рекомендации учителей</h3></summary>\n")
-    if recommendations:
-        out.append('<ul class="items">\n')
-        for x in recommendations:
-            subject = f" · {text(x.subject)}" if x.subject else ""
-            out.append(
-                f'<li><p class="it-h">{date_long(x.date)} · {text(x.teacher)}{subject}</p>\n'
-                f'<div class="md">{render_markdown(x.text)}</div></li>\n'
-            )
-        out.append("</ul>\n")
-    else:
-        out.append("<p>Рекомендаций нет.</p>\n")
-    out.append("</details>\n")
-    return out
+    items = [_recommendation_li(x) for x in recommendations]
+    return _folded("Рекомендации учителей", '<ul class="items">', items, "Рекомендаций нет.")
+
+
+def _recommendation_li(x: family.RecommendationView) -> str:
+    subject = f" · {text(x.subject)}" if x.subject else ""
+    return (
+        f'<li><p class="it-h">{date_long(x.date)} · {text(x.teacher)}{subject}</p>\n'
+        f'<div class="md">{render_markdown(x.text)}</div></li>\n'
+    )
 
 
 # --- the week at a glance ---------------------------------------------------------------------
