@@ -14,6 +14,7 @@ ids, so no statement grows with the school and none hits SQLite's variable limit
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ Convert = Callable[[Any], Any]
 # --- conversion ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # a class's rows share a few hundred days
 def _date(value: Any) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value

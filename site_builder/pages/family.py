@@ -1,14 +1,16 @@
-"""View models of the child, as the family sees them: grades, attendance, timetable, tests,
-teachers, groups, holidays, homework and recommendations, built from one indexed class.
+"""View models of the child, as the family sees them: grades, attendance, lessons, tests,
+teachers, groups, holidays, homework and recommendations, built from one indexed class (the
+weeks of lessons are put together in otmetka.site_builder.pages.week).
 
-No HTML here and no wording beyond names: templates decide how things read.
+No HTML here and no wording beyond names: pages/child_html.py and the templates decide how
+things read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
@@ -147,20 +149,6 @@ class LessonView:
     def changed(self) -> bool:
         """Cancelled, moved either way or given by another teacher."""
         return bool(self.cancelled or self.moved_away or self.moved_from or self.original_teacher)
-
-
-@dataclass(frozen=True)
-class DayView:
-    date: dt.date
-    lessons: list[LessonView]
-    holiday: str
-
-
-@dataclass(frozen=True)
-class TimetableView:
-    week_start: dt.date
-    week_end: dt.date
-    days: list[DayView]
 
 
 @dataclass(frozen=True)
@@ -440,42 +428,6 @@ def _code_title(code: str, lookup: lookups.Lookup) -> str:
     return row.title if row else ""
 
 
-# --- timetable ----------------------------------------------------------------------------
-
-
-def _slot_ref(day: dt.date | None, slot: int | None) -> tuple[dt.date, int | None] | None:
-    return (day, slot) if day is not None else None
-
-
-def lesson_view(lesson: row_types.LessonRow, lookup: lookups.Lookup) -> LessonView:
-    start, end = lookup.slot_times.get(lesson.slot, ("", ""))
-    original = lesson.substitution_original_teacher_id
-    return LessonView(
-        slot=lesson.slot,
-        time=f"{start}–{end}" if start else "",
-        subject=lookup.subject(lesson.subject_id),
-        teacher=lookup.teacher_short(lesson.teacher_id),
-        room=lesson.room,
-        topic=lesson.topic,
-        status=lesson.status,
-        original_teacher=lookup.teacher_short(original) if original else None,
-        substitution_reason=lesson.substitution_reason or "",
-        moved_to=_slot_ref(lesson.moved_to_date, lesson.moved_to_slot),
-        moved_from=_slot_ref(lesson.moved_from_date, lesson.moved_from_slot),
-    )
-
-
-def holiday_on(day: dt.date, holidays: Sequence[row_types.HolidayRow], class_id: str) -> str:
-    for holiday in holidays:
-        if holiday.start <= day <= holiday.end and _holiday_applies(holiday, class_id):
-            return formatting.holiday_name(holiday.name)
-    return ""
-
-
-def _holiday_applies(holiday: row_types.HolidayRow, class_id: str) -> bool:
-    return not holiday.class_unit_ids or class_id in holiday.class_unit_ids
-
-
 # --- tests, teachers, groups, holidays ----------------------------------------------------
 
 
@@ -534,8 +486,12 @@ def holidays_view(scope: lookups.ClassScope, lookup: lookups.Lookup) -> list[Hol
         for h in lookup.holidays
         if h.end >= today
         and (year_end is None or h.start <= year_end)
-        and _holiday_applies(h, scope.class_row.id)
+        and holiday_applies(h, scope.class_row.id)
     ]
+
+
+def holiday_applies(holiday: row_types.HolidayRow, class_id: str) -> bool:
+    return not holiday.class_unit_ids or class_id in holiday.class_unit_ids
 
 
 # --- homework, recommendations ------------------------------------------------------------

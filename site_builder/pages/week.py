@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from otmetka.db import row_types
+from otmetka.site_builder import formatting
 from otmetka.site_builder.pages import family, lookups
 
 WEEK = 7 * lookups.DAY
@@ -23,11 +25,25 @@ SCHOOL_DAYS = 6
 
 
 @dataclass(frozen=True)
+class DayView:
+    date: dt.date
+    lessons: list[family.LessonView]
+    holiday: str
+
+
+@dataclass(frozen=True)
+class TimetableView:
+    week_start: dt.date
+    week_end: dt.date
+    days: list[DayView]
+
+
+@dataclass(frozen=True)
 class WeekView:
     """One week of the child's lessons; `label` says which («Эта неделя»)."""
 
     label: str
-    timetable: family.TimetableView
+    timetable: TimetableView
     current: bool
 
 
@@ -57,6 +73,38 @@ class GlanceView:
     @property
     def empty(self) -> bool:
         return not (self.marks or self.absences or self.homework or self.changes)
+
+
+# --- lessons and days ----------------------------------------------------------------------------
+
+
+def _slot_ref(day: dt.date | None, slot: int | None) -> tuple[dt.date, int | None] | None:
+    return (day, slot) if day is not None else None
+
+
+def lesson_view(lesson: row_types.LessonRow, lookup: lookups.Lookup) -> family.LessonView:
+    start, end = lookup.slot_times.get(lesson.slot, ("", ""))
+    original = lesson.substitution_original_teacher_id
+    return family.LessonView(
+        slot=lesson.slot,
+        time=f"{start}–{end}" if start else "",
+        subject=lookup.subject(lesson.subject_id),
+        teacher=lookup.teacher_short(lesson.teacher_id),
+        room=lesson.room,
+        topic=lesson.topic,
+        status=lesson.status,
+        original_teacher=lookup.teacher_short(original) if original else None,
+        substitution_reason=lesson.substitution_reason or "",
+        moved_to=_slot_ref(lesson.moved_to_date, lesson.moved_to_slot),
+        moved_from=_slot_ref(lesson.moved_from_date, lesson.moved_from_slot),
+    )
+
+
+def holiday_on(day: dt.date, holidays: Sequence[row_types.HolidayRow], class_id: str) -> str:
+    for holiday in holidays:
+        if holiday.start <= day <= holiday.end and family.holiday_applies(holiday, class_id):
+            return formatting.holiday_name(holiday.name)
+    return ""
 
 
 # --- lessons with their homework, marks and absence ---------------------------------------
@@ -121,7 +169,7 @@ class ClassLessons:
     def view(self, lesson: row_types.LessonRow) -> family.LessonView:
         view = self.views.get(lesson.id)
         if view is None:
-            view = self.views[lesson.id] = family.lesson_view(lesson, self.index.lookup)
+            view = self.views[lesson.id] = lesson_view(lesson, self.index.lookup)
         return view
 
 
@@ -142,7 +190,7 @@ def _week(
     spans: dict[str, list[lookups.Span]],
     details: _Details,
     lessons: ClassLessons,
-) -> family.TimetableView:
+) -> TimetableView:
     index = lessons.index
     lookup, class_id = index.lookup, index.scope.class_row.id
     last = monday + (SCHOOL_DAYS - 1) * lookups.DAY
@@ -154,9 +202,9 @@ def _week(
             for x in lessons.by_day.get(day, ())
             if family.in_group(spans, x.group_id, day)
         ]
-        holiday = family.holiday_on(day, lookup.holidays, class_id)
-        days.append(family.DayView(day, rows, holiday))
-    return family.TimetableView(monday, last, days)
+        holiday = holiday_on(day, lookup.holidays, class_id)
+        days.append(DayView(day, rows, holiday))
+    return TimetableView(monday, last, days)
 
 
 def weeks_view(
