@@ -75,17 +75,17 @@ def fsync_files(paths: Iterable[Path]) -> None:
     and synced after cost a fraction of an fsync each: the kernel has begun writing them
     out meanwhile, and one journal commit covers many."""
     for path in paths:
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        _fsync_file(path)
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in `folder` survive a power cut."""
-    descriptor = os.open(folder, os.O_RDONLY)
+def _fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` survive a power cut."""
+    _fsync_file(folder)  # a folder opens read-only and syncs as a file does
