@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,15 +114,9 @@ class PageBuild:
             if self.needed(class_id) or class_id in self.taught or self.deputies
         ]
 
-    def run(self, works: Iterable[ClassWork]) -> Iterator[tuple[audience.PageKey, str]]:
-        """The pages, from each class's work (made here or in worker processes) in the order
-        of `todo()`; the pages that gather several classes come as soon as they can."""
-        for work in works:
-            yield from self.take(work)
-        yield from self.last_pages()
-
     def last_pages(self) -> Iterator[tuple[audience.PageKey, str]]:
-        """The pages that wait for every class: the deputy heads'."""
+        """The pages that wait for every class (the deputy heads'): after `take` has had the
+        work of each class of `todo()`."""
         for tid in self.deputies:
             yield (audience.TEACHER, tid), self.teacher_page(tid)
 
@@ -149,7 +143,7 @@ class PageBuild:
         items = child_html.ChildItems()
         pairs = list(zip(children, weeks, strict=True))
         rendered = [child_html.section(c, w.weeks, today, items) for c, w in pairs]
-        sections = [section.family for section in rendered]
+        sections = [section.whole for section in rendered]
         glances = [child_html.glance(c, w.glance) for c, w in pairs]
         work = ClassWork(class_id, [s.id for s in students])
         for student, section, glance in zip(students, sections, glances, strict=True):

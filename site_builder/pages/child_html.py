@@ -193,7 +193,7 @@ class Section(NamedTuple):
     without the timetable, homework, teachers and holidays, the same for the whole class (a
     page of thirty copies would be three times the size)."""
 
-    family: Markup
+    whole: Markup
     brief: Markup
 
 
@@ -206,9 +206,7 @@ def section(
         f'<section class="child" id="{anchor}" aria-labelledby="{anchor}-h">\n'
         f'<h2 id="{anchor}-h">{text(c.name)}, {text(c.class_name)}</h2>'
     ]
-    timetable: list[str] = []
-    for w in weeks:
-        _week(timetable, w, today, items)
+    timetable = [part for w in weeks for part in _week(w, today, items)]
     # Each block is (shown to the class teacher too, its parts).
     blocks = [
         (True, head),
@@ -228,13 +226,13 @@ def section(
     return Section(Markup(whole), Markup(brief))
 
 
-def _week(out: list[str], w: week.WeekView, today: dt.date, items: ChildItems) -> None:
+def _week(w: week.WeekView, today: dt.date, items: ChildItems) -> list[str]:
     t = w.timetable
     opened = " open" if w.current else ""
-    out.append(
+    out = [
         f"<details{opened}><summary><h3>Расписание: {text(w.label.lower())}, "
         f"{day_month(t.week_start)} — {day_month(t.week_end)}</h3></summary>\n"
-    )
+    ]
     for day in t.days:
         is_today = day.date == today
         mark = " today" if is_today else ""
@@ -247,6 +245,7 @@ def _week(out: list[str], w: week.WeekView, today: dt.date, items: ChildItems) -
         else:
             out.append('<p class="noday">уроков нет</p>\n')
     out.append("</details>\n")
+    return out
 
 
 def _period(period: str) -> str:

@@ -53,9 +53,10 @@ def render_pages(
         for future in render_pool.class_works(todo, today, wanted, workers):
             yield from _until_done(future, spare)
             yield from build.take(future.result())
-        yield from build.last_pages()
     else:
-        yield from build.run(map(build.class_work, todo))
+        for class_id in todo:
+            yield from build.take(build.class_work(class_id))
+    yield from build.last_pages()
     yield from spare
 
 

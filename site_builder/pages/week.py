@@ -75,7 +75,7 @@ class GlanceView:
         return not (self.marks or self.absences or self.homework or self.changes)
 
 
-# --- lessons and days ----------------------------------------------------------------------------
+# --- lessons and days ----------------------------------------------------------------------
 
 
 def _slot_ref(day: dt.date | None, slot: int | None) -> tuple[dt.date, int | None] | None:
