@@ -297,20 +297,18 @@ def _subject_tr(s: family.SubjectGrades, items: ChildItems) -> str:
 
 
 def _homework(h: family.HomeworkListView, items: ChildItems) -> list[str]:
-    out: list[str] = []
-    out.append("<details><summary><h3>Домашние задания</h3></summary>\n")
-    out.append("<h4>На ближайшую неделю</h4>\n")
-    if h.upcoming:
-        out.append(f'<ul class="items">\n{items.homework(h.upcoming)}</ul>\n')
-    else:
-        out.append("<p>Заданий нет.</p>\n")
-    out.append("<h4>За прошедшую неделю</h4>\n")
-    if h.recent:
-        out.append(f'<ul class="items">\n{items.homework(h.recent)}</ul>\n')
-    else:
-        out.append("<p>Заданий не было.</p>\n")
-    out.append("</details>\n")
-    return out
+    return [
+        "<details><summary><h3>Домашние задания</h3></summary>\n",
+        "<h4>На ближайшую неделю</h4>\n",
+        _items_or(items.homework(h.upcoming), "Заданий нет."),
+        "<h4>За прошедшую неделю</h4>\n",
+        _items_or(items.homework(h.recent), "Заданий не было."),
+        "</details>\n",
+    ]
+
+
+def _items_or(html: str, none: str) -> str:
+    return f'<ul class="items">\n{html}</ul>\n' if html else f"<p>{none}</p>\n"
 
 
 def _attendance(a: family.AttendanceView) -> list[str]:
