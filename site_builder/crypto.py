@@ -140,8 +140,20 @@ def derive_key(password: str, salt: bytes, iterations: int) -> bytes:
     return kdf.derive(secret)
 
 
+class Base64Text(str):
+    """Text this module wrote as base64: only A-Z a-z 0-9 + / =, so JSON and HTML need not
+    escape it, and a page's envelope is written without a scan of its ciphertext (see
+    shell.envelope_json). Made only by `of`; text read back is a plain str."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, data: bytes) -> Base64Text:
+        return cls(base64.b64encode(data).decode("ascii"))
+
+
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return Base64Text.of(data)
 
 
 def _unb64(value: object, field: str) -> bytes:

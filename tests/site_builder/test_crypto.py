@@ -287,6 +287,19 @@ def test_shell_envelope_cannot_close_its_script_tag() -> None:
     assert html.count(b"</script>") == 4  # envelope, bundle, unlock.js, staff.js
 
 
+def test_envelope_json_is_the_compact_sorted_json_of_the_envelope() -> None:
+    # The ciphertext, base64 this module wrote, is spliced in unscanned: the text must still
+    # be what the JSON encoder writes, for a sealed envelope and for the page's data block.
+    sealed = crypto.seal_page("Оценки: 5 < 4 & «ДЗ»".encode(), FAST_KEY, SALT, PAGE, 1000)
+    assert isinstance(sealed["ct"], crypto.Base64Text) and len(sealed["ct"]) > 1000
+    block = {"v": 1, "z": [1.5, None, True], "a": {"b": "</script>", "a": "ж"}, "ct": "<&>"}
+    for value in (sealed, block, {}):
+        expected = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+        expected = expected.replace("<", "\\u003c").replace(">", "\\u003e")
+        assert str(shell.envelope_json(value)) == expected.replace("&", "\\u0026")
+    assert json.loads(str(shell.envelope_json(sealed))) == sealed
+
+
 def test_pages_of_one_build_differ_only_by_page_id_and_envelope() -> None:
     # The shell is rendered once per look and each page spliced in (shell._shell_parts):
     # another page's document is this one with its id and envelope swapped, nothing else.
