@@ -9,9 +9,9 @@ and a restore of it (every check, the old database set aside, the new one rename
 
 With --postgres the tests' helper starts a throwaway PostgreSQL server on loopback, the
 school moves there with `otmetka db copy` (timed too), and the same three run against it:
-one snapshot streamed table by table (COPY ... TO STDOUT) into a SQLite file in a spawned
+one snapshot streamed table by table (COPY ... TO STDOUT) into a SQLite file in a worker
 process, and a restore that reads the current rows out (COPY), makes them a SQLite file
-in a spawned process while it replaces every row in one transaction (TRUNCATE, COPY) that
+in a worker process while it replaces every row in one transaction (TRUNCATE, COPY) that
 commits once that file is complete. The SQLite restore of the same demo school, timed in
 the same run, is the PostgreSQL one's anchor.
 
@@ -37,7 +37,7 @@ from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.ops import backup, dbcopy, restore
 from otmetka.daemon.runtime import open_project
 from otmetka.db import close_database, models
-from otmetka.site_builder.workers import spawn_pool
+from otmetka.site_builder.workers import worker_pool
 
 AS_OF = dt.date(2027, 5, 28)  # the end of the school year: a full year of marks
 # The repository: the tests' PostgreSQL helper imports as tests.support.pg_support.
@@ -90,15 +90,15 @@ def _on_postgres(sqlite_config: Config, folder: Path) -> list[str]:
         copy_s, _ = _timed(lambda: dbcopy.copy_database(sqlite_config, url, quiet))
         lines = [f"postgresql: `otmetka db copy` from SQLite {copy_s:.1f} s"]
         lines += _three(config, folder, "postgresql")
-        with spawn_pool(1) as pool:
+        with worker_pool(1) as pool:
             peak = pool.submit(_copy_peak_mb, url, str(folder / "peak.sqlite3")).result()
         return [*lines, f"postgresql: peak RSS of the process copying it to SQLite {peak:.0f} MB"]
 
 
 def _copy_peak_mb(url: str, path: str) -> float:
-    """In a spawned process: the copy a backup makes, then this process's own peak RSS.
-    VmHWM, not ru_maxrss: a child forked from this big process carries the parent's
-    high-water mark across its exec into ru_maxrss."""
+    """In a worker process: the copy a backup makes, then this process's own peak RSS.
+    VmHWM, not ru_maxrss: a child of this big process carries the parent's high-water mark
+    across its exec into ru_maxrss."""
     dbcopy.copy_to_new_file(url, 5000, path)
     status = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
     (peak,) = (line.split()[1] for line in status if line.startswith("VmHWM:"))

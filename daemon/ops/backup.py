@@ -33,7 +33,7 @@ from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.private import PRIVATE_FILE, private_dir, private_file
 from otmetka.daemon.ops import dbcopy
 from otmetka.site_builder.atomic import atomic_writer, fsync_dir
-from otmetka.site_builder.workers import spawn_pool
+from otmetka.site_builder.workers import worker_pool
 
 # Nightly copies of the database alone (names sort by time).
 BACKUP_PREFIX = "otmetka-"
@@ -87,7 +87,7 @@ def consistent_copy(config: Config, target: Path) -> None:
     try:
         # The copy binds the models to the new file: in a process of its own, never under
         # the daemon's threads that keep serving from the server.
-        with spawn_pool(1) as pool:
+        with worker_pool(1) as pool:
             url, timeout = config.database.url, config.database.busy_timeout_ms
             pool.submit(dbcopy.copy_to_new_file, url, timeout, str(target)).result()
         _seal(target, dbcopy.safe_url(url))

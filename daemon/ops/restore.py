@@ -48,7 +48,7 @@ from otmetka.daemon.ops.backup import (
 from otmetka.db import build_state, close_database, journal, write_transaction
 from otmetka.db.migrations import LATEST_VERSION
 from otmetka.site_builder.atomic import fsync_dir, write_atomic
-from otmetka.site_builder.workers import spawn_pool
+from otmetka.site_builder.workers import worker_pool
 
 # Opens the project on a database (runtime.open_project).
 Opener = Callable[[Config], None]
@@ -321,7 +321,7 @@ def _replace_beside_aside(config: Config, staged: Path, rows: Path, aside: Path)
     url, timeout = config.database.url, config.database.busy_timeout_ms
     read = dbcopy.read_out(url, timeout, rows)
     private_file(aside).close()
-    with spawn_pool(1) as pool:
+    with worker_pool(1) as pool:
         writing = pool.submit(backup.file_from_rows, read, str(aside), dbcopy.safe_url(url))
         try:
             dbcopy.replace_database(config, staged, Reporter(quiet=True), writing.result)

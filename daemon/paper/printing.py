@@ -42,7 +42,7 @@ from otmetka.db import printing as printed
 from otmetka.site_builder.atomic import write_atomic
 from otmetka.site_builder.pdf import extracts, slips
 from otmetka.site_builder.pdf.engine import render_pdf
-from otmetka.site_builder.workers import spawn_pool
+from otmetka.site_builder.workers import worker_pool
 
 CACHE_KEEP_DAYS = 35  # a cached extract unused this long is deleted
 
@@ -173,7 +173,7 @@ def _run(
             yield extracts.render_class(job)
             advance(1)
         return
-    with spawn_pool(workers) as pool:
+    with worker_pool(workers) as pool:
         for done in pool.map(extracts.render_class, jobs):
             yield done
             advance(1)

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 
 from otmetka.db import open_database
 from otmetka.site_builder.pages import assembly, audience
-from otmetka.site_builder.workers import database_url, spawn_pool
+from otmetka.site_builder.workers import database_url, worker_pool
 
 _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages held
 
@@ -55,7 +55,7 @@ def class_works(
     classes are handed out as the caller takes futures."""
     url = database_url()
     assert url is not None
-    pool = spawn_pool(min(workers, len(todo)), _start, (url, today, wanted))
+    pool = worker_pool(min(workers, len(todo)), _start, (url, today, wanted))
     pending: deque[Future[assembly.ClassWork]] = deque()
     classes = iter(todo)
     try:

@@ -31,7 +31,7 @@ from otmetka.db import open_database, queries
 from otmetka.site_builder import static_files
 from otmetka.site_builder.pages import analysis, audience, lookups, staff_blocks, staff_views
 from otmetka.site_builder.pdf import engine, extracts, paper_charts
-from otmetka.site_builder.workers import database_url, spawn_pool
+from otmetka.site_builder.workers import database_url, worker_pool
 
 CSS_FILE = "print-report.css"
 # A chart's table for screen readers (`charts._table`): hidden on paper, holds no <div>.
@@ -192,7 +192,7 @@ def _rendered(
         yield from (class_pdf(school, class_id) for class_id in class_ids)
         return
     setup = (url, school.lookup.today, school.school_name)
-    with spawn_pool(min(workers, len(class_ids)), _start, setup) as pool:
+    with worker_pool(min(workers, len(class_ids)), _start, setup) as pool:
         first = pool.submit(_overview_pdf) if overview else None  # first in the queue
         classes = pool.map(_class_pdf, class_ids)
         if first is not None:

@@ -67,11 +67,13 @@ def test_an_in_memory_database_is_rendered_here(memory_db: None) -> None:
 
 _POOL_SCRIPT = """
 import os, sys
-from otmetka.site_builder.workers import spawn_pool
+from otmetka.site_builder.workers import worker_pool
 if __name__ == "__main__":
-    pool = spawn_pool(2)
+    pool = worker_pool(2)
     pids = {pool.submit(os.getpid).result() for _ in range(20)}
+    parents = {pool.submit(os.getppid).result() for _ in range(20)}
     print(" ".join(map(str, pids)), flush=True)
+    print(" ".join(map(str, parents)), flush=True)
     sys.stdin.read()  # until killed
 """
 
@@ -92,6 +94,9 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         assert parent.stdout is not None
         workers = [int(pid) for pid in parent.stdout.readline().split()]
         assert workers and all(_alive(pid) for pid in workers)
+        # Not forked from the parent (its connection, its threads) but from the fork server,
+        # which lives on while they do: they must watch the parent itself.
+        assert parent.pid not in {int(pid) for pid in parent.stdout.readline().split()}
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
     deadline = time.monotonic() + 10
