@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import demo_project, peak_rss_mb, record
+from common import cpu_seconds, demo_project, peak_rss_mb, record
 
 from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config
@@ -30,13 +29,6 @@ from otmetka.site_builder.build import build_site
 
 AS_OF = dt.date(2026, 12, 25)  # the last week of the 2nd quarter: a full term of marks
 QUIET = Reporter(quiet=True)
-
-
-def _cpu_seconds() -> tuple[float, float]:
-    """CPU time of this process and of its finished children (the render workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _timed_build(config: Config, full: bool = False) -> tuple[float, int]:
@@ -140,9 +132,9 @@ def main() -> None:
             config, class_name=None, everyone=True, reporter=Reporter()
         )
         issuing = time.perf_counter() - started
-        cpu_before = _cpu_seconds()
+        cpu_before = cpu_seconds()
         full, written = _timed_build(config, full=True)
-        main_cpu, workers_cpu = (a - b for a, b in zip(_cpu_seconds(), cpu_before, strict=True))
+        main_cpu, workers_cpu = (a - b for a, b in zip(cpu_seconds(), cpu_before, strict=True))
         unchanged, rewritten = _timed_build(config)
         import_document(_one_new_mark(), "one mark", mark_rules(config))
         one_mark, after_mark = _timed_build(config)

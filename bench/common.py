@@ -25,6 +25,28 @@ def machine() -> str:
     )
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process, and of the worker processes: those it has reaped, and the
+    ones its live children have reaped or are (the fork server's workers are its children,
+    not ours: their time is in the server's cutime once they end)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, reaped.ru_utime + reaped.ru_stime + _live_children_cpu()
+
+
+def _live_children_cpu() -> float:
+    ticks = 0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+            ticks += sum(int(n) for n in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-from common import demo_project, peak_rss_mb, record
+from common import cpu_seconds, demo_project, peak_rss_mb, record
 
 from otmetka.daemon.lists import export, recording
 from otmetka.daemon.paper import reports
@@ -37,13 +36,6 @@ def _deputy_render() -> float:
     return time.perf_counter() - started
 
 
-def _cpu_seconds() -> tuple[float, float]:
-    """CPU time of this process and of its finished children (the report's workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=2000)
@@ -56,10 +48,10 @@ def main() -> None:
         started = time.perf_counter()
         one = reports.report_class(config, class_name=classes[-1].name, out=None, today=AS_OF)
         one_class = time.perf_counter() - started
-        started, cpu_before = time.perf_counter(), _cpu_seconds()
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         school = reports.report_school(config, out=None, today=AS_OF)
         whole = time.perf_counter() - started
-        main_cpu, workers_cpu = (a - b for a, b in zip(_cpu_seconds(), cpu_before, strict=True))
+        main_cpu, workers_cpu = (a - b for a, b in zip(cpu_seconds(), cpu_before, strict=True))
         started = time.perf_counter()
         exported = export.export_list(config, class_name=classes[-1].name, out=None)
         export_s = time.perf_counter() - started
