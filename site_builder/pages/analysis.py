@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from otmetka.db import analytics, row_types
+from otmetka.site_builder import formatting
 from otmetka.site_builder.pages import lookups
 
 
@@ -17,6 +18,19 @@ class RiskView:
     kind: str  # see otmetka.db.analytics: low_average / twos_in_row / missed / not_certified
     subject: str
     value: float
+
+    @property
+    def text(self) -> str:
+        """What the pages and the reports say of it (plain text, to be escaped)."""
+        if self.kind == "not_certified":
+            return f"«н/а»: {self.subject}"
+        if self.kind == "low_average":
+            return f"средний балл {formatting.average(self.value)}: {self.subject}"
+        if self.kind == "twos_in_row":
+            return f"«2» подряд: {int(self.value)} — {self.subject}"
+        if self.kind == "missed":
+            return f"пропущено {formatting.percent(self.value)} уроков"
+        return self.kind
 
 
 @dataclass(frozen=True)

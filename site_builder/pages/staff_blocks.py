@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 from otmetka.db import acts as events
 from otmetka.db import analytics, staff_facts
 from otmetka.db import printing as printed
-from otmetka.site_builder import attachments, formatting, templating
+from otmetka.site_builder import attachments, formatting
 from otmetka.site_builder.pages import analysis, audience, charts, lookups, staff_views
 
 # Where the page assembly looks for it; the deputy head's class summaries need it too.
@@ -212,9 +212,56 @@ def pupil_chart(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_
 
 
 def pupil_block(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
-    return templating.fragment(
-        "_pupil_stats.html.j2", p=pupil, stats=stats, chart=pupil_chart(pupil, stats, chart_id)
+    """A pupil's figures on the class teacher's page: why at risk, what was missed, the
+    averages against the class's, the weeks' chart. Written here, not by a template: a
+    class page has one per pupil, and Jinja spent most of their time escaping."""
+    name = escape(pupil.name)
+    parts = [
+        f'<section class="pstat" aria-label="Аналитика: {name}">\n<h3>Аналитика: {name}</h3>\n'
+    ]
+    if pupil.risks:
+        risks = "; ".join(escape(risk.text) for risk in pupil.risks)
+        parts.append(f'<p><strong class="note">В группе риска:</strong> {risks}</p>')
+    parts.append(_missed_line(pupil))
+    if pupil.subjects:
+        parts.append(_averages_table(pupil, stats.period))
+    parts.append(f"{pupil_chart(pupil, stats, chart_id)}\n</section>")
+    return Markup("".join(parts))
+
+
+def _missed_line(pupil: analysis.PupilStat) -> str:
+    share = "" if pupil.missed_share is None else f" ({formatting.percent(pupil.missed_share)})"
+    categories = formatting.ATTENDANCE_CATEGORIES
+    counts = [f"{escape(categories[c])} — {n}" for c, n in pupil.absences if n]
+    listed = ": " + ", ".join(counts) if counts else ""
+    return f"<p>Пропущено {pupil.missed} из {pupil.lessons} уроков{share}{listed}.</p>\n"
+
+
+def _averages_table(pupil: analysis.PupilStat, period: str) -> str:
+    rows = "".join(
+        f'<tr><th scope="row">{escape(subject)}</th><td class="num">{formatting.average(own)}'
+        f'</td><td class="num">{formatting.average(of_class)}</td>'
+        f'<td class="num">{_difference(own, of_class)}</td></tr>\n'
+        for subject, own, of_class in pupil.subjects
     )
+    caption = f"Средний балл ученика и класса{f': {escape(period)}' if period else ''}"
+    return (
+        f'<div class="tw" tabindex="0" role="region" aria-label="Средний балл: '
+        f'{escape(pupil.name)}"><table>\n<caption>{caption}</caption>\n{_AVERAGES_HEAD}'
+        f"<tbody>\n{rows}</tbody>\n</table></div>\n"
+    )
+
+
+_AVERAGES_HEAD = (
+    '<thead><tr><th scope="col">Предмет</th><th scope="col">Ученик</th>'
+    '<th scope="col">Класс</th><th scope="col">Разница</th></tr></thead>\n'
+)
+
+
+def _difference(own: float | None, of_class: float | None) -> str:
+    if own is None or of_class is None:
+        return "—"
+    return f"{own - of_class:+.2f}".replace(".", ",")
 
 
 def school_charts(summaries: Sequence[staff_views.ClassSummary], prefix: str) -> dict[str, Markup]:

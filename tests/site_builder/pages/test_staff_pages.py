@@ -18,7 +18,8 @@ from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import build_state, models, write_transaction
-from otmetka.site_builder.pages import audience, render, staff_blocks, staff_views
+from otmetka.site_builder import templating
+from otmetka.site_builder.pages import analysis, audience, render, staff_blocks, staff_views
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -229,3 +230,29 @@ def test_every_scrolling_table_can_be_reached_by_keyboard(school: None) -> None:
         staff_part = page.split('<details class="pupil">', 1)[0]  # the pupils' own sections aside
         boxes = re.findall(r'<div class="tw"[^>]*>', staff_part)
         assert boxes and all('tabindex="0" role="region" aria-label="' in box for box in boxes)
+
+
+def test_each_risk_reads_the_same_in_a_pupil_block_and_in_a_template() -> None:
+    risks = (
+        analysis.RiskView("not_certified", "Физика <углублённая>", 0.0),
+        analysis.RiskView("low_average", "Алгебра", 2.4),
+        analysis.RiskView("twos_in_row", "Химия", 3.0),
+        analysis.RiskView("missed", "", 0.3333),
+        analysis.RiskView("new_kind", "", 0.0),
+    )
+    expected = (
+        "«н/а»: Физика &lt;углублённая&gt;; средний балл 2,40: Алгебра; «2» подряд: 3 — Химия; "
+        "пропущено 33,3 % уроков; new_kind"
+    )
+    pupil = analysis.PupilStat("p1", "Иванов & сын", None, 10, 0, None, (), (), (), risks)
+    view = analysis.AnalyticsView(
+        CLASS_ID, "5А", "", TODAY, TODAY, None, None, 10, 0, (), (pupil,), (), ()
+    )
+    block = str(staff_blocks.pupil_block(pupil, view, "c-p1"))
+    assert f'<strong class="note">В группе риска:</strong> {expected}</p>' in block
+    assert 'aria-label="Аналитика: Иванов &amp; сын"' in block
+    macro = templating.environment().from_string(
+        '{% from "_macros.html.j2" import risk %}'
+        "{% for r in risks %}{% if not loop.first %}; {% endif %}{{ risk(r) }}{% endfor %}"
+    )
+    assert macro.render(risks=risks) == expected
