@@ -13,6 +13,7 @@ Output is deterministic (fixed number formatting, no random ids): pages are hash
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -332,17 +333,21 @@ class _Plot:
         return self.bottom - share * (self.bottom - self.top)
 
 
-def _grid(plot: _Plot) -> list[str]:
+# A class page draws one chart per pupil on the same weeks: the grid, the labels and the
+# class's own line are drawn once and reused.
+@functools.lru_cache(maxsize=16)
+def _grid(plot: _Plot) -> tuple[str, ...]:
     parts = []
     for tick in range(int(plot.minimum), int(plot.maximum) + 1):
         y = plot.y(tick)
         grid = f'x1="{plot.left}" y1="{_fmt(y)}" x2="{plot.right}" y2="{_fmt(y)}"'
         parts.append(f'<line {grid} stroke="{GREY}" stroke-width="0.4"/>')
         parts.append(_text(plot.left - 4, y + 4, str(tick), anchor="end", size=SMALL))
-    return parts
+    return tuple(parts)
 
 
-def _series(plot: _Plot, n: int, one: Series) -> list[str]:
+@functools.lru_cache(maxsize=16)
+def _series(plot: _Plot, n: int, one: Series) -> tuple[str, ...]:
     """A series' line, its markers and (for the first) its figures."""
     points = [None if v is None else (plot.x(i), plot.y(v)) for i, v in enumerate(one.values)]
     parts = [_polylines(points, dashed=n == 1)]
@@ -352,7 +357,7 @@ def _series(plot: _Plot, n: int, one: Series) -> list[str]:
             if n == 0:
                 label = formatting.average(value, 1)
                 parts.append(_text(point[0], point[1] - 6, label, anchor="middle", size=SMALL))
-    return parts
+    return tuple(parts)
 
 
 def line_chart(
@@ -375,10 +380,7 @@ def line_chart(
     parts = [_legend_lines(series), *_grid(plot)]
     for n, one in enumerate(series[:2]):
         parts += _series(plot, n, one)
-    every = max(1, round(len(labels) / 8))  # at most about eight labels fit under the axis
-    for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
-            parts.append(_text(plot.x(i), plot.bottom + 14, label, anchor="middle", size=SMALL))
+    parts += _axis_labels(plot, tuple(labels))
     svg = _svg(chart_id, plot.bottom + 20, "".join(parts))
     rows = [
         (label, *(formatting.average(s.values[i]) for s in series))
@@ -386,6 +388,16 @@ def line_chart(
     ]
     headers = (label_header, *(s.name for s in series))
     return _figure(chart_id, title, svg, _table(chart_id, title, headers, rows), note)
+
+
+@functools.lru_cache(maxsize=16)
+def _axis_labels(plot: _Plot, labels: tuple[str, ...]) -> tuple[str, ...]:
+    every = max(1, round(len(labels) / 8))  # at most about eight labels fit under the axis
+    return tuple(
+        _text(plot.x(i), plot.bottom + 14, label, anchor="middle", size=SMALL)
+        for i, label in enumerate(labels)
+        if i % every == 0 or i == len(labels) - 1
+    )
 
 
 def _legend_lines(series: Sequence[Series]) -> str:
