@@ -33,6 +33,7 @@ import datetime as dt
 import functools
 import json
 import math
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -190,19 +191,28 @@ def mean(values: Iterable[float | None]) -> float | None:
 
 
 def spread(marks: Iterable[row_types.MarkRow]) -> tuple[int, int, int, int]:
-    counts = Counter(grade_of(p) for m in marks if m.scale == "five" for p in _parts(m))
+    counts = [0] * 6  # by grade, 2 to 5
+    for mark in marks:  # a loop, not a Counter of a generator: every subject of every class
+        if mark.scale == "five":
+            for part in (mark.value, mark.value2):
+                if part is not None:
+                    counts[grade_of(part)] += 1
     return (counts[5], counts[4], counts[3], counts[2])
+
+
+_IN_DATE_ORDER = operator.attrgetter("date", "id")
 
 
 def longest_run_of_twos(marks: Sequence[row_types.MarkRow]) -> int:
     """Longest run of «2» among five-point marks taken in date order, part by part."""
     longest = run = 0
-    for mark in sorted(marks, key=lambda m: (m.date, m.id)):
+    for mark in sorted(marks, key=_IN_DATE_ORDER):
         if mark.scale != "five":
             continue
-        for part in _parts(mark):
-            run = run + 1 if grade_of(part) == 2 else 0
-            longest = max(longest, run)
+        for part in (mark.value, mark.value2):
+            if part is not None:
+                run = run + 1 if grade_of(part) == 2 else 0
+                longest = max(longest, run)
     return longest
 
 
