@@ -47,7 +47,8 @@ _WEEK_KEY = "build.week"
 _LOOK_KEY = "build.look"  # the last build's `_look`, for a page blocked between builds
 PAGE_SCRIPT = "page.js"
 PAGE_DATA_ID = "otm-page-data"
-# Spawning workers costs about a second: worth it for a full build, not for a few pages.
+# Starting workers costs about a second (less once their server runs): worth it for a full
+# build, not for a few pages.
 PARALLEL_FROM = 300
 
 
@@ -281,6 +282,8 @@ def _no_bar(_label: str, _total: int) -> AbstractContextManager[Callable[[int], 
 
 def build_site(options: BuildOptions, bar: ProgressBar = _no_bar) -> BuildResult:
     """Run the pipeline once; returns what it did. `bar(label, total)` may draw progress."""
+    if options.full:  # every page: the workers will be needed
+        render.start_workers_early(options.workers)
     pages_dir = options.output_dir / PAGES_DIR
     pages_dir.mkdir(parents=True, exist_ok=True)
     _tidy_output(options.output_dir)

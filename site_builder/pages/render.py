@@ -27,6 +27,13 @@ def page_css() -> str:
 Page = tuple[audience.PageKey, str]
 
 
+def start_workers_early(workers: int) -> None:
+    """For a build that will render with `workers` processes: start what makes them now, so
+    that it overlaps the build's first steps."""
+    if workers > 1 and database_url() is not None:
+        render_pool.start_early()
+
+
 def render_pages(
     today: dt.date,
     wanted: set[audience.PageKey] | None = None,

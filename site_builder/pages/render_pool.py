@@ -21,7 +21,7 @@ from concurrent.futures import Future
 
 from otmetka.db import open_database
 from otmetka.site_builder.pages import assembly, audience
-from otmetka.site_builder.workers import database_url, worker_pool
+from otmetka.site_builder.workers import database_url, start_server, worker_pool
 
 _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages held
 
@@ -45,6 +45,12 @@ def _start(url: str, today: dt.date, wanted: set[audience.PageKey] | None) -> No
 def _work(class_id: str) -> assembly.ClassWork:
     assert _build is not None, "the worker was not started"
     return _build.class_work(class_id)
+
+
+def start_early() -> None:
+    """Have the workers' server start importing while the build gets ready (see
+    otmetka.site_builder.workers)."""
+    start_server(_start)
 
 
 def class_works(

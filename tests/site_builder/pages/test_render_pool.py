@@ -103,3 +103,24 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+_EARLY_SCRIPT = """
+import os, pathlib, sys
+from otmetka.site_builder.pages import render_pool
+def children():
+    tasks = pathlib.Path("/proc/self/task").glob("*/children")
+    pids = [pid for f in tasks for pid in f.read_text().split()]
+    return [pathlib.Path(f"/proc/{pid}/cmdline").read_text() for pid in pids]
+if __name__ == "__main__":
+    assert not any("forkserver" in c for c in children())
+    render_pool.start_early()
+    print(sum("forkserver" in c for c in children()), flush=True)
+"""
+
+
+def test_the_workers_server_can_start_before_the_first_pool() -> None:
+    # A full build starts it first thing, so that its imports overlap the build's first steps.
+    command = [sys.executable, "-c", _EARLY_SCRIPT]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["1"]
