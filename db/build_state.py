@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable
 
 from otmetka.db import models
@@ -22,12 +23,21 @@ def any_dirty() -> bool:
 def clear_dirty(rows: Iterable[tuple[str, str]]) -> None:
     """Forget only what this build read: rows an import added meanwhile stay for the next."""
     d = models.DirtyPerson
+    people: dict[str, list[str]] = defaultdict(list)
     for kind, person_id in rows:
-        d.delete().where(d.person_kind == kind, d.person_id == person_id).execute()
+        people[kind].append(person_id)
+    for kind, ids in people.items():  # a full build read thousands: a statement per chunk
+        for chunk in chunks(ids):
+            d.delete().where(d.person_kind == kind, d.person_id.in_(chunk)).execute()
 
 
 def manifest() -> dict[str, models.BuildManifest]:
     return {row.page_id: row for row in models.BuildManifest.select()}
+
+
+def manifest_page_ids() -> set[str]:
+    m = models.BuildManifest
+    return {page_id for (page_id,) in m.select(m.page_id).tuples()}
 
 
 def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -> None:

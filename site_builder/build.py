@@ -254,16 +254,16 @@ def _remove_stale(pages_dir: Path, plan: Plan, title: str) -> int:
     """
     live = {c.page_id for c in plan.credentials.values()}
     blocked = events.blocked_page_ids()
-    stale_files = [
-        p
-        for p in pages_dir.glob("*.html")  # pathlib's glob matches dotfiles: skip temp files
-        if p.stem not in live and p.stem not in blocked and not p.name.startswith(".")
-    ]
+    kept = live | blocked
+    with os.scandir(pages_dir) as entries:  # not temp files, whose names start with a dot
+        names = [e.name for e in entries if e.name.endswith(".html") and e.name[0] != "."]
+    stale_files = [pages_dir / n for n in names if n.removesuffix(".html") not in kept]
     for path in stale_files:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     for page_id in blocked:
         block_page(pages_dir.parent, page_id, title)  # repairs one a crash left unwritten
-    stale_ids = set(build_state.manifest()) - live
+    stale_ids = build_state.manifest_page_ids() - live
     build_state.forget_pages(stale_ids)
     return len(stale_files)
 

@@ -37,7 +37,7 @@ def stage(target: Path, data: bytes) -> Path:
     return staged
 
 
-def pin(path: Path) -> None:
+def pin(path: Path | str) -> None:
     """Give one file or folder the fixed mtime."""
     os.utime(path, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
 
@@ -73,6 +73,9 @@ def write_public(target: Path, data: bytes) -> None:
 def pin_times(folder: Path) -> None:
     """Give `folder`, and every file and folder in it, the fixed mtime (files written by
     other means, and folders whose mtime a rename just set). Hidden files are left."""
-    for path in [*folder.rglob("*"), folder]:
-        if not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            pin(path)
+    for root, folders, files in os.walk(folder):  # faster than rglob on thousands of pages
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            if not name.startswith("."):
+                pin(os.path.join(root, name))
+        pin(root)
