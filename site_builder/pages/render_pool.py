@@ -17,7 +17,7 @@ import datetime as dt
 import gc
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 from otmetka.db import open_database
 from otmetka.site_builder.pages import assembly, audience
@@ -62,14 +62,41 @@ def class_works(
     url = database_url()
     assert url is not None
     pool = worker_pool(min(workers, len(todo)), _start, (url, today, wanted))
+    # The first submissions wait while the workers start: a thread of its own makes them,
+    # and this process seals the pages it has meanwhile.
+    submitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit")
     pending: deque[Future[assembly.ClassWork]] = deque()
-    classes = iter(todo)
     try:
-        for class_id in classes:
-            pending.append(pool.submit(_work, class_id))
+        for class_id in todo:
+            pending.append(_submitted(submitter, pool, class_id))
             if len(pending) >= workers * _AHEAD_PER_WORKER:
                 yield pending.popleft()
         while pending:
             yield pending.popleft()
     finally:
+        submitter.shutdown(wait=True)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submitted(
+    submitter: ThreadPoolExecutor, pool: ProcessPoolExecutor, class_id: str
+) -> Future[assembly.ClassWork]:
+    """The work of `class_id` in `pool`, submitted there by `submitter`."""
+    work: Future[assembly.ClassWork] = Future()
+
+    def relay(done: Future[assembly.ClassWork]) -> None:
+        if done.cancelled():
+            work.cancel()
+        elif (error := done.exception()) is not None:
+            work.set_exception(error)
+        else:
+            work.set_result(done.result())
+
+    def chain(submission: Future[Future[assembly.ClassWork]]) -> None:
+        if (error := submission.exception()) is not None:
+            work.set_exception(error)
+        else:
+            submission.result().add_done_callback(relay)
+
+    submitter.submit(pool.submit, _work, class_id).add_done_callback(chain)
+    return work
