@@ -37,7 +37,7 @@ def manifest() -> dict[str, models.BuildManifest]:
 
 def manifest_page_ids() -> set[str]:
     m = models.BuildManifest
-    return {page_id for (page_id,) in m.select(m.page_id).tuples()}
+    return {row.page_id for row in m.select(m.page_id)}
 
 
 def record_pages(entries: Iterable[tuple[str, PageKey, str]], at: dt.datetime) -> None:
