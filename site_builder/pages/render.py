@@ -30,8 +30,14 @@ Page = tuple[audience.PageKey, str]
 def start_workers_early(workers: int) -> None:
     """For a build that will render with `workers` processes: start what makes them now, so
     that it overlaps the build's first steps."""
-    if workers > 1 and database_url() is not None:
+    if _pooled(workers):
         render_pool.start_early()
+
+
+def _pooled(workers: int) -> bool:
+    """Whether pages may be rendered by worker processes (an in-memory database is not
+    shared with them)."""
+    return workers > 1 and database_url() is not None
 
 
 def render_pages(
@@ -56,7 +62,7 @@ def render_pages(
     build = assembly.build_for(today, wanted)
     todo = build.todo()
     spare = iter(meanwhile)
-    if workers > 1 and len(todo) > 1 and database_url() is not None:
+    if _pooled(workers) and len(todo) > 1:
         for future in render_pool.class_works(todo, today, wanted, workers):
             yield from _until_done(future, spare)
             yield from build.take(future.result())
