@@ -362,9 +362,11 @@ def _stage_pages(
     writes: _Writes,
 ) -> None:
     """Render, encrypt and stage each changed page (see `publishing`)."""
-    # Writing the files is a good part of a full build; threads overlap it (a write
-    # releases the GIL). They are synced all together before the first rename.
-    with ThreadPoolExecutor(max_workers=4) as writers:
+    # Writing the files is a good part of a full build; a thread overlaps it (a write
+    # releases the GIL). One, not several: writers creating files in one folder contend
+    # for it in the kernel, and the spinning cost more CPU than it saved. They are synced
+    # all together before the first rename.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writers:
         pending: list[tuple[Future[Path], Path]] = []
         try:
             for key, fragment in _rendered(plan, options):
