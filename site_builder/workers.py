@@ -15,6 +15,7 @@ lives on while its workers do), so it watches through a pidfd.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import multiprocessing
 import multiprocessing.forkserver
@@ -64,8 +65,27 @@ def _exit_with(parent: int) -> None:
     os._exit(1)
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_FREED_BYTES = 256 * 2**20
+_HEAP_UP_TO_BYTES = 32 * 2**20  # glibc's largest mmap threshold
+
+
+def _keep_freed_memory() -> None:
+    """Have malloc keep the memory a worker frees for its next allocations. A worker makes and
+    frees buffers of megabytes for each task (a class's pages, pickled to be sent back);
+    by default each is mapped afresh and handed back to the system when freed, and touching
+    fresh pages cost the pickling half its time (more on a virtual machine). A worker lives
+    for one job, so what it keeps is bounded by its peak. Only glibc has mallopt."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
+        mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+
+
 def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+    _keep_freed_memory()
     if initializer is not None:
         initializer(*args)
 
