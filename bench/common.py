@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import os
 import platform
 import resource
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +23,35 @@ def machine() -> str:
     load = os.getloadavg()[0]
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
-        f"{memory_gb:.0f} GiB, Python {platform.python_version()}; load average {load:.1f}"
+        f"{memory_gb:.0f} GiB, Python {platform.python_version()}; load average {load:.1f}; "
+        f"speed probes: Python {python_probe_ms():.0f} ms, "
+        f"fresh memory {fresh_memory_mb_s():.0f} MB/s"
     )
+
+
+def python_probe_ms() -> float:
+    """A fixed piece of pure Python (dicts, strings, tuples), best of five: the same machine
+    can run it at different speeds on different days, and every figure moves with it."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        table = {f"k{n}": (n, str(n)) for n in range(200_000)}
+        sum(len(text) for _number, text in table.values())
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+def fresh_memory_mb_s(size: int = 256 * 2**20) -> float:
+    """How fast this process writes to memory it has not touched before: the kernel hands
+    out a zeroed page at each first touch (on a virtual machine the host may have to back
+    it too). Writing pages to files and large buffers pay it."""
+    area = mmap.mmap(-1, size)
+    started = time.perf_counter()
+    for offset in range(0, size, mmap.PAGESIZE):
+        area[offset] = 1
+    elapsed = time.perf_counter() - started
+    area.close()
+    return size / 2**20 / elapsed
 
 
 def cpu_seconds() -> tuple[float, float]:
