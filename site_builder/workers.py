@@ -71,12 +71,13 @@ _KEEP_FREED_BYTES = 256 * 2**20
 _HEAP_UP_TO_BYTES = 32 * 2**20  # glibc's largest mmap threshold
 
 
-def _keep_freed_memory() -> None:
-    """Have malloc keep the memory a worker frees for its next allocations. A worker makes and
-    frees buffers of megabytes for each task (a class's pages, pickled to be sent back);
-    by default each is mapped afresh and handed back to the system when freed, and touching
-    fresh pages cost the pickling half its time (more on a virtual machine). A worker lives
-    for one job, so what it keeps is bounded by its peak. Only glibc has mallopt."""
+def keep_freed_memory() -> None:
+    """Have malloc keep the memory this process frees for its next allocations: for a worker
+    that makes and frees buffers of megabytes for each task (a render worker's class of
+    pages, pickled to be sent back). By default each is mapped afresh and handed back to the
+    system when freed, and touching fresh pages cost the pickling half its time (more on a
+    virtual machine). For a worker that lives for one job: what it keeps is bounded by its
+    peak, but it keeps it until it ends. Only glibc has mallopt."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
@@ -85,7 +86,6 @@ def _keep_freed_memory() -> None:
 
 def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
-    _keep_freed_memory()
     if initializer is not None:
         initializer(*args)
 

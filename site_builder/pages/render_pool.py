@@ -21,7 +21,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 from otmetka.db import open_database
 from otmetka.site_builder.pages import assembly, audience
-from otmetka.site_builder.workers import database_url, start_server, worker_pool
+from otmetka.site_builder.workers import (
+    database_url,
+    keep_freed_memory,
+    start_server,
+    worker_pool,
+)
 
 _AHEAD_PER_WORKER = 2  # classes handed out and not yet taken: bounds the pages held
 
@@ -36,6 +41,7 @@ _GC_THRESHOLD = 50_000
 
 def _start(url: str, today: dt.date, wanted: set[audience.PageKey] | None) -> None:
     global _build
+    keep_freed_memory()
     open_database(url)
     _build = assembly.build_for(today, wanted)
     gc.freeze()  # the school's lookups stay for the worker's life: never scan them again

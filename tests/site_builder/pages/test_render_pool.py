@@ -16,7 +16,7 @@ from otmetka.daemon.core.marks import MarkRules
 from otmetka.daemon.demo.school import generate_school
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.site_builder.pages import render
-from otmetka.site_builder.workers import database_url, worker_pool
+from otmetka.site_builder.workers import database_url, keep_freed_memory, worker_pool
 from tests.support.analytics_factories import analytics_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -139,10 +139,10 @@ def _memory_kept_after_freeing(size: int) -> int:
     return resident() - before
 
 
-def test_a_worker_keeps_the_memory_it_frees_for_its_next_task() -> None:
+def test_a_render_worker_keeps_the_memory_it_frees_for_its_next_class() -> None:
     # A class's pages are megabytes, pickled to be sent back: mapping fresh pages for each
-    # task and handing them back cost the pickling half its time.
+    # class and handing them back cost the pickling half its time.
     size = 24 * 2**20
-    with worker_pool(1) as pool:
+    with worker_pool(1, keep_freed_memory) as pool:
         kept = pool.submit(_memory_kept_after_freeing, size).result()
     assert kept >= size * 0.9  # by default a buffer this big is mapped, and unmapped when freed
