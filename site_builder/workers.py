@@ -77,11 +77,18 @@ def keep_freed_memory() -> None:
     pages, pickled to be sent back). By default each is mapped afresh and handed back to the
     system when freed, and touching fresh pages cost the pickling half its time (more on a
     virtual machine). For a worker that lives for one job: what it keeps is bounded by its
-    peak, but it keeps it until it ends. Only glibc has mallopt."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
-        mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    peak, but it keeps it until it ends. Elsewhere than glibc, malloc is left as it is."""
+    if _on_glibc():
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+
+
+def _on_glibc() -> bool:
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr, or no such name here
+        return False
 
 
 def _start(parent: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
