@@ -9,7 +9,7 @@ import platform
 import resource
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from otmetka.daemon.core.config import Config
@@ -112,15 +112,18 @@ def record(title: str, command: str, lines: list[str], *, keep: bool = True) -> 
         handle.write(text)
 
 
-def demo_project(folder: Path, students: int, as_of: dt.date) -> Config:
-    """A fresh project in `folder` holding the demo school, imported through the importer."""
+def demo_project(
+    folder: Path, students: int, as_of: dt.date, settings: dict[str, Any] | None = None
+) -> Config:
+    """A fresh project in `folder` holding the demo school, imported through the importer;
+    `settings` are config.yaml's keys, if any differ from the defaults."""
     from otmetka.daemon.core.config import config_from_dict
     from otmetka.daemon.core.settings import mark_rules
     from otmetka.daemon.demo.school import generate_school
     from otmetka.daemon.exchange.importer import import_document
     from otmetka.daemon.runtime import open_project
 
-    config = config_from_dict({}, base_dir=folder, env={})
+    config = config_from_dict(settings or {}, base_dir=folder, env={})
     open_project(config)
     document = generate_school(students=students, seed=1, as_of=as_of)
     import_document(document, "demo", mark_rules(config))
