@@ -15,6 +15,9 @@ notes, and gives list markers to list items only (`_plain_html`: the same PDF by
 cascade then stops computing half a dozen pseudo-elements for every element. Documents
 carrying upstream HTML (the extracts) keep the whole stylesheet: a footnote there would
 find no style to lay out with.
+
+SVG texts are drawn as one run each where WeasyPrint would draw them letter by letter
+(`svg_text`): the charts' figures then cost one layout each, not one a letter.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from otmetka.site_builder.pdf import svg_text
 
 if TYPE_CHECKING:  # WeasyPrint takes most of a second to load: only PDF work loads it
     from weasyprint import CSS
@@ -113,6 +118,7 @@ class _Engine:
         from weasyprint.text.fonts import FontConfiguration
 
         self.font_config = FontConfiguration()
+        svg_text.install()
         self.fetcher = local_only_fetcher()
         self.base_url = fonts_dir().as_uri() + "/"
 
