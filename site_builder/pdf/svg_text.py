@@ -1,12 +1,13 @@
-"""SVG texts drawn by WeasyPrint as one shaped run each, not one run per letter.
+"""SVG texts drawn by WeasyPrint as one run each, not one run per letter.
 
 WeasyPrint lays out and draws an SVG <text> code point by code point, since SVG may place
 every glyph on its own (its issue #2249, still open: "draw the whole text when there are no
 x, y, dx, dy or rotate values for specific glyphs" is the workaround its maintainer names).
 A chart's figures and labels are placed as a whole, so each letter cost a Pango layout of
 its own: a third of a class report's time went there. `install` puts in WeasyPrint's table
-of SVG elements a drawer that lays out and draws such a text once, at the same start and
-baseline, kerned as the page sets it; every other text (glyph positions, spacing, baseline
+of SVG elements a drawer that draws such a text as one run, at the same start and baseline,
+unkerned as before, so the page looks the same to the pixel; its layout is kept for the
+next chart that writes the same words. Every other text (glyph positions, spacing, baseline
 alignment, spans) goes to WeasyPrint's own drawer unchanged.
 
 Only the calls WeasyPrint's own drawer makes are used; a WeasyPrint without them keeps its
@@ -64,7 +65,53 @@ def _style(svg: Any, node: Any, font_size: float, upstream: Any) -> Any:
     named = {"normal": 400, "bold": 700}
     style["font_weight"] = named.get(weight) or (int(weight) if weight.isdigit() else 400)
     style["font_size"] = font_size
+    # Unkerned, as WeasyPrint's drawer sets it letter by letter and as `paper_charts`
+    # measures it to anchor it: a text anchored at its end still ends where it should.
+    style["font_kerning"] = "none"
     return style
+
+
+# Laid-out texts by what shapes them: a class's charts repeat their scales, dates and
+# legends from one student to the next. A layout is kept live (WeasyPrint's own drawer
+# lays a text out twice: to measure it, then again to draw it). Emptied when full: the
+# daemon is a long-lived process.
+_LAID_OUT: dict[tuple[Any, ...], tuple[Any, Any, float, float, float]] = {}
+_LAID_OUT_MAX = 4096
+
+
+def _laid_out(svg: Any, node: Any, font_size: float, upstream: Any) -> tuple[Any, ...]:
+    """(layout, style, width, height, baseline) of the text, laid out once."""
+    from weasyprint.text.line_break import split_first_line
+
+    shaping = ("font-family", "font-style", "font-weight")
+    key = (svg.font_config, node.text, font_size, *(node.get(name) for name in shaping))
+    found = _LAID_OUT.get(key)
+    if found is None:
+        style = _style(svg, node, font_size, upstream)
+        layout, _, _, width, height, baseline = split_first_line(
+            node.text, style, svg.context, inf, 0
+        )
+        layout.reactivate(style)
+        if len(_LAID_OUT) >= _LAID_OUT_MAX:
+            _LAID_OUT.clear()
+        found = _LAID_OUT[key] = (layout, style, width, height, baseline)
+    return found
+
+
+def _paint(svg: Any, node: Any, font_size: float) -> tuple[Any, Any]:
+    """The text's fill and stroke set on the stream: a plain fill colour alone, as most
+    chart texts have, without the dashes, caps and joins only a stroke would use."""
+    from weasyprint.svg.utils import alpha_value, color
+
+    source, fill = node.get_paint("fill")
+    plain = source is None and node.get("stroke") in (None, "none")
+    if not plain:
+        return svg.set_graphical_state(node, font_size)
+    if fill:
+        paint = color(fill)
+        paint.alpha *= alpha_value(node.get("fill-opacity", 1))
+        svg.stream.set_color(paint)
+    return fill, None
 
 
 def _draw_whole(svg: Any, node: Any, font_size: float, upstream: Any) -> None:
@@ -72,10 +119,8 @@ def _draw_whole(svg: Any, node: Any, font_size: float, upstream: Any) -> None:
     from weasyprint.matrix import Matrix
     from weasyprint.svg.bounding_box import extend_bounding_box
     from weasyprint.svg.utils import size
-    from weasyprint.text.line_break import split_first_line
 
-    style = _style(svg, node, font_size, upstream)
-    layout, _, _, width, height, baseline = split_first_line(node.text, style, svg.context, inf, 0)
+    layout, style, width, height, baseline = _laid_out(svg, node, font_size, upstream)
     x = size(node.get("x"), font_size, svg.inner_width)
     y = size(node.get("y"), font_size, svg.inner_height)
     svg.cursor_d_position = [0, 0]
@@ -84,9 +129,8 @@ def _draw_whole(svg: Any, node: Any, font_size: float, upstream: Any) -> None:
     node.text_bounding_box = extend_bounding_box(node.text_bounding_box, corners)
 
     svg.stream.push_state()
-    fill, stroke = svg.set_graphical_state(node, font_size)
+    fill, stroke = _paint(svg, node, font_size)
     svg.stream.begin_text()
-    layout.reactivate(style)
     svg.fill_stroke(fill, stroke, text=True)
     box = upstream.TextBox(layout, style)
     box.baseline = baseline
