@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import mmap
 import os
 import platform
 import resource
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +64,50 @@ def cpu_seconds() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, reaped.ru_utime + reaped.ru_stime + _live_children_cpu()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                pids = [int(p) for p in children.read_text().split()]
+            except FileNotFoundError:
+                continue
+            found += pids
+            todo += pids
+    return found
+
+
+def _peak_rss_mb_of(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0.0
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "0 0")
+    return int(line.split()[1]) / 1024
+
+
+@contextlib.contextmanager
+def biggest_descendant_peak(every: float = 0.25) -> Iterator[list[float]]:
+    """The highest peak RSS (MB) of any process below this one while the block runs, in
+    `[0]`: worker processes started by a fork server are not our children, so getrusage
+    never sees them; their peaks are read from /proc while they live."""
+    peak = [0.0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            for pid in _descendants(os.getpid()):
+                peak[0] = max(peak[0], _peak_rss_mb_of(pid))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
 
 
 def system_seconds() -> float:
