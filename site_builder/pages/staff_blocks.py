@@ -237,14 +237,33 @@ def _missed_line(pupil: analysis.PupilStat) -> str:
     return f"<p>Пропущено {pupil.missed} из {pupil.lessons} уроков{share}{listed}.</p>\n"
 
 
+AVERAGES_COLUMNS = ("Предмет", "Ученик", "Класс", "Разница")
+
+
+def averages_caption(period: str) -> str:
+    """The caption of a pupil's averages table (not escaped)."""
+    return f"Средний балл ученика и класса{f': {period}' if period else ''}"
+
+
+def averages_rows(pupil: analysis.PupilStat) -> list[tuple[str, tuple[str, str, str]]]:
+    """A subject and its three figures (the pupil's, the class's, the difference) a row."""
+    return [
+        (
+            subject,
+            (formatting.average(own), formatting.average(of_class), _difference(own, of_class)),
+        )
+        for subject, own, of_class in pupil.subjects
+    ]
+
+
 def _averages_table(pupil: analysis.PupilStat, period: str) -> str:
     rows = "".join(
-        f'<tr><th scope="row">{escape(subject)}</th><td class="num">{formatting.average(own)}'
-        f'</td><td class="num">{formatting.average(of_class)}</td>'
-        f'<td class="num">{_difference(own, of_class)}</td></tr>\n'
-        for subject, own, of_class in pupil.subjects
+        f'<tr><th scope="row">{escape(subject)}</th><td class="num">{own}'
+        f'</td><td class="num">{of_class}</td>'
+        f'<td class="num">{difference}</td></tr>\n'
+        for subject, (own, of_class, difference) in averages_rows(pupil)
     )
-    caption = f"Средний балл ученика и класса{f': {escape(period)}' if period else ''}"
+    caption = averages_caption(str(escape(period)) if period else "")
     return (
         f'<div class="tw" tabindex="0" role="region" aria-label="Средний балл: '
         f'{escape(pupil.name)}"><table>\n<caption>{caption}</caption>\n{_AVERAGES_HEAD}'
@@ -253,8 +272,9 @@ def _averages_table(pupil: analysis.PupilStat, period: str) -> str:
 
 
 _AVERAGES_HEAD = (
-    '<thead><tr><th scope="col">Предмет</th><th scope="col">Ученик</th>'
-    '<th scope="col">Класс</th><th scope="col">Разница</th></tr></thead>\n'
+    "<thead><tr>"
+    + "".join(f'<th scope="col">{title}</th>' for title in AVERAGES_COLUMNS)
+    + "</tr></thead>\n"
 )
 
 

@@ -24,29 +24,30 @@ SVG_NS = "http://www.w3.org/2000/svg"
 _TAG = f"{{{SVG_NS}}}"
 # Attributes that decide how a shape is painted: shapes that agree on all of them can share a path.
 _STYLE = ("fill", "stroke", "stroke-width", "stroke-dasharray")
-# The font of a chart's text (`charts.FONT`, regular weight): its advance widths place the text.
-_REGULAR = "PTSans_400Regular.ttf"
+# The font of a chart's text (`charts.FONT`): its advance widths place the text.
+_REGULAR, _BOLD = "PTSans_400Regular.ttf", "PTSans_700Bold.ttf"
 
 
 @functools.cache
-def _advances() -> tuple[dict[int, int], int, int]:
+def _advances(font_file: str) -> tuple[dict[int, int], int, int]:
     """Advance width by code point, the width of a missing glyph, and units per em."""
     from fontTools.ttLib import TTFont
 
-    with TTFont(engine.fonts_dir() / _REGULAR) as font:
+    with TTFont(engine.fonts_dir() / font_file) as font:
         metrics = font["hmtx"].metrics
         widths = {code: metrics[name][0] for code, name in font.getBestCmap().items()}
         return widths, metrics[".notdef"][0], font["head"].unitsPerEm
 
 
-def text_width(text: str, size: float) -> float:
-    """The width of `text` set in the charts' font at `size` user units (no kerning: a
-    chart's figures and labels are digits and short words, off by well under a unit)."""
-    widths, missing, per_em = _advances()
+def text_width(text: str, size: float, *, bold: bool = False) -> float:
+    """The width of `text` set in the charts' font at `size` user units, unkerned as
+    WeasyPrint draws a chart's text (`svg_text`)."""
+    widths, missing, per_em = _advances(_BOLD if bold else _REGULAR)
     return sum(widths.get(ord(c), missing) for c in text) * size / per_em
 
 
-def _num(x: float) -> str:
+def number(x: float) -> str:
+    """A length for SVG: two decimals at most, no trailing zeros."""
     return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
 
 
@@ -61,26 +62,26 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, the stroke 
 
 def _rect(node: ET.Element) -> tuple[str, Box]:
     x, y, w, h = (_f(node, a) for a in ("x", "y", "width", "height"))
-    return f"M{_num(x)} {_num(y)}h{_num(w)}v{_num(h)}h{_num(-w)}Z", (x, y, x + w, y + h)
+    return f"M{number(x)} {number(y)}h{number(w)}v{number(h)}h{number(-w)}Z", (x, y, x + w, y + h)
 
 
 def _line(node: ET.Element) -> tuple[str, Box]:
     x1, y1, x2, y2 = (_f(node, a) for a in ("x1", "y1", "x2", "y2"))
     box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
-    return f"M{_num(x1)} {_num(y1)}L{_num(x2)} {_num(y2)}", box
+    return f"M{number(x1)} {number(y1)}L{number(x2)} {number(y2)}", box
 
 
 def _circle(node: ET.Element) -> tuple[str, Box]:
     cx, cy, r = _f(node, "cx"), _f(node, "cy"), _f(node, "r")
-    arc = f"a{_num(r)} {_num(r)} 0 1 0"
-    path = f"M{_num(cx - r)} {_num(cy)}{arc} {_num(2 * r)} 0{arc} {_num(-2 * r)} 0Z"
+    arc = f"a{number(r)} {number(r)} 0 1 0"
+    path = f"M{number(cx - r)} {number(cy)}{arc} {number(2 * r)} 0{arc} {number(-2 * r)} 0Z"
     return path, (cx - r, cy - r, cx + r, cy + r)
 
 
 def _polyline(node: ET.Element) -> tuple[str, Box]:
     points = [tuple(float(v) for v in p.split(",")) for p in node.get("points", "").split()]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    path = "M" + "L".join(f"{_num(x)} {_num(y)}" for x, y in points)
+    path = "M" + "L".join(f"{number(x)} {number(y)}" for x, y in points)
     return path, (min(xs), min(ys), max(xs), max(ys))
 
 
@@ -146,7 +147,7 @@ def _anchored(node: ET.Element) -> ET.Element:
         return node
     size = _f(node, "font-size", 12.0)
     x = _f(node, "x") - share * text_width(node.text or "", size)
-    node.set("x", _num(x))
+    node.set("x", number(x))
     del node.attrib["text-anchor"]
     return node
 

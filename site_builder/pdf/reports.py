@@ -7,8 +7,8 @@ trend. The school report opens with every class side by side and the school char
 then holds every class report, each rendered as a document of its own (page numbers
 restart per class) in worker processes and merged (`engine.merge_pdfs`) as it arrives.
 The printed HTML leaves out what paper hides and hands the charts over as images, redrawn
-in fewer elements (`for_paper`, `paper_charts`); a student's block sets a subject's
-figures in one cell (report_pupil.html.j2); and a report, made only of the project's own
+in fewer elements (`for_paper`, `paper_charts`); a student's table of averages is drawn as
+a picture too (`paper_tables`); and a report, made only of the project's own
 markup, is laid out with the engine's plain user-agent stylesheet: the same pages, a
 fraction of WeasyPrint's work.
 
@@ -30,7 +30,7 @@ from otmetka.db import acts as events
 from otmetka.db import open_database, queries
 from otmetka.site_builder import static_files
 from otmetka.site_builder.pages import analysis, audience, lookups, staff_blocks, staff_views
-from otmetka.site_builder.pdf import engine, extracts, paper_charts
+from otmetka.site_builder.pdf import engine, extracts, paper_charts, paper_tables
 from otmetka.site_builder.workers import database_url, worker_pool
 
 CSS_FILE = "print-report.css"
@@ -98,11 +98,23 @@ def _class_figures(school: School, class_id: str) -> _ClassFigures:
     return _ClassFigures(scope, stats, control)
 
 
+def _pupil_table(pupil: analysis.PupilStat, stats: analysis.AnalyticsView) -> Markup:
+    """The page's table of a student's averages against the class's, as a picture."""
+    name, *titles = staff_blocks.AVERAGES_COLUMNS
+    table = paper_tables.FiguresTable(
+        staff_blocks.averages_caption(stats.period),
+        (name, titles),
+        staff_blocks.averages_rows(pupil),
+    )
+    return Markup(paper_tables.figures_table(table))
+
+
 def _pupil_block(pupil: analysis.PupilStat, stats: analysis.AnalyticsView, chart_id: str) -> Markup:
     """A student's block: the page's figures and chart (`staff_blocks.pupil_chart`)."""
     chart = staff_blocks.pupil_chart(pupil, stats, chart_id)
+    table = _pupil_table(pupil, stats) if pupil.subjects else None
     template = extracts.environment().get_template("report_pupil.html.j2")
-    return Markup(template.render(p=pupil, stats=stats, chart=chart))
+    return Markup(template.render(p=pupil, stats=stats, chart=chart, table=table))
 
 
 def class_report(school: School, class_id: str) -> ClassReport:

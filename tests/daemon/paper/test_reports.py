@@ -31,7 +31,7 @@ from otmetka.daemon.paper import reports
 from otmetka.db import analytics, models
 from otmetka.site_builder import attachments, build, crypto
 from otmetka.site_builder.pages import staff_blocks
-from otmetka.site_builder.pdf import engine, extracts, paper_charts
+from otmetka.site_builder.pdf import engine, extracts, paper_charts, paper_tables
 from otmetka.site_builder.pdf import reports as site_reports
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
@@ -234,18 +234,21 @@ def _texts(svg: str) -> list[str]:
 
 
 def test_student_blocks_hold_the_figures_of_the_page(school: None) -> None:
-    """The paper block sets a subject's three figures in one cell: still every figure, in
-    the page's order, and the same wording around them."""
+    """The paper block draws a student's table as a picture: still the caption, the head,
+    every subject and every figure, in the page's order, and the same wording around."""
     school_data = site_reports.School.load(TODAY)
     report = site_reports.class_report(school_data, CLASS_ID)
     figures = site_reports._class_figures(school_data, CLASS_ID)
     for pupil in figures.stats.pupils:
         page = str(staff_blocks.pupil_block(pupil, figures.stats, "x"))
-        cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+        averages = page.split('<div class="tw"', 1)[1].split("</table>", 1)[0]
+        cells = re.findall(r"<t[hd] (?:scope=\"\w+\"|class=\"num\")>([^<]*)</t[hd]>", averages)
+        caption = re.findall(r"<caption>([^<]*)</caption>", averages)
         block = report.html.split(f'aria-label="Аналитика: {pupil.name}">', 1)[1]
         block = block.split("</section>", 1)[0]
-        rows = re.findall(r'<td class="tabs">([^<]*)</td>', block)
-        assert [f for row in rows for f in row.split("&#9;")] == cells and cells
+        table = re.search(r'<div class="tw">(<svg\b.*?</svg>)</div>', block)
+        assert table is not None and cells and caption
+        assert _texts(table.group(1)) == caption + cells
         for text in re.findall(r"<p>(.*?)</p>", page):
             assert f"<p>{text}</p>" in block
 
@@ -318,8 +321,9 @@ def test_student_blocks_are_whole_and_hold_table_and_chart_side_by_side(school: 
     elements = [element for page in pages for element in page]
     assert len(elements) == len(set(elements)) == 3
     for block in (box for page in pages for box in page.values()):
-        table = next(b for b in block.descendants() if b.element_tag == "table")
-        chart = next(b for b in block.descendants() if b.element_tag == "img")
+        table, chart = (b for b in block.descendants() if b.element_tag == "img")
+        # the table's picture is drawn at its own size: not scaled, its lines stay 8 pt
+        assert table.width == pytest.approx(paper_tables.TABLE_WIDTH, abs=0.01)
         assert chart.position_x > table.position_x + table.width  # to its right
         assert abs(chart.position_y - table.position_y) < 20  # on the same line, at the top
         assert chart.width == pytest.approx(block.width * 0.42, rel=0.02)
