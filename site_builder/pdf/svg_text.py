@@ -16,6 +16,7 @@ drawer (`install` says so by returning False).
 
 from __future__ import annotations
 
+import functools
 import sys
 from math import inf
 from typing import Any
@@ -98,19 +99,26 @@ def _laid_out(svg: Any, node: Any, font_size: float, upstream: Any) -> tuple[Any
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def _colour(fill: str, opacity: str | float) -> Any:
+    """A fill colour parsed once: a chart writes a handful, thousands of times (the stream
+    only reads it)."""
+    from weasyprint.svg.utils import alpha_value, color
+
+    paint = color(fill)
+    paint.alpha *= alpha_value(opacity)
+    return paint
+
+
 def _paint(svg: Any, node: Any, font_size: float) -> tuple[Any, Any]:
     """The text's fill and stroke set on the stream: a plain fill colour alone, as most
     chart texts have, without the dashes, caps and joins only a stroke would use."""
-    from weasyprint.svg.utils import alpha_value, color
-
     source, fill = node.get_paint("fill")
     plain = source is None and node.get("stroke") in (None, "none")
     if not plain:
         return svg.set_graphical_state(node, font_size)
     if fill:
-        paint = color(fill)
-        paint.alpha *= alpha_value(node.get("fill-opacity", 1))
-        svg.stream.set_color(paint)
+        svg.stream.set_color(_colour(fill, node.get("fill-opacity", 1)))
     return fill, None
 
 
