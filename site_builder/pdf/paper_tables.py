@@ -46,9 +46,8 @@ class FiguresTable:
 
 
 def wrap(text: str, width: float, *, bold: bool = False) -> list[str]:
-    """The text broken into lines at spaces so that each fits `width` (a word longer than
-    the width stays whole on its line, as `overflow-wrap: break-word` would not need to
-    break any subject's name)."""
+    """The text broken into lines at spaces so that each fits `width`; a word wider than
+    the width stays whole on a line of its own (no subject's name has one)."""
     lines: list[str] = []
     for word in text.split():
         joined = f"{lines[-1]} {word}" if lines else word
