@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from otmetka.daemon.demo import names
+from otmetka.daemon.demo import names, texts
 
 SCHOOL_ID = "demo-school"
 OFFSET = "+03:00"
@@ -62,7 +62,7 @@ def is_pass_fail(subject: str, grade: int) -> bool:
 
 
 def subject_category(subject: str) -> str:
-    return names.CATEGORY.get(subject, "science")
+    return texts.CATEGORY.get(subject, "science")
 
 
 @functools.cache

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from otmetka.daemon.demo import names
+from otmetka.daemon.demo import names, texts
 from otmetka.daemon.demo.common import (
     OFFSET,
     SCHOOL_ID,
@@ -88,9 +88,9 @@ def emit_vocabularies() -> Iterator[Json]:
     setup = "2020-08-20T10:00:00" + OFFSET  # vocabularies predate any school year
     for subject, (name, short) in names.SUBJECTS.items():
         yield change("subject", SUBJECT_IDS[subject], setup, {"name": name, "short_name": short})
-    for kind, (name, weight, _) in names.WORK_KINDS.items():
+    for kind, (name, weight, _) in texts.WORK_KINDS.items():
         yield change("work_kind", kind, setup, {"name": name, "default_weight": weight})
-    for code, title, category in names.ATTENDANCE_CODES:
+    for code, title, category in texts.ATTENDANCE_CODES:
         yield change("attendance_code", code, setup, {"title": title, "category": category})
 
 
@@ -273,7 +273,7 @@ def emit_works(school: School) -> Iterator[Json]:
     cal = school.cal
     for work in school.works:
         lesson, group = school.lessons[work.lesson], school.groups[work.group]
-        weight = names.WORK_KINDS[work.kind][1]
+        weight = texts.WORK_KINDS[work.kind][1]
         planned = min(cal.quarters[lesson.quarter][0], cal.as_of)
         yield change(
             "work",

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from otmetka.daemon.demo import names
+from otmetka.daemon.demo import texts
 from otmetka.daemon.demo.common import DJ, SUBJECT_IDS, Json, change, is_pass_fail, iso, timestamp
 from otmetka.daemon.demo.model import Group, Lesson, Pupil, School
 
 SINGLE_ABSENCES = (("Н", 35), ("У", 20), ("УП", 20), ("НП", 25))
 SINGLE_CODES = tuple(code for code, _ in SINGLE_ABSENCES)
 SINGLE_CUM = list(itertools.accumulate(weight for _, weight in SINGLE_ABSENCES))
-CATEGORY_OF_CODE = {code: category for code, _, category in names.ATTENDANCE_CODES}
+CATEGORY_OF_CODE = {code: category for code, _, category in texts.ATTENDANCE_CODES}
 FLU_SEASON = {9: 0.6, 10: 1.0, 11: 1.2, 12: 1.2, 1: 1.3, 2: 1.4, 3: 1.0, 4: 0.7, 5: 0.5}
 # Share of "-" and "+" per mark; the rest are plain digits.
 MODIFIERS: dict[int, tuple[tuple[str, float], ...]] = {
@@ -197,7 +197,7 @@ class _Marker:
 
     def _work_mark(self, w: int, lesson: Lesson, late: bool) -> Json:
         work = self.school.works[w]
-        weight = names.WORK_KINDS[work.kind][1]
+        weight = texts.WORK_KINDS[work.kind][1]
         raw = self._raw(lesson.quarter, self.level - 0.15, 0.85, weight)
         absent = "отсутствовал" if self.pupil.human.male else "отсутствовала"
         comment = f"Работа написана позже: в день работы {absent}" if late else ""

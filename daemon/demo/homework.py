@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from collections.abc import Iterator
 
-from otmetka.daemon.demo import names
+from otmetka.daemon.demo import names, texts
 from otmetka.daemon.demo.common import (
     DJ,
     SUBJECT_IDS,
@@ -36,7 +36,7 @@ def _fill(rng: random.Random, template: str, **extra: str) -> str:
         par2=par + rng.randint(1, 3),
         q=rng.randint(2, 6),
         q2=rng.randint(7, 10),
-        link=names.RESH.format(n=rng.randrange(1000, 8000)),
+        link=texts.RESH.format(n=rng.randrange(1000, 8000)),
         **extra,
     )
 
@@ -60,7 +60,7 @@ def iter_homework(school: School, rng: random.Random) -> Iterator[Json]:
             if rng.random() >= share:
                 continue
             due = live[pos + 1].date if pos + 1 < len(live) else lesson.date + DJ(days=7)
-            text = _fill(rng, rng.choice(names.HOMEWORK[category]), topic=lesson.base)
+            text = _fill(rng, rng.choice(texts.HOMEWORK[category]), topic=lesson.base)
             yield _homework(school, group, lesson, due, text, [])
             if rng.random() < 0.03:
                 yield from _individual_homework(school, rng, group, lesson, due)
@@ -72,7 +72,7 @@ def _individual_homework(
     members = [pi for pi in group.members if _present_on(school.pupils[pi], lesson.date)]
     if members:
         chosen = sorted(rng.sample(members, min(len(members), rng.randint(1, 2))))
-        text = _fill(rng, rng.choice(names.INDIVIDUAL_HOMEWORK), topic=lesson.base)
+        text = _fill(rng, rng.choice(texts.INDIVIDUAL_HOMEWORK), topic=lesson.base)
         yield _homework(school, group, lesson, due, text, [school.pupils[i].id for i in chosen])
 
 
@@ -149,11 +149,11 @@ def _recommendation_change(
         topic = held[-1] if held else topic
     text = _fill(
         rng,
-        rng.choice(names.RECOMMENDATIONS[kind]),
+        rng.choice(texts.RECOMMENDATIONS[kind]),
         subject=subject,
         topic=topic,
         name=pupil.human.first,
-        weekday=rng.choice(names.WEEKDAYS_RU),
+        weekday=rng.choice(texts.WEEKDAYS_RU),
         missed="пропустил" if pupil.human.male else "пропустила",
     )
     teacher = group.teacher if group else school.classes[pupil.cls].teacher or ""

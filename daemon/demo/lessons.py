@@ -9,14 +9,14 @@ import functools
 import math
 import random
 
-from otmetka.daemon.demo import names
+from otmetka.daemon.demo import names, texts
 from otmetka.daemon.demo.common import MAX_SLOT, Pick, compact, is_pass_fail, subject_category
 from otmetka.daemon.demo.model import Group, Lesson, School, Work
 
 
 @functools.cache
 def topics_for(subject: str, grade: int) -> tuple[str, ...]:
-    bands = names.TOPICS.get(subject, ())
+    bands = texts.TOPICS.get(subject, ())
     for first, last, topics in bands:
         if first <= grade <= last:
             return topics
@@ -36,7 +36,7 @@ def _topic(group: Group, n: int) -> tuple[str, str]:
     step = n % per_topic
     if step == 0:
         return base, base
-    steps = names.TOPIC_STEPS.get(subject_category(group.subject), names.TOPIC_STEPS["science"])
+    steps = texts.TOPIC_STEPS.get(subject_category(group.subject), texts.TOPIC_STEPS["science"])
     return _topic_step(base, steps[(step - 1) % len(steps)]), base
 
 
@@ -257,9 +257,9 @@ def _quarter_works(
         if k == len(picks) - 1 and category in CONTROL_CATEGORIES:
             kind = "dict" if category == "rus" and rng.random() < 0.5 else "kr"
         else:
-            kind = rng.choice(names.WORK_MIX.get(category, ("pr",)))
+            kind = rng.choice(texts.WORK_MIX.get(category, ("pr",)))
         lesson = school.lessons[lessons[pos]]
-        title = names.WORK_KINDS[kind][2].format(topic=lesson.base)
+        title = texts.WORK_KINDS[kind][2].format(topic=lesson.base)
         lesson.work = len(school.works)
         key = f"{group.key}-q{quarter + 1}-{k + 1}"
         school.works.append(Work(key, group.idx, lessons[pos], kind, title))
