@@ -395,8 +395,8 @@ def _sealed_if_changed(
     block = page_data_block(page_data(key, credential, version, plan, options))
     digest = content_hash(version, block)
     entry = writes.known.get(credential.page_id)
-    exists = (options.output_dir / PAGES_DIR / f"{credential.page_id}.html").exists()
-    if entry is not None and entry.content_hash == digest and exists:
+    same = entry is not None and entry.content_hash == digest
+    if same and (options.output_dir / PAGES_DIR / f"{credential.page_id}.html").exists():
         result.unchanged += 1
         return None
     sealed = encrypt(body + block, credential, options)
