@@ -1,6 +1,7 @@
 """Import benchmark: the demo school through the importer vs a raw sqlite3 executemany.
 
     .venv/bin/python bench/import.py [--students 2000] [--as-of 2027-05-28] [--jsonl | --http]
+                                     [--rounds 3]
 
 Generates the demo school as of a day (the default is late November; 2027-05-28 is the
 end of the school year, a full year of marks) and writes it as an exchange file (.json, or
@@ -8,7 +9,9 @@ JSON Lines with --jsonl), one change at a time. A child process of its own impor
 a fresh SQLite file with `importer.import_file` (reading, validation, references,
 upserts, dirty set, one transaction), so the peak memory reported is the importer's alone.
 Then the very same rows go into another fresh database with a plain `sqlite3` executemany
-per table. The ratio of the two wall times is the figure.
+per table. The ratio of the two wall times is the figure. With --rounds N the import and the
+floor take turns N times, each import into a fresh database, so that the ratio is given for
+every round: on a machine whose speed drifts, the two are then measured at the same moments.
 
 With --http no file is written: the fake upstream (daemon/demo/fake_upstream.py) serves the same
 school on loopback from this process, and the child pulls it page by page through the HTTP
@@ -22,10 +25,11 @@ import datetime as dt
 import json
 import multiprocessing
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
@@ -96,9 +100,9 @@ def _pull_in_child(url: str, token: str, limit: int, database: Path) -> dict[str
     }
 
 
-def _raw_baseline(imported: Path, folder: Path) -> tuple[float, float, int]:
-    """Copy every journal row into an empty schema with executemany: (seconds, CPU, rows)."""
-    target = folder / "raw.sqlite3"
+def _raw_baseline(imported: Path, target: Path) -> tuple[float, float, int]:
+    """Copy every journal row into an empty schema at `target` with executemany: (seconds,
+    CPU, rows)."""
     open_database(f"sqlite:///{target}")
     migrate()
     close_database()
@@ -120,6 +124,21 @@ def _raw_baseline(imported: Path, folder: Path) -> tuple[float, float, int]:
     return elapsed, cpu, sum(len(rows) for rows in rows_by_table.values())
 
 
+def _in_turns(
+    import_into: Callable[[Path], dict[str, float]], folder: Path, rounds: int
+) -> list[dict[str, float]]:
+    """`rounds` times: an import into a fresh database, then the floor of the rows it made."""
+    runs = []
+    for n in range(rounds):
+        imported, raw = folder / f"imported-{n}.sqlite3", folder / f"raw-{n}.sqlite3"
+        run = import_into(imported)
+        run["raw_seconds"], run["raw_cpu"], run["rows"] = _raw_baseline(imported, raw)
+        runs.append(run)
+        for done in folder.glob(f"*-{n}.sqlite3*"):
+            done.unlink()  # a year is a few hundred MB a database
+    return runs
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=2000)
@@ -136,39 +155,45 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--page-limit", type=int, default=5000, help="changes per page with --http (default 5000)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="imports and floors, in turns (default 1)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     return parser.parse_args()
 
 
 def _command(args: argparse.Namespace) -> str:
     command = f"python bench/import.py --students {args.students} --as-of {args.as_of}"
+    rounds = f" --rounds {args.rounds}" if args.rounds > 1 else ""
     if args.http:
-        return command + f" --http --page-limit {args.page_limit}"
-    return command + (" --jsonl" if args.jsonl else "")
+        return command + f" --http --page-limit {args.page_limit}{rounds}"
+    return command + (" --jsonl" if args.jsonl else "") + rounds
 
 
-def _through_file(
-    args: argparse.Namespace, pool: Pool, folder: Path, database: Path
-) -> dict[str, Any]:
+def _through_file(args: argparse.Namespace, pool: Pool, folder: Path) -> dict[str, Any]:
     exchange_file = folder / ("demo.jsonl" if args.jsonl else "demo.json")
     started = time.perf_counter()
     counts = _write_exchange(exchange_file, args.students, args.as_of)
     generated = time.perf_counter() - started
     size_mb = exchange_file.stat().st_size / 2**20
-    child = pool.apply(_import_in_child, (exchange_file, database))
+    runs = _in_turns(
+        lambda database: pool.apply(_import_in_child, (exchange_file, database)),
+        folder,
+        args.rounds,
+    )
     source = (
         f"exchange file: {exchange_file.suffix}, {size_mb:,.0f} MB; generated and written in "
         f"{generated:.1f} s"
     )
     return {
-        **child,
+        "runs": runs,
         "counts": counts,
         "source": source,
         "what": "importer (read, validate, references, upsert, dirty set)",
     }
 
 
-def _through_http(args: argparse.Namespace, pool: Pool, database: Path) -> dict[str, Any]:
+def _through_http(args: argparse.Namespace, pool: Pool, folder: Path) -> dict[str, Any]:
     from otmetka.daemon.demo.fake_upstream import FakeUpstream
 
     counts: Counter[str] = Counter()
@@ -177,19 +202,50 @@ def _through_http(args: argparse.Namespace, pool: Pool, database: Path) -> dict[
     changes = _counted(iter_changes(args.students, 1, args.as_of), counts)
     with FakeUpstream(header, changes) as upstream:
         generated = time.perf_counter() - started
-        work = (upstream.url, upstream.token, args.page_limit, database)
-        child = pool.apply(_pull_in_child, work)
+        work = (upstream.url, upstream.token, args.page_limit)
+        runs = _in_turns(
+            lambda database: pool.apply(_pull_in_child, (*work, database)), folder, args.rounds
+        )
     source = (
-        f"HTTP source from the fake upstream on loopback: {child['pages']:.0f} pages of "
+        f"HTTP source from the fake upstream on loopback: {runs[0]['pages']:.0f} pages of "
         f"{args.page_limit}; school generated in {generated:.1f} s"
     )
     return {
-        **child,
+        "runs": runs,
         "counts": counts,
         "source": source,
         "what": "pull (HTTP, JSON, "
         "validate, references, upsert, dirty set, one transaction per page)",
     }
+
+
+def _listed(values: Iterable[float], digits: int = 1) -> str:
+    return ", ".join(f"{value:.{digits}f}" for value in values)
+
+
+def _lines(args: argparse.Namespace, how: dict[str, Any]) -> list[str]:
+    runs, counts = how["runs"], how["counts"]
+    changes = sum(counts.values())
+    seconds = [run["seconds"] for run in runs]
+    raw = [run["raw_seconds"] for run in runs]
+    dirty = runs[0]["dirty"]
+    dirty_line = f"pages to rebuild recorded: {dirty:,.0f}; " if dirty >= 0 else ""
+    by_round = ", by round" if len(runs) > 1 else ""
+    ratios = [a / b for a, b in zip(seconds, raw, strict=True)]
+    return [
+        f"students: {args.students}, as of {args.as_of}; changes: {changes:,} "
+        f"(marks {counts['mark']:,}); journal rows: {runs[0]['rows']:,}",
+        how["source"],
+        f"{how['what']}: {_listed(seconds)} s = "
+        f"{changes / statistics.median(seconds):,.0f} records/s "
+        f"(CPU {_listed(run['cpu'] for run in runs)} s)",
+        f"raw sqlite3 executemany of the same rows: {_listed(raw, 2)} s "
+        f"(CPU {_listed((run['raw_cpu'] for run in runs), 2)} s)",
+        f"ratio importer / raw{by_round}: {_listed(ratios)} "
+        f"(of CPU time: {_listed(run['cpu'] / run['raw_cpu'] for run in runs)}, less affected "
+        "by other work on the machine)",
+        f"{dirty_line}peak RSS of the importing process {max(run['rss'] for run in runs):,.0f} MB",
+    ]
 
 
 def main() -> None:
@@ -200,28 +256,9 @@ def main() -> None:
         multiprocessing.get_context("spawn").Pool(1) as pool,
         tempfile.TemporaryDirectory() as name,
     ):
-        folder = Path(name)
-        database = folder / "otmetka.sqlite3"
-        if args.http:
-            run = _through_http(args, pool, database)
-        else:
-            run = _through_file(args, pool, folder, database)
-        raw_seconds, raw_cpu, raw_rows = _raw_baseline(database, folder)
-    counts, imported = run["counts"], run["seconds"]
-    changes = sum(counts.values())
-    dirty = f"pages to rebuild recorded: {run['dirty']:,.0f}; " if run["dirty"] >= 0 else ""
-    lines = [
-        f"students: {args.students}, as of {args.as_of}; changes: {changes:,} "
-        f"(marks {counts['mark']:,}); journal rows: {raw_rows:,}",
-        run["source"],
-        f"{run['what']}: {imported:.1f} s = {changes / imported:,.0f} records/s "
-        f"(CPU {run['cpu']:.1f} s)",
-        f"raw sqlite3 executemany of the same rows: {raw_seconds:.2f} s (CPU {raw_cpu:.2f} s)",
-        f"ratio importer / raw: {imported / raw_seconds:.1f} (of CPU time: "
-        f"{run['cpu'] / raw_cpu:.1f}, less affected by other work on the machine)",
-        f"{dirty}peak RSS of the importing process {run['rss']:,.0f} MB",
-    ]
-    record("Import", _command(args), lines, keep=not args.no_record)
+        through = _through_http if args.http else _through_file
+        how = through(args, pool, Path(name))
+    record("Import", _command(args), _lines(args, how), keep=not args.no_record)
 
 
 if __name__ == "__main__":
