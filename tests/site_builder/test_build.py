@@ -151,6 +151,21 @@ def test_rebuild_touches_only_what_changed(school: None, config: Config, rules: 
     assert written == {("student", "s-1"), ("guardian", "g-1"), ("teacher", "t-1")}
 
 
+def test_a_full_rebuild_writes_back_a_page_file_lost_from_the_folder(
+    school: None, config: Config
+) -> None:
+    """The manifest says the page is unchanged, but its file is gone (deleted by hand, a
+    restore of the folder without it): a full build writes it again, and only it."""
+    rows = _issue(config)
+    _build(config)
+    credential = models.Credential.get(models.Credential.login == rows["Иванова Мария"]["login"])
+    lost = config.site.output_dir / "p" / f"{credential.page_id}.html"
+    lost.unlink()
+    result = build.build_site(build_options(config, full=True, today=TODAY))
+    assert result.written == 1 and result.unchanged == 4
+    assert "Иванова-Крылова" in _open_page(config, rows["Иванова Мария"])
+
+
 def test_pages_of_people_who_left_are_removed(
     school: None, config: Config, rules: MarkRules
 ) -> None:
