@@ -25,7 +25,7 @@ from otmetka.daemon.lists import status as lists_status
 from otmetka.daemon.mail import campaigns, outbox, reminders, smtp
 from otmetka.daemon.ops import retention
 from otmetka.daemon.ops import status as ops_status
-from otmetka.db import database, migrate, open_database, staff_facts
+from otmetka.db import database, journal, migrate, open_database, staff_facts
 from otmetka.db import status as db_status
 from otmetka.db.connection import opened_url
 from otmetka.db.migrations import SchemaTooNew
@@ -71,6 +71,7 @@ def open_project(config: Config) -> None:
     except SchemaTooNew as error:
         raise OtmetkaError(f"{config.database.url}: {error}") from None
     secret.finish_interrupted(config)  # a secret rotation that died between commit and rename
+    journal.restore_set_aside()  # indexes a first pull set aside, if it was cut short
 
 
 def init_project(config: Config) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
-from otmetka.db.connection import chunks, database, is_sqlite, upsert_many
+from otmetka.db.connection import chunks, database, is_sqlite, upsert_many, write_transaction
 
 
 def table_for(entity: str) -> type[models.JournalModel]:
@@ -100,6 +100,47 @@ def set_aside_indexes(entity: str) -> list[str]:
 def restore_indexes(statements: Iterable[str]) -> None:
     for statement in statements:
         database.execute_sql(statement)
+
+
+# The statements of the indexes a load of many batches set aside, kept in the database
+# while it runs: a load cut short (a crash, a power cut) leaves them to `restore_set_aside`.
+SET_ASIDE_KEY = "journal.indexes_set_aside"
+
+
+def set_aside_while_empty() -> int:
+    """Set aside the plain indexes of each journal table that is empty, for a load of many
+    batches into them (a first pull), and note them, in one transaction; returns how many.
+    Each batch then writes without them, and `restore_set_aside` makes them once."""
+    with write_transaction():
+        empty = [entity for entity in models.JOURNAL_TABLES if is_empty(entity)]
+        statements = [statement for e in empty for statement in set_aside_indexes(e)]
+        if statements:
+            value = json.dumps([*_noted_set_aside(), *statements])
+            s = models.Setting
+            s.insert(key=SET_ASIDE_KEY, value=value).on_conflict(
+                conflict_target=[s.key], preserve=[s.value]
+            ).execute()
+    return len(statements)
+
+
+def restore_set_aside() -> int:
+    """Make again the indexes that `set_aside_while_empty` noted, after the load or at the
+    next start if it was cut short; returns how many were noted."""
+    statements = _noted_set_aside()
+    if statements:
+        with write_transaction():
+            for statement in statements:  # some may be back already: a restore cut short
+                database.execute_sql(statement.replace("CREATE INDEX ", _IF_MISSING, 1))
+            models.Setting.delete().where(models.Setting.key == SET_ASIDE_KEY).execute()
+    return len(statements)
+
+
+_IF_MISSING = "CREATE INDEX IF NOT EXISTS "
+
+
+def _noted_set_aside() -> list[str]:
+    row = models.Setting.get_or_none(models.Setting.key == SET_ASIDE_KEY)
+    return list(json.loads(row.value)) if row else []
 
 
 def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:

@@ -480,6 +480,10 @@ def pull(
     """
     result = PullResult(cursor=journal.cursor_of(SOURCE))
     shown = _Progress(progress, bar)
+    # A first pull fills empty tables a page at a time, each page its own transaction: their
+    # indexes are set aside until the last page and made once, not grown key by key.
+    journal.restore_set_aside()  # an earlier pull's, if its own restore failed
+    journal.set_aside_while_empty()
     try:
         client = UpstreamClient(params, stop)
         with shown.stack:
@@ -489,6 +493,8 @@ def pull(
     except OtmetkaError as error:
         _note(last_error=str(error), last_error_at=_now())
         raise
+    finally:
+        journal.restore_set_aside()
     if not result.stopped:
         _note(last_ok_at=_now(), last_records=result.records, cursor=result.cursor)
     return result

@@ -62,7 +62,8 @@ _GLOBAL = {
 }
 # A batch of at least this many records writes a table that was empty before it without
 # its plain indexes, made again at the end (journal.set_aside_indexes): a tenth of a first
-# import of a year. Smaller batches (a page of a pull) would pay more for the rebuilds.
+# import of a year. Smaller batches would pay more for the rebuilds; a first pull sets them
+# aside for all its pages at once instead (journal.set_aside_while_empty).
 BULK_RECORDS = 50_000
 _CHUNK_ROWS = row_makers.CHUNK_ROWS
 _INDEX_BITS = row_makers.INDEX_BITS
