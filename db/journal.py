@@ -110,7 +110,10 @@ SET_ASIDE_KEY = "journal.indexes_set_aside"
 def set_aside_while_empty() -> int:
     """Set aside the plain indexes of each journal table that is empty, for a load of many
     batches into them (a first pull), and note them, in one transaction; returns how many.
-    Each batch then writes without them, and `restore_set_aside` makes them once."""
+    Each batch then writes without them, and `restore_set_aside` makes them once. On
+    PostgreSQL nothing is set aside (see `set_aside_indexes`)."""
+    if not is_sqlite():
+        return 0
     with write_transaction():
         empty = [entity for entity in models.JOURNAL_TABLES if is_empty(entity)]
         statements = [statement for e in empty for statement in set_aside_indexes(e)]
