@@ -15,6 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
+from otmetka.db.build_state import get_setting, put_setting
 from otmetka.db.connection import chunks, database, is_sqlite, upsert_many, write_transaction
 
 
@@ -118,11 +119,7 @@ def set_aside_while_empty() -> int:
         empty = [entity for entity in models.JOURNAL_TABLES if is_empty(entity)]
         statements = [statement for e in empty for statement in set_aside_indexes(e)]
         if statements:
-            value = json.dumps([*_noted_set_aside(), *statements])
-            s = models.Setting
-            s.insert(key=SET_ASIDE_KEY, value=value).on_conflict(
-                conflict_target=[s.key], preserve=[s.value]
-            ).execute()
+            put_setting(SET_ASIDE_KEY, json.dumps([*_noted_set_aside(), *statements]))
     return len(statements)
 
 
@@ -132,7 +129,9 @@ def restore_set_aside() -> int:
     statements = _noted_set_aside()
     if statements:
         with write_transaction():
-            for statement in statements:  # some may be back already: a restore cut short
+            # IF NOT EXISTS: a copy of the database (to PostgreSQL) carries the note along
+            # into a schema made whole
+            for statement in statements:
                 database.execute_sql(statement.replace("CREATE INDEX ", _IF_MISSING, 1))
             models.Setting.delete().where(models.Setting.key == SET_ASIDE_KEY).execute()
     return len(statements)
@@ -142,8 +141,8 @@ _IF_MISSING = "CREATE INDEX IF NOT EXISTS "
 
 
 def _noted_set_aside() -> list[str]:
-    row = models.Setting.get_or_none(models.Setting.key == SET_ASIDE_KEY)
-    return list(json.loads(row.value)) if row else []
+    noted = get_setting(SET_ASIDE_KEY)
+    return list(json.loads(noted)) if noted else []
 
 
 def tombstone(entity: str, ids_with_times: Iterable[tuple[str, str]]) -> int:
