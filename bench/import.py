@@ -100,12 +100,32 @@ def _pull_in_child(url: str, token: str, limit: int, database: Path) -> dict[str
     }
 
 
+def _empty_copy(imported: Path, target: Path) -> None:
+    """The schema of `imported` (tables, then indexes, in the order they were made) in a new
+    file at `target`, made with sqlite3 alone."""
+    source = sqlite3.connect(imported)
+    statements = source.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY type = 'index', rowid"
+    ).fetchall()
+    source.close()
+    connection = sqlite3.connect(target)
+    with connection:
+        for (statement,) in statements:
+            connection.execute(statement)
+    connection.close()
+
+
 def _raw_baseline(imported: Path, target: Path) -> tuple[float, float, int]:
     """Copy every journal row into an empty schema at `target` with executemany: (seconds,
-    CPU, rows)."""
-    open_database(f"sqlite:///{target}")
-    migrate()
-    close_database()
+    CPU, rows).
+
+    sqlite3 as it comes: this process never opens a database through otmetka.db, which
+    changes how sqlite3 binds None (connection.bind_none_directly); the floor stays the
+    same whatever the importer does."""
+    if (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters:
+        raise RuntimeError("the floor must run with sqlite3's own adapters only")
+    _empty_copy(imported, target)
     source = sqlite3.connect(imported)
     rows_by_table = {t: source.execute(f'SELECT * FROM "{t}"').fetchall() for t in _tables()}
     source.close()

@@ -9,6 +9,7 @@ Also the write transaction, and `batches`/`chunks`: long lists cut to one statem
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,10 +36,28 @@ def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, object]:
     }
 
 
+def bind_none_directly() -> None:
+    """Let Python's sqlite3 bind None as NULL without searching for an adapter.
+
+    It binds str, int and float at once but looks every other value up in its adapter
+    registry, and for None, found nowhere, it then tries two attribute lookups before
+    binding NULL: about 0.4 µs each time. A year's import binds some 3.6 million Nones (a
+    mark has five columns that are mostly empty), so that search cost more than a tenth of
+    a pull. An entry for None makes it one dictionary hit and a call that returns None
+    (`dict.get` of an empty dict, a C function). Process-wide, like sqlite3's own adapters
+    for dates; the value bound is the same NULL."""
+    sqlite3.register_adapter(type(None), _NONE_ADAPTER)
+
+
+_NOTHING: dict[object, None] = {}
+_NONE_ADAPTER = _NOTHING.get  # takes one argument and returns None
+
+
 def database_for(url: str, busy_timeout_ms: int = 5000) -> peewee.Database:
     """A database for `url` (sqlite:///path, sqlite:///:memory:, postgresql://...), not yet
     connected nor bound to the proxy."""
     if url.startswith("sqlite:///"):
+        bind_none_directly()
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             owner_only(Path(path))

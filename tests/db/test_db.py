@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,13 @@ def test_newer_schema_is_refused(memory_db: None) -> None:
     database.execute_sql(f"PRAGMA user_version = {LATEST_VERSION + 1}")
     with pytest.raises(SchemaTooNew, match="upgrade otmetka or restore a matching backup"):
         migrate()
+
+
+def test_none_is_bound_as_null_through_its_adapter(memory_db: None) -> None:
+    """None takes the adapter registered for it (a dictionary hit instead of a search),
+    and what is stored is still NULL, never a text or a zero."""
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    database.execute_sql("CREATE TABLE bound (value)")
+    database.cursor().executemany("INSERT INTO bound VALUES (?)", [(None,), (0,), ("",)])
+    stored = database.execute_sql("SELECT value IS NULL, typeof(value) FROM bound").fetchall()
+    assert stored == [(1, "null"), (0, "integer"), (0, "text")]
