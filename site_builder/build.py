@@ -45,21 +45,24 @@ ProgressBar = Callable[[str, int], AbstractContextManager[Callable[[int], None]]
 PAGES_DIR = "p"
 _WEEK_KEY = "build.week"
 _LOOK_KEY = "build.look"  # the last build's `_look`, for a page blocked between builds
-PAGE_SCRIPT = "page.js"
+# The offline copy is taken by the first, while the document is parsed; the second binds
+# the acts of a decrypted page and offers that copy.
+PAGE_SCRIPTS = ("save.js", "page.js")
 PAGE_DATA_ID = "otm-page-data"
 # Starting workers costs about a second (less once their server runs): worth it for a full
 # build, not for a few pages.
 PARALLEL_FROM = 300
 
 
-def _page_script() -> str:
-    """static/page.js: binds the act buttons and forms of a decrypted page (see its header)."""
-    return static_files.script(PAGE_SCRIPT)
+def _page_scripts() -> tuple[str, ...]:
+    """static/save.js and static/page.js, as shipped (see their headers)."""
+    return tuple(static_files.script(name) for name in PAGE_SCRIPTS)
 
 
 def _shell_version() -> str:
     digest = hashlib.sha256(shell.shell_version().encode())
-    digest.update(_page_script().encode())
+    for script in _page_scripts():
+        digest.update(script.encode())
     digest.update(render.page_css().encode())
     return digest.hexdigest()[:12]
 
@@ -226,7 +229,7 @@ def _shell_of(title: str, remember_days: int, api: str) -> dict[str, Any]:
         "title": title,
         "remember_days": remember_days,
         "css": render.page_css(),
-        "scripts": (_page_script(), attachments.download_script()),
+        "scripts": (*_page_scripts(), attachments.download_script()),
         "connect_src": connect,
     }
 

@@ -31,13 +31,15 @@ from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, Base64Text, 
 # Inlined first in every document: unlock.js and login.js take the password and login
 # normalisation from it (its one JS copy, as crypto.py), with or without WebCrypto.
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
+# A page's shell then inlines the envelope's crypto steps and the unlocking that uses them.
+ENVELOPE_SCRIPT = "envelope.js"
 UNLOCK_SCRIPT = "unlock.js"
 LOGIN_SCRIPT = "login.js"
 # The staff pages' script and styles ride in every page's shell: a page that carried them
 # only for teachers would be told apart from outside.
 STAFF_SCRIPT = "staff.js"
 STAFF_CSS = "staff.css"
-_SCRIPTS = (UNLOCK_SCRIPT, LOGIN_SCRIPT, STAFF_SCRIPT)
+_SCRIPTS = (ENVELOPE_SCRIPT, UNLOCK_SCRIPT, LOGIN_SCRIPT, STAFF_SCRIPT)
 
 # Mobile first (usable at 360 px), large tap targets, 16 px inputs so iOS does not zoom.
 BASE_CSS = """
@@ -220,6 +222,7 @@ def _shell_parts(
     """The shell cut at its page ids, the last piece cut again at the envelope."""
     inline = [
         static_files.text(VENDOR_BUNDLE),
+        static_files.script(ENVELOPE_SCRIPT),
         static_files.script(UNLOCK_SCRIPT),
         *scripts,
         static_files.script(STAFF_SCRIPT),

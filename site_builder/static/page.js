@@ -20,11 +20,8 @@
  *   error from the API (4xx but 408/429): refused, shown, dropped. Anything else (offline,
  *   timeout, 5xx, 429, a server that is not ours): kept and sent again with the same
  *   event_id on load, when the browser comes online and every 30 seconds.
- * Saving: Chrome's «Скачать» saves what is on the screen, i.e. the decrypted journal. So
- *   this script copies the document as served, before unlock.js touches it, and adds to the
- *   page header (header.pg) div.otm-offline: button [data-otm-save=offline] «Сохранить для
- *   работы без интернета», which downloads that copy (the envelope still encrypted; it
- *   opens from a file with the same password), and a sentence saying why.
+ * Saving: the button «Сохранить для работы без интернета» comes from static/save.js
+ *   (window.OtmSave), inlined before this script: offered on init, taken away on destroy.
  * The week at a glance (templates/_glance.html.j2): items [data-otm-day=YYYY-MM-DD] newer
  *   than the previous day this page was opened on this device get class "is-new", and each
  *   glance's [data-otm-new] line says how many. localStorage "otm:seen:<id>" = {last, prev}.
@@ -61,43 +58,6 @@
     withdrawn: 'Отзыв согласия',
     breach_report: 'Сообщение об утечке',
   };
-
-  // ---- the page as served ---------------------------------------------------------------
-
-  // Copied while the parser stands at this script: unlock.js starts on DOMContentLoaded,
-  // so nothing is decrypted or changed yet. The scripts after this one are not parsed yet;
-  // their copies are added once they are.
-  var served = document.documentElement.cloneNode(true);
-  var scripts = document.getElementsByTagName('script');
-  var thisScript = document.currentScript || scripts[scripts.length - 1];
-
-  function copyLaterScripts() {
-    var body = served.querySelector('body');
-    for (var n = thisScript && thisScript.nextSibling; n && body; n = n.nextSibling) {
-      body.appendChild(n.cloneNode(true));
-    }
-  }
-
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', copyLaterScripts);
-  else served = null; // run after the page was parsed (not by the shell): nothing to save
-
-  function servedFileName() {
-    var name = (document.title || 'Дневник').replace(/[\\/:*?"<>|]+/g, ' ').trim();
-    return (name || 'Дневник') + '.html';
-  }
-
-  function saveServed() {
-    var html = '<!DOCTYPE html>\n' + served.outerHTML + '\n';
-    var url = URL.createObjectURL(new Blob([html], { type: 'text/html;charset=utf-8' }));
-    var a = document.createElement('a');
-    a.href = url;
-    a.download = servedFileName();
-    a.hidden = true;
-    document.body.appendChild(a);
-    a.click();
-    document.body.removeChild(a);
-    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
-  }
 
   // ---- helpers ------------------------------------------------------------------------
 
@@ -369,8 +329,7 @@
 
   // The new page replaces the consent page in this tab; the offline copy follows it.
   Page.prototype.swap = function (fragment, envelopeText) {
-    var copy = served && served.querySelector('#otm-envelope');
-    if (copy) copy.textContent = envelopeText;
+    if (window.OtmSave) window.OtmSave.keep(envelopeText);
     var root = this.root;
     root.innerHTML = fragment; // the builder's own output, as unlock.js inserts it
     window.OtmPage.init(root, this.info);
@@ -379,34 +338,13 @@
   };
 
   Page.prototype.offerSave = function () {
-    var header = this.root.querySelector('header.pg');
-    if (!header || !served) return;
-    var box = document.createElement('div');
-    box.className = 'otm-offline';
-    var button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'act-go act-quiet';
-    button.setAttribute('data-otm-save', 'offline');
-    button.textContent = 'Сохранить для работы без интернета';
-    button.addEventListener('click', saveServed);
-    var why = document.createElement('p');
-    why.className = 'pg-meta';
-    why.textContent = 'Файл откроется без интернета тем же паролем, а дневник в нём ' +
-      'останется зашифрованным, в отличие от «Скачать» в меню браузера.';
-    box.appendChild(button);
-    box.appendChild(why);
-    header.appendChild(box);
-    // Not on paper: a button is no use there.
-    this.onPrint = function () { box.hidden = true; };
-    this.afterPrint = function () { box.hidden = false; };
-    window.addEventListener('beforeprint', this.onPrint);
-    window.addEventListener('afterprint', this.afterPrint);
+    var save = window.OtmSave; // static/save.js, inlined before this script
+    this.unoffer = save ? save.offer(this.root) : null;
   };
 
   Page.prototype.stop = function () {
     window.removeEventListener('online', this.onOnline);
-    if (this.onPrint) window.removeEventListener('beforeprint', this.onPrint);
-    if (this.afterPrint) window.removeEventListener('afterprint', this.afterPrint);
+    if (this.unoffer) this.unoffer();
     if (this.timer) window.clearInterval(this.timer);
     if (this.reopenTimer) window.clearTimeout(this.reopenTimer);
     this.timer = null;

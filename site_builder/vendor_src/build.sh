@@ -52,7 +52,7 @@ echo "wrote $out: $bytes bytes minified, $gz bytes gzipped"
 # source edited without running this script.
 min_dir=../static/min
 mkdir -p "$min_dir"
-for name in unlock.js page.js login.js download.js staff.js; do
+for name in envelope.js unlock.js save.js page.js login.js download.js staff.js; do
   src=../static/$name
   sum=$(sha256sum "$src" | cut -d' ' -f1)
   ./node_modules/.bin/esbuild "$src" \

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -124,6 +126,12 @@ def _log_in(page: Page, port: int, row: dict[str, str]) -> None:
     log_in(page, f"http://127.0.0.1:{port}/", row)
 
 
+def _envelope_of(html: str) -> str:
+    found = re.search(r'<script type="application/json" id="otm-envelope">(.*?)</script>', html)
+    assert found is not None, "a page carries its envelope"
+    return found.group(1)
+
+
 def _top(page: Page, selector: str) -> float:
     box = page.locator(selector).first.bounding_box()
     assert box is not None, selector
@@ -226,6 +234,8 @@ def test_consent_opens_the_diary_without_the_password(tmp_path: Path, page: Page
     config, logins = _school(tmp_path / "school", port, consent=False)
     with waitress_server(create_app(config), port=port):
         _log_in(page, port, logins[MOTHER])
+        page_file = config.site.output_dir / urlsplit(page.url).path.lstrip("/")
+        consent_envelope = _envelope_of(page_file.read_text(encoding="utf-8"))
         assert "Иванова-Крылова" not in page.inner_text("#otm-app")
         page.check('[data-otm-confirm="granted"]')
         page.click('[data-otm-act="granted"]')
@@ -238,6 +248,14 @@ def test_consent_opens_the_diary_without_the_password(tmp_path: Path, page: Page
         assert "Иванова-Крылова Алёна" in page.inner_text("#otm-app")
         assert page.evaluate("document.documentElement.dataset.otmState") == "unlocked"
         assert not page.is_visible("#otm-password")
+        # The offline copy follows the swap: a file saved now opens the diary, sealed.
+        with page.expect_download() as waiting:
+            page.click("[data-otm-save=offline]")
+        saved = waiting.value.path().read_text(encoding="utf-8")
+        diary_envelope = _envelope_of(page_file.read_text(encoding="utf-8"))
+        assert diary_envelope != consent_envelope
+        assert _envelope_of(saved) == diary_envelope
+        assert "Иванова-Крылова" not in saved
         # «Выйти» still locks: the key lived in this tab only.
         page.click("#otm-logout")
         page.wait_for_selector("#otm-password", state="visible")

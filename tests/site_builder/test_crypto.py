@@ -271,7 +271,7 @@ def test_shell_is_self_contained_with_csp_for_its_scripts() -> None:
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert csp and "default-src &#39;none&#39;" in csp.group(1)
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    assert len(scripts) == 4  # bundle, unlock.js, staff.js, the page's own
+    assert len(scripts) == 5  # bundle, envelope.js, unlock.js, staff.js, the page's own
     for source in scripts:
         digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
         assert f"sha256-{digest}" in csp.group(1)
@@ -284,7 +284,7 @@ def test_shell_envelope_cannot_close_its_script_tag() -> None:
     text = str(envelope_json(hostile))
     assert "<" not in text and ">" not in text and json.loads(text) == hostile
     html = render_shell(hostile, PAGE, title="x", remember_days=0)
-    assert html.count(b"</script>") == 4  # envelope, bundle, unlock.js, staff.js
+    assert html.count(b"</script>") == 5  # envelope, bundle, envelope.js, unlock.js, staff.js
 
 
 def test_envelope_json_is_the_compact_sorted_json_of_the_envelope() -> None:
@@ -339,13 +339,13 @@ def test_login_page_carries_public_salt_escaped() -> None:
 
 
 def test_shipped_scripts_avoid_syntax_newer_than_es2017() -> None:
-    """A cheap guard for old Android browsers: the usual post-ES2017 slips in unlock.js and
-    login.js (the vendored bundle is lowered to ES2017 by esbuild)."""
+    """A cheap guard for old Android browsers: the usual post-ES2017 slips in our page
+    scripts (the vendored bundle is lowered to ES2017 by esbuild)."""
     static = paths.ROOT / "site_builder" / "static"
     # ?. ?? (ES2020), catch without binding (ES2019), async generators (ES2018),
     # private class members (ES2022).
     newer = re.compile(r"\?\.(?!\d)|\?\?|\bcatch\s*\{|\basync\s+function\s*\*|#\w+\s*[=(;]")
-    for name in ("unlock.js", "login.js"):
+    for name in sorted(p.name for p in static.glob("*.js")):
         source = (static / name).read_text(encoding="utf-8")
         code = re.sub(r"/\*.*?\*/|//[^\n]*", "", source, flags=re.S)
         assert not newer.findall(code), name
@@ -372,9 +372,10 @@ def test_js_normalisation_tables_match_python() -> None:
 
 
 def test_page_scripts_carry_no_copy_of_the_normalisation() -> None:
-    """unlock.js and login.js take it from the bundle, so they cannot drift apart."""
+    """envelope.js (for unlock.js) and login.js take it from the bundle, so they cannot
+    drift apart."""
     static = paths.ROOT / "site_builder" / "static"
-    for name in ("unlock.js", "login.js"):
+    for name in ("envelope.js", "login.js"):
         source = (static / name).read_text(encoding="utf-8")
         assert "АВЕКМНОРСТХУ" not in source, name
         assert "bundle().normalisePassword(" in source, name

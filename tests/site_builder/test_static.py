@@ -17,7 +17,15 @@ SOURCES = sorted(p.name for p in STATIC.iterdir() if p.name.endswith(".js"))
 
 
 def test_every_page_script_has_a_minified_copy() -> None:
-    assert SOURCES == ["download.js", "login.js", "page.js", "staff.js", "unlock.js"]
+    assert SOURCES == [
+        "download.js",
+        "envelope.js",
+        "login.js",
+        "page.js",
+        "save.js",
+        "staff.js",
+        "unlock.js",
+    ]
     for name in SOURCES:
         assert (STATIC / static_files.MINIFIED_DIR / name).is_file(), name
 
