@@ -64,11 +64,6 @@ def script_version() -> str:
     return hashlib.sha256(download_script().encode()).hexdigest()[:12]
 
 
-def page_scripts(fragment: str) -> list[str]:
-    """The download script, for pages that link an encrypted file; nothing for the rest."""
-    return [download_script()] if FILE_MARK in fragment else []
-
-
 def connect_src(base: str, fragment: str) -> str:
     """The page's CSP connect-src, plus its own origin where it links a file to fetch
     (the .bin sits beside the page, on the school's server or a mirror)."""

@@ -1,7 +1,9 @@
 /* otmetka download.js: downloads of encrypted files linked from a decrypted page.
  *
- * Shipped code: ES2017, no external requests. Inlined after unlock.js into pages that link
- * a file (site_builder/pdf/files.py page_scripts); it does not touch window.OtmPage.
+ * Shipped code: ES2017, no external requests. Inlined into every page after page.js
+ * (site_builder/build.py: a page that carried it only where a file is linked would be told
+ * apart); it does not touch window.OtmPage. It saves with OtmSave.saveBlob (static/save.js,
+ * inlined before it).
  *
  * DOM contract (made by templates/_class.html.j2 inside the decrypted fragment):
  *   <a href="../f/<file id>.bin" data-otm-file="<file id>" data-otm-filename="name.pdf">
@@ -46,15 +48,7 @@
   }
 
   function save(bytes, name) {
-    var url = URL.createObjectURL(new Blob([bytes], { type: 'application/pdf' }));
-    var a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.hidden = true;
-    document.body.appendChild(a);
-    a.click();
-    document.body.removeChild(a);
-    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+    window.OtmSave.saveBlob(new Blob([bytes], { type: 'application/pdf' }), name);
   }
 
   function download(link) {

@@ -13,6 +13,7 @@
  *   that was not made while it was parsed (a script run after the page was loaded).
  * keep(envelopeText) puts a newer envelope (the page after consent) into the copy, so the
  *   file saved afterwards opens the page now on the screen.
+ * saveBlob(blob, name) hands a Blob to the browser as a download (static/download.js too).
  */
 (function () {
   'use strict';
@@ -39,17 +40,21 @@
     return (name || 'Дневник') + '.html';
   }
 
-  function saveServed() {
-    var html = '<!DOCTYPE html>\n' + served.outerHTML + '\n';
-    var url = URL.createObjectURL(new Blob([html], { type: 'text/html;charset=utf-8' }));
+  function saveBlob(blob, name) {
+    var url = URL.createObjectURL(blob);
     var a = document.createElement('a');
     a.href = url;
-    a.download = servedFileName();
+    a.download = name;
     a.hidden = true;
     document.body.appendChild(a);
     a.click();
     document.body.removeChild(a);
     setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  }
+
+  function saveServed() {
+    var html = '<!DOCTYPE html>\n' + served.outerHTML + '\n';
+    saveBlob(new Blob([html], { type: 'text/html;charset=utf-8' }), servedFileName());
   }
 
   function offer(root) {
@@ -86,5 +91,5 @@
     if (copy) copy.textContent = envelopeText;
   }
 
-  window.OtmSave = { offer: offer, keep: keep };
+  window.OtmSave = { offer: offer, keep: keep, saveBlob: saveBlob };
 })();
