@@ -3,7 +3,6 @@ content changes, written atomically, with no personal data in plain text anywher
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import stat
@@ -20,6 +19,7 @@ from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import models
 from otmetka.site_builder import atomic, build, crypto, publishing
+from tests.support.acts_support import logins_for_everyone
 from tests.support.factories import change, envelope, small_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -33,10 +33,7 @@ def school(file_db: Path, rules: MarkRules) -> None:
 
 def _issue(config: Config) -> dict[str, dict[str, str]]:
     """Logins for everyone; Иванова Мария has consented on paper, so her page shows data."""
-    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
-    assert result.list_path is not None
-    with result.list_path.open(encoding="utf-8-sig") as handle:
-        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    rows = logins_for_everyone(config)
     login = rows["Иванова Мария"]["login"]
     paper.register_consent(config, login=login, decision="granted", paper=True)
     return rows

@@ -174,15 +174,19 @@ def make_config(folder: Path, **sections: dict[str, Any]) -> Config:
     return config_from_dict(data, base_dir=folder, env={})
 
 
+def logins_for_everyone(config: Config) -> dict[str, dict[str, str]]:
+    """Issue a login to everyone; the one-time list's rows (login, password...) by name."""
+    issued = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
+    assert issued.list_path is not None
+    with issued.list_path.open(encoding="utf-8-sig") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle)}
+
+
 def build_school(config: Config) -> School:
     """The small school imported, everyone given a login, the site built (no consent yet)."""
     open_project(config)
     import_document(small_school(), "school.json", MarkRules())
-    issued = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        logins = {row["name"]: row for row in csv.DictReader(handle)}
-    school = School(config, logins)
+    school = School(config, logins_for_everyone(config))
     school.rebuild()
     return school
 

@@ -1,10 +1,6 @@
 """Faults, each with real processes on real files; afterwards the database always passes
 `integrity_check`.
 
-- `otmetka build` killed with SIGKILL half-way: every page in output/ is a complete one that
-  opens with its key, no temp file is served and the next build clears them.
-- A build that runs out of disk (a file-size limit, and a real full file system on a small
-  tmpfs): one clear line, exit 1, the site as it was.
 - `otmetka serve` killed while parents post acts: no act that got a 2xx answer is lost or
   recorded twice.
 - `otmetka sync --file` killed half-way through a big import: nothing of the file is in the
@@ -16,15 +12,15 @@
   by another process: one clear line that names the database file, exit 1, no traceback
   (one with --debug), the database as it was; with room again the import completes.
 
-(Killing a pull and an outbox push is in test_crash.py; a mail sender killed after the 250
-of a single letter in tests/daemon/mail/test_smtp.py.)
+(A build's faults are in test_build_faults.py; killing a pull and an outbox push is in
+test_crash.py; a mail sender killed after the 250 of a single letter in
+tests/daemon/mail/test_smtp.py.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import http.client
 import json
 import os
@@ -44,16 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from otmetka.daemon import runtime
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, load_config
 from otmetka.daemon.demo.school import generate_school, write_exchange_file
-from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.mail import letters, smtp
 from otmetka.db import close_database, write_transaction
-from otmetka.site_builder import crypto
+from tests.support import fault_support as faults
 from tests.support.acts_support import ack_body, build_school, call, make_config, write_config_file
 from tests.support.servers import Inbox, free_port, smtp_server, wait_until_listening
 from tests.support.sync_support import (
@@ -66,250 +60,6 @@ from tests.support.sync_support import (
     wait_for,
     write_project,
 )
-
-STUDENTS = 250  # about 580 pages: a full build takes several seconds, time to kill it
-STALE = 3600  # seconds: older than any write in progress (build.STALE_TEMP_S is 15 min)
-
-
-# --- a school large enough, built once ----------------------------------------------------------
-
-
-def _otmetka(config: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [OTMETKA, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        **options,
-    )
-
-
-@pytest.fixture(scope="module")
-def school(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo school with logins for everyone and its site built; its config file."""
-    folder = tmp_path_factory.mktemp("faults")
-    config_path = write_project(folder)
-    done = _otmetka(config_path, "demo", "--students", str(STUDENTS), "--no-serve")
-    assert done.returncode == 0, done.stderr
-    return config_path
-
-
-def _database(config: Config) -> Path:
-    path = config.database_path()
-    assert path is not None
-    return path
-
-
-def _keys(config: Config) -> dict[str, bytes]:
-    rows = query(_database(config), "SELECT page_id, derived_key FROM credential")
-    return {str(page_id): bytes(key) for page_id, key in rows}
-
-
-def _open_all(output: Path, keys: dict[str, bytes]) -> dict[str, str]:
-    """Every page in output/p decrypted with its key; fails on any that does not open."""
-    pages = {}
-    for path in _pages(output):
-        html = path.read_text(encoding="utf-8")
-        sealed = json.loads(html.split('id="otm-envelope">', 1)[1].split("</script>", 1)[0])
-        pages[path.stem] = crypto.decrypt_page(sealed, keys[path.stem], path.stem).decode()
-    return pages
-
-
-def _rewrite_everything_next(config: Config) -> None:
-    """Forget the manifest, so the next `build --full` writes every page again."""
-    with contextlib.closing(sqlite3.connect(_database(config))) as conn:
-        conn.execute("DELETE FROM build_manifest")
-        conn.commit()
-
-
-def _integrity(config: Config) -> str:
-    return integrity(_database(config))
-
-
-def _temp_files(output: Path) -> list[Path]:
-    return sorted(output.rglob(".tmp-*"))
-
-
-def _pages(output: Path) -> list[Path]:
-    """The pages (pathlib's glob would match the builder's .tmp-*.html files too)."""
-    return sorted(p for p in (output / "p").glob("*.html") if not p.name.startswith("."))
-
-
-def _page_inodes(output: Path) -> dict[str, int]:
-    """Every page file's inode: a page renamed into place is a new file (all share one mtime)."""
-    return {p.stem: p.stat().st_ino for p in _pages(output)}
-
-
-def _rewritten(output: Path, inodes: dict[str, int]) -> int:
-    now = _page_inodes(output)
-    return sum(now[k] != t for k, t in inodes.items())
-
-
-def _under_way(output: Path, inodes: dict[str, int]) -> bool:
-    """New pages are written to hidden names first, then renamed into place."""
-    return bool(_temp_files(output)) or _rewritten(output, inodes) > 0
-
-
-# --- SIGKILL during a build -----------------------------------------------------------------------
-
-
-def test_a_build_killed_half_way_leaves_a_complete_site(school: Path) -> None:
-    config = load_config(school)
-    output, keys = config.site.output_dir, _keys(config)
-    before = _open_all(output, keys)
-    inodes = _page_inodes(output)
-    _rewrite_everything_next(config)
-    with open(school.parent / "build.log", "wb") as log:
-        process = subprocess.Popen(
-            [OTMETKA, "--config", str(school), "build", "--full"], stdout=log, stderr=log
-        )
-    try:
-        # Stopped at the first new page seen, staged or renamed (a look at the folder can
-        # take a second while the build fsyncs), then killed: caught in the middle.
-        wait_for(lambda: _under_way(output, inodes), 120, "the first page written")
-        process.send_signal(signal.SIGSTOP)
-        rewritten = _rewritten(output, inodes)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-    assert rewritten < len(inodes), "the kill must land in the middle of the build"
-    assert _temp_files(output) or rewritten > 0
-
-    assert _integrity(config) == "ok"
-    assert _open_all(output, keys) == before  # every page whole: the old one or the new one
-    _no_temp_file_is_served(config)
-
-    # The next build clears what the killed one left, and finishes the work.
-    leftovers = _temp_files(output)
-    for path in leftovers:
-        os.utime(path, (time.time() - STALE, time.time() - STALE))
-    fresh = output / "p" / ".tmp-being-written-now.html"  # a write in progress right now
-    fresh.write_text("half a page", encoding="utf-8")
-    done = _otmetka(school, "build")
-    assert done.returncode == 0, done.stderr
-    assert _temp_files(output) == [fresh]
-    fresh.unlink()
-    assert _open_all(output, keys) == before
-    assert _integrity(config) == "ok"
-
-
-def _status(client: Any, url: str) -> int:
-    response = client.get(url)
-    response.close()  # a file answer holds the file open until closed
-    return int(response.status_code)
-
-
-def _no_temp_file_is_served(config: Config) -> None:
-    """Temp files (left by the kill, and one planted for sure) are never served."""
-    output = config.site.output_dir
-    planted = output / "p" / ".tmp-planted.html"
-    planted.write_text("<p>half a page</p>", encoding="utf-8")
-    os.utime(planted, (time.time() - STALE, time.time() - STALE))
-    (output / ".hidden").write_text("not for the web", encoding="utf-8")
-    client = create_app(config).test_client()
-    try:
-        for path in [*_temp_files(output), output / ".hidden"]:
-            url = "/" + path.relative_to(output).as_posix()
-            assert _status(client, url) == 404, url
-            assert _status(client, url.replace("/.", "/%2E")) == 404, url
-        assert _status(client, f"/p/{_pages(output)[0].name}") == 200
-    finally:
-        close_database()
-        (output / ".hidden").unlink()
-
-
-# --- a full disk during a build -------------------------------------------------------------------
-
-
-def test_a_file_size_limit_stops_the_build_with_a_clear_message(school: Path) -> None:
-    config = load_config(school)
-    output, keys = config.site.output_dir, _keys(config)
-    before = _open_all(output, keys)
-    _rewrite_everything_next(config)
-    # `ulimit -f 48`: no file may grow past 48 KB. SQLite's shared-memory file (32 KB) still
-    # fits; a page (70 KB and more) does not. Python ignores SIGXFSZ, so the write fails
-    # with EFBIG instead of the signal killing the process.
-    command = f"ulimit -f 48 && exec {OTMETKA} --config {school} build --full"
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
-    assert done.returncode == 1
-    message = done.stderr.strip().splitlines()[-1]
-    assert message.startswith("Error: build stopped: cannot write ")
-    assert os.strerror(errno.EFBIG) in message and "run `otmetka build` again" in message
-    assert "Traceback" not in done.stderr
-    assert _temp_files(output) == []
-    assert _open_all(output, keys) == before
-    assert _integrity(config) == "ok"
-
-
-@contextlib.contextmanager
-def _small_file_system(folder: Path, size_mb: int) -> Iterator[Path]:
-    """A tmpfs of `size_mb` at `folder` (the test machines run as root)."""
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert mounted.returncode == 0, f"cannot mount a tmpfs (root needed): {mounted.stderr}"
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder: Path, leave: int) -> Path:
-    """Fill the file system to the last byte, then free `leave` bytes."""
-    filler = folder / "filler.bin"
-    chunk = b"\0" * 65536
-    # suppress outermost: closing the file flushes what the last write left and fails too
-    with contextlib.suppress(OSError), filler.open("wb") as handle:
-        while True:
-            handle.write(chunk)
-            handle.flush()
-    with filler.open("r+b") as handle:
-        handle.truncate(max(0, filler.stat().st_size - leave))
-    return filler
-
-
-def test_a_full_disk_stops_the_build_and_the_site_stays(school: Path, tmp_path: Path) -> None:
-    base = load_config(school)
-    # A full build stages every new page before the renames: room for the site twice.
-    with _small_file_system(tmp_path / "small-disk", 192) as disk:
-        config_path = tmp_path / "config.yaml"
-        settings = yaml.safe_load(school.read_text(encoding="utf-8"))
-        settings["database"] = {"url": f"sqlite:///{_database(base)}"}
-        settings["site"] = {**settings["site"], "secret_file": str(base.site.secret_file)}
-        settings["site"]["output_dir"] = str(disk / "output")
-        settings["paths"] = {"var_dir": str(tmp_path / "var")}
-        config_path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        config = load_config(config_path)
-        _rewrite_everything_next(config)
-        first = _otmetka(config_path, "build", "--full")
-        assert first.returncode == 0, first.stderr
-        keys = _keys(config)
-        before = _open_all(config.site.output_dir, keys)
-
-        # A page is rewritten through a temp file beside it, so a rebuild needs room for the
-        # pages being written at once: leave room for one (70-150 KB), not for four.
-        filler = _fill(disk, leave=100 * 1024)
-        _rewrite_everything_next(config)
-        done = _otmetka(config_path, "build", "--full")
-        assert done.returncode == 1, done.stdout + done.stderr
-        message = done.stderr.strip().splitlines()[-1]
-        assert message.startswith("Error: build stopped: cannot write ")
-        assert os.strerror(errno.ENOSPC) in message and "free disk space" in message
-        assert _temp_files(config.site.output_dir) == []
-        assert _open_all(config.site.output_dir, keys) == before
-        assert _integrity(config) == "ok"
-
-        filler.unlink()  # room again: the next build completes
-        again = _otmetka(config_path, "build")
-        assert again.returncode == 0, again.stderr
-        assert _open_all(config.site.output_dir, keys) == before
-
 
 # --- SIGKILL while acts are posted ---------------------------------------------------------------
 
@@ -376,7 +126,7 @@ def test_serve_killed_while_acts_arrive_loses_and_doubles_nothing(project_dir: P
     )
     token = school.token("Иванова Мария")
     close_database()
-    database = _database(config)
+    database = faults.database_file(config)
     earlier = set(_event_counts(database))  # the paper consent
     port = free_port()
     posters = [Poster(port, token) for _ in range(4)]
@@ -399,7 +149,7 @@ def test_serve_killed_while_acts_arrive_loses_and_doubles_nothing(project_dir: P
     confirmed = {k for p in posters for k, status in p.answered.items() if 200 <= status < 300}
     assert confirmed and all(s == 201 for p in posters for s in p.answered.values())
     assert len(sent) > len(confirmed), "some acts were in flight when the server died"
-    assert _integrity(config) == "ok"
+    assert faults.config_integrity(config) == "ok"
     counts = {k: n for k, n in _event_counts(database).items() if k not in earlier}
     assert confirmed <= set(counts), "an act answered 201 was lost"
     assert set(counts.values()) == {1}
@@ -415,9 +165,9 @@ def test_serve_killed_while_acts_arrive_loses_and_doubles_nothing(project_dir: P
     assert _recorded_in_audit(database) == {**counts, **dict.fromkeys(earlier, 1)}
     pushed = query(database, "SELECT key FROM outbox_item WHERE kind = 'push_event'")
     assert sorted(key for (key,) in pushed) == sorted([*sent, *earlier])
-    verified = _otmetka(config_path, "audit", "verify")
+    verified = faults.run_otmetka(config_path, "audit", "verify")
     assert verified.returncode == 0 and "audit chain intact" in verified.stdout
-    assert _integrity(config) == "ok"
+    assert faults.config_integrity(config) == "ok"
 
 
 # --- SIGKILL during a file import ----------------------------------------------------------------
@@ -454,9 +204,9 @@ def _project_with_prefix(
 ) -> tuple[Path, Path]:
     """A project whose database holds the prefix file; its config file and database."""
     config_path = write_project(folder, **sections)
-    done = _otmetka(config_path, "sync", "--file", str(files.prefix))
+    done = faults.run_otmetka(config_path, "sync", "--file", str(files.prefix))
     assert done.returncode == 0, done.stderr
-    return config_path, _database(load_config(config_path))
+    return config_path, faults.database_file(load_config(config_path))
 
 
 def _progress_past(terminal: int, percent: int, timeout: float) -> int:
@@ -514,7 +264,7 @@ def test_an_import_killed_half_way_leaves_nothing_of_the_file(
     assert journal_of(database, every_table=True) == before
     assert stored_cursor(database, "file") == "prefix"
 
-    again = _otmetka(config_path, "sync", "--file", str(exchange_files.big))
+    again = faults.run_otmetka(config_path, "sync", "--file", str(exchange_files.big))
     assert again.returncode == 0, again.stderr
     assert integrity(database) == "ok"
     assert stored_cursor(database, "file") == exchange_files.cursor
@@ -541,7 +291,9 @@ def _queue_letters(config: Config, count: int) -> dict[str, str]:
                 assert smtp.queue_letter(config, f"fault:{n}", letter, smtp.now_utc())
     finally:
         close_database()
-    payloads = query(_database(config), "SELECT payload FROM outbox_item WHERE kind = 'mail'")
+    payloads = query(
+        faults.database_file(config), "SELECT payload FROM outbox_item WHERE kind = 'mail'"
+    )
     return {p["message_id"]: p["subject"] for p in (json.loads(row[0]) for row in payloads)}
 
 
@@ -581,7 +333,7 @@ def test_mail_flush_killed_in_a_long_queue_sends_every_letter(tmp_path: Path) ->
     with smtp_server() as (port, inbox):
         config_path = write_project(tmp_path, mail={"enabled": True, "smtp_port": port})
         config = load_config(config_path)
-        database = _database(config)
+        database = faults.database_file(config)
         queued = _queue_letters(config, LETTERS)
         assert len(queued) == LETTERS
 
@@ -593,7 +345,7 @@ def test_mail_flush_killed_in_a_long_queue_sends_every_letter(tmp_path: Path) ->
         [in_flight] = [json.loads(p) for p, error in unsent if error.startswith("sending: ")]
 
         # Run again at once: the rest go, the letter in flight counts as being sent.
-        again = _otmetka(config_path, "mail", "flush")
+        again = faults.run_otmetka(config_path, "mail", "flush")
         assert again.returncode == 0, again.stderr
         assert f"mail: sent {LETTERS - KILL_AT}; 1 letters wait" in again.stdout
         # Later it is someone's unfinished attempt no more, and goes again.
@@ -633,15 +385,15 @@ def test_a_full_disk_under_the_database_stops_the_import_cleanly(
     tmp_path: Path, exchange_files: ExchangeFiles
 ) -> None:
     # The import needs the database (about 35 MB) and its write-ahead log beside it.
-    with _small_file_system(tmp_path / "small-disk", 128) as disk:
+    with faults.small_file_system(tmp_path / "small-disk", 128) as disk:
         url = f"sqlite:///{disk / 'db' / 'otmetka.sqlite3'}"
         config_path, database = _project_with_prefix(
             tmp_path, exchange_files, database={"url": url}
         )
         before = journal_of(database, every_table=True)
-        filler = _fill(disk, leave=2 * 1024 * 1024)
+        filler = faults.fill_file_system(disk, leave=2 * 1024 * 1024)
 
-        done = _otmetka(config_path, "sync", "--file", str(exchange_files.big))
+        done = faults.run_otmetka(config_path, "sync", "--file", str(exchange_files.big))
         _failed_cleanly(
             done,
             f"the disk holding the database {database} is full",
@@ -652,7 +404,7 @@ def test_a_full_disk_under_the_database_stops_the_import_cleanly(
         assert integrity(database) == "ok"
         assert journal_of(database, every_table=True) == before
 
-        again = _otmetka(config_path, "sync", "--file", str(exchange_files.big))
+        again = faults.run_otmetka(config_path, "sync", "--file", str(exchange_files.big))
         assert again.returncode == 0, again.stderr
         assert stored_cursor(database, "file") == exchange_files.cursor
         assert integrity(database) == "ok"
@@ -673,7 +425,7 @@ def test_a_file_size_limit_on_the_database_stops_the_import_cleanly(
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
 
     command = ["sync", "--file", str(exchange_files.big)]
-    done = _otmetka(config_path, *command, preexec_fn=limited)
+    done = faults.run_otmetka(config_path, *command, preexec_fn=limited)
     _failed_cleanly(
         done,
         f"the database {database} cannot grow",
@@ -681,7 +433,7 @@ def test_a_file_size_limit_on_the_database_stops_the_import_cleanly(
         ROLLED_BACK,
         "run the command again",
     )
-    debug = _otmetka(config_path, "--debug", *command, preexec_fn=limited)
+    debug = faults.run_otmetka(config_path, "--debug", *command, preexec_fn=limited)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "disk I/O error" in debug.stderr
     assert integrity(database) == "ok"
@@ -692,11 +444,11 @@ def test_a_database_held_by_another_process_is_a_clear_message(tmp_path: Path) -
     small = tmp_path / "small.json"
     write_exchange_file(generate_school(students=20, seed=5, as_of=AS_OF), small)
     config_path = write_project(tmp_path, database={"busy_timeout_ms": 200})
-    assert _otmetka(config_path, "init").returncode == 0
-    database = _database(load_config(config_path))
+    assert faults.run_otmetka(config_path, "init").returncode == 0
+    database = faults.database_file(load_config(config_path))
     with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as holder:
         holder.execute("BEGIN IMMEDIATE")  # as a daemon in the middle of its own import
-        done = _otmetka(config_path, "sync", "--file", str(small))
+        done = faults.run_otmetka(config_path, "sync", "--file", str(small))
         holder.execute("ROLLBACK")
     _failed_cleanly(
         done,
@@ -705,5 +457,5 @@ def test_a_database_held_by_another_process_is_a_clear_message(tmp_path: Path) -
         "Wait for it to finish or stop it, then run the command again.",
     )
     assert stored_cursor(database, "file") is None
-    assert _otmetka(config_path, "sync", "--file", str(small)).returncode == 0
+    assert faults.run_otmetka(config_path, "sync", "--file", str(small)).returncode == 0
     assert stored_cursor(database, "file") is not None

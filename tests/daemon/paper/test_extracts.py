@@ -1,10 +1,10 @@
 """Paper extracts: what they show (read back from the PDF), page numbers per student, the
 shipped fonts, hard cases that must wrap, the cache, the records behind `ack register`,
-the whole-school run with its index, bad input, and the class teacher's encrypted copy."""
+the whole-school run with its index, and bad input. The class teacher's encrypted copy is
+in test_extract_copy.py."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import re
@@ -16,42 +16,25 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 from weasyprint.formatting_structure import boxes
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
-from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.paper import printing
 from otmetka.db import models
 from otmetka.db import printing as printed
-from otmetka.site_builder import attachments, build, crypto
+from otmetka.site_builder import crypto
 from otmetka.site_builder.pages import family
 from otmetka.site_builder.pdf import engine, extracts
+from tests.support.extract_support import print_class
 from tests.support.factories import change, envelope
 from tests.support.page_factories import TODAY, page_school, two_class_school
 from tests.support.qr_codes import read_qr_codes
 
-QUIET = Reporter(quiet=True)
 NBSP = "\u00a0"
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _print(config: Config, **options: Any) -> printing.ExtractsResult:
-    args: dict[str, Any] = {
-        "class_name": "7Б",
-        "everyone": False,
-        "period": None,
-        "paper_only": False,
-        "out": None,
-        "reporter": QUIET,
-        "today": TODAY,
-    }
-    return printing.print_extracts(config, **{**args, **options})
 
 
 def _pages(path: Path) -> list[str]:
@@ -81,7 +64,7 @@ def school(file_db: Path, rules: MarkRules) -> None:
 
 
 def test_extracts_show_the_page_data_in_the_shipped_fonts(school: None, config: Config) -> None:
-    result = _print(config)
+    result = print_class(config)
     assert result.extracts == 3 and result.rendered == 3 and len(result.files) == 1
     path = result.files[0]
     assert path == config.printing.extracts_dir / TODAY.isoformat() / "7Б.pdf"
@@ -128,7 +111,7 @@ def test_page_numbers_restart_for_every_student(school: None, config: Config) ->
         for n in range(25)
     ]
     import_document(envelope(many, mode="delta", cursor="c2"), "more.json", MarkRules())
-    path = _print(config).files[0]
+    path = print_class(config).files[0]
     footers = [re.findall(r"Стр\. \d+ из \d+", text)[-1] for text in _pages(path)]
     artyom = len(footers) - 2  # Иванов Артём comes first and takes all but two pages
     assert artyom >= 2
@@ -149,7 +132,7 @@ def test_a_mark_never_leaves_its_date(school: None, config: Config) -> None:
     """60 marks wrap over several lines of a narrow column, and each line ends after a
     comma: every mark reads back with its date on the same line."""
     import_document(envelope(_hard_student(), mode="delta", cursor="c2"), "hard.json", MarkRules())
-    pages = _pages(_print(config).files[0])
+    pages = _pages(print_class(config).files[0])
     lines = [
         line for text in pages if _squash(LONG_LAST) in _squash(text) for line in text.split("\n")
     ]
@@ -161,7 +144,7 @@ def test_a_mark_never_leaves_its_date(school: None, config: Config) -> None:
 
 
 def test_the_weight_is_explained_once_where_a_mark_has_one(school: None, config: Config) -> None:
-    pages = _pages(_print(config).files[0])
+    pages = _pages(print_class(config).files[0])
     alena = next(p for p in pages if "Иванова-Крылова Алёна" in p)
     assert "4- ×2 (14.09)" in alena
     assert _squash(alena).count(_squash(WEIGHT_2)) == 1
@@ -232,7 +215,7 @@ def test_links_print_their_address_and_a_cut_one_a_qr_code(
         },
     )
     import_document(envelope([homework], mode="delta", cursor="c2"), "links.json", MarkRules())
-    path = _print(config).files[0]
+    path = print_class(config).files[0]
     text = " ".join(_pages(path))
     for expected in (
         "урок на РЭШ (resh.edu.ru/subject/lesson/7411/start)",
@@ -340,7 +323,7 @@ def _overflowing(html: str, css: str) -> list[str]:
 
 def test_hard_cases_wrap_and_nothing_runs_off_the_page(school: None, config: Config) -> None:
     import_document(envelope(_hard_student(), mode="delta", cursor="c2"), "hard.json", MarkRules())
-    result = _print(config)
+    result = print_class(config)
     pages = _pages(result.files[0])
     mine = [text for text in pages if _squash(LONG_LAST) in _squash(text)]
     assert 2 <= len(mine) <= 4 and result.pages == len(pages) == len(mine) + 3
@@ -394,9 +377,9 @@ def test_overflow_check_catches_text_that_runs_off(school: None) -> None:
 
 
 def test_unchanged_extracts_are_not_rendered_again(school: None, config: Config) -> None:
-    first = _print(config)
+    first = print_class(config)
     codes = {sid: r.code for sid, r in printed.extracts_of_class("cls-7b").items()}
-    again = _print(config)
+    again = print_class(config)
     assert (again.extracts, again.rendered) == (3, 0)
     assert again.files[0].read_bytes() == first.files[0].read_bytes()
     new_mark = change(
@@ -405,7 +388,7 @@ def test_unchanged_extracts_are_not_rendered_again(school: None, config: Config)
         {"student_id": "s-2", "subject_id": "math", "date": "2026-09-15", "raw": "2"},
     )
     import_document(envelope([new_mark], mode="delta", cursor="c2"), "mark.json", MarkRules())
-    third = _print(config)
+    third = print_class(config)
     assert (third.extracts, third.rendered) == (3, 1)
     after = printed.extracts_of_class("cls-7b")
     assert after["s-1"].code == codes["s-1"] and after["s-3"].code == codes["s-3"]
@@ -414,7 +397,7 @@ def test_unchanged_extracts_are_not_rendered_again(school: None, config: Config)
 
 
 def test_extract_by_code_gives_what_the_acknowledgement_needs(school: None, config: Config) -> None:
-    _print(config)
+    print_class(config)
     records = printed.extracts_of_class("cls-7b")
     alena, artyom = records["s-1"], records["s-2"]
     # A guardian of two children gets both extracts, each with its own code.
@@ -435,12 +418,12 @@ def test_extract_by_code_gives_what_the_acknowledgement_needs(school: None, conf
 
 def test_a_clashing_code_is_replaced(school: None, config: Config) -> None:
     """If a code is taken by another extract, the next one is used and printed."""
-    _print(config)
+    print_class(config)
     alena = printed.extracts_of_class("cls-7b")["s-1"]
     models.ExtractIssue.update(content_hash="another version").where(
         models.ExtractIssue.code == alena.code
     ).execute()
-    _print(config)
+    print_class(config)
     now = printed.extracts_of_class("cls-7b")["s-1"]
     guardians = list(alena.guardian_ids)
     assert now.code == extracts.extract_code("s-1", guardians, alena.content_hash, attempt=1)
@@ -449,7 +432,7 @@ def test_a_clashing_code_is_replaced(school: None, config: Config) -> None:
 
 
 def test_paper_only_prints_families_on_paper(school: None, config: Config) -> None:
-    result = _print(config, paper_only=True, period="1 четверть")
+    result = print_class(config, paper_only=True, period="1 четверть")
     pages = _pages(result.files[0])
     assert result.files[0].name == "7Б-paper.pdf" and len(pages) == 1
     assert "Петров Иван" in pages[0] and "Кому Петрова Ольга" in pages[0]
@@ -467,7 +450,7 @@ def test_all_classes_in_a_pool_with_an_index(file_db: Path, project_dir: Path) -
         base_dir=project_dir,
         env={},
     )
-    result = _print(config, class_name=None, everyone=True)
+    result = print_class(config, class_name=None, everyone=True)
     assert result.classes == 2 and result.extracts == 6 and result.index_path is not None
     assert sorted(p.name for p in result.files) == ["C5A.pdf", "C5B.pdf"]
     index = "\n".join(_pages(result.index_path))
@@ -476,6 +459,27 @@ def test_all_classes_in_a_pool_with_an_index(file_db: Path, project_dir: Path) -
     assert "Родитель000 Имя Ученик000 Имя, C5A; Ученик001 Имя, C5B" in index
     assert result.peak_worker_mb > 0
     assert not list(result.index_path.parent.glob(".staging-*"))
+
+
+def test_staff_register_a_signed_slip_by_its_code(school: None, config: Config) -> None:
+    """The tear-off slip's code names the extract: the act records its children and hash."""
+    from otmetka.daemon.acts import paper
+    from otmetka.daemon.core.errors import OtmetkaError
+
+    print_class(config)
+    alena = printed.extracts_of_class("cls-7b")["s-1"]
+    first = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    again = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
+    assert first.event_id == again.event_id and "already registered" in again.summary()
+    event = models.Event.get(models.Event.event_id == first.event_id)
+    body = json.loads(event.payload)
+    assert (event.channel, event.guardian_id) == ("paper", "g-1")
+    assert body["code"] == alena.code and body["content_hash"] == alena.content_hash
+    assert body["children"] == ["s-1"]
+    with pytest.raises(OtmetkaError, match="no printed extract has the code"):
+        paper.register_ack(config, login=None, paper=True, date=None, code="ZZZZ-ZZZZ")
+    with pytest.raises(OtmetkaError, match="--code from the tear-off slip, or --login"):
+        paper.register_ack(config, login=None, paper=True, date=None)
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -495,7 +499,7 @@ def test_bad_options_say_what_to_do_and_print_nothing(
     school: None, config: Config, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(OtmetkaError, match=re.escape(message)):
-        _print(config, **options)
+        print_class(config, **options)
     assert not config.printing.extracts_dir.exists() or not any(
         config.printing.extracts_dir.rglob("*.pdf")
     )
@@ -507,7 +511,7 @@ def test_a_failing_class_leaves_no_files_and_no_rows(school: None, config: Confi
     config.printing.extracts_dir.mkdir(parents=True)
     (config.printing.extracts_dir / "cache").write_text("a file where the cache folder goes")
     with pytest.raises(OSError):
-        _print(config)
+        print_class(config)
     assert not list(config.printing.extracts_dir.rglob("*.pdf"))
     assert not list(config.printing.extracts_dir.rglob(".staging-*"))
     assert models.ExtractIssue.select().count() == 0
@@ -522,127 +526,3 @@ def test_cli_prints_a_class(school: None, config_file: Path, runner: CliRunner) 
     assert len(PdfReader(out).pages) == 3
     bad = runner.invoke(main, ["--config", str(config_file), "print", "extracts", "--class", "1Z"])
     assert bad.exit_code == 1 and "Error: no class named «1Z»" in bad.output
-
-
-# --- the class teacher's copy -------------------------------------------------------------
-
-
-def _issue(config: Config) -> dict[str, dict[str, str]]:
-    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
-    assert result.list_path is not None
-    with result.list_path.open(encoding="utf-8-sig") as handle:
-        return {row["name"]: row for row in csv.DictReader(handle)}
-
-
-def _key(row: dict[str, str]) -> tuple[models.Credential, bytes]:
-    credential = models.Credential.get(models.Credential.login == row["login"])
-    key = crypto.derive_key(row["password"], bytes(credential.salt), credential.kdf_iterations)
-    return credential, key
-
-
-def _fragment(config: Config, row: dict[str, str]) -> tuple[str, str]:
-    credential, key = _key(row)
-    html = (config.site.output_dir / "p" / f"{credential.page_id}.html").read_text("utf-8")
-    sealed = json.loads(html.split('id="otm-envelope">', 1)[1].split("</script>", 1)[0])
-    return html, crypto.decrypt_page(sealed, key, credential.page_id).decode("utf-8")
-
-
-def _outside(html: str, page_id: str) -> str:
-    """A page without its envelope and its id: what every page shares."""
-    head, rest = html.split('id="otm-envelope">', 1)
-    return (head + rest.split("</script>", 1)[1]).replace(page_id, "")
-
-
-def _link(fragment: str) -> str:
-    match = re.search(r'data-otm-file="([0-9a-f]{32})"', fragment)
-    assert match is not None
-    return match.group(1)
-
-
-def _open_file(config: Config, file_id: str, key: bytes) -> bytes:
-    sealed = json.loads((config.site.output_dir / "f" / f"{file_id}.bin").read_text("ascii"))
-    return crypto.decrypt_page(sealed, key, file_id)
-
-
-def test_class_teacher_page_links_the_encrypted_extracts(school: None, config: Config) -> None:
-    rows = _issue(config)
-    teacher = rows["Королёва Анна Петровна"]
-    build.build_site(build_options(config, today=TODAY))
-    shell, fragment = _fragment(config, teacher)
-    assert "data-otm-file" not in fragment
-    printed_pdf = _print(config).files[0].read_bytes()
-    build.build_site(build_options(config, today=TODAY))
-    shell, fragment = _fragment(config, teacher)
-    file_id = _link(fragment)
-    assert "Скачать выписки класса (PDF)" in fragment and "3 выписок, 3 стр." in fragment
-    # download.js is in every page's shell, so the shell does not tell who has files
-    assert "data-otm-filename" in shell
-    _credential, key = _key(teacher)
-    assert _open_file(config, file_id, key) == printed_pdf
-    guardian_shell, _guardian = _fragment(config, rows["Иванова Мария"])
-    student_shell, student = _fragment(config, rows["Петров Иван"])
-    shells = {
-        _outside(html, c.page_id)
-        for html, c in (
-            (shell, _credential),
-            (student_shell, _key(rows["Петров Иван"])[0]),
-            (guardian_shell, _key(rows["Иванова Мария"])[0]),
-        )
-    }
-    assert len(shells) == 1 and "otm-file" not in student
-    with pytest.raises(crypto.DecryptionError):  # the student's key does not open it
-        _open_file(config, file_id, _key(rows["Петров Иван"])[1])
-
-
-def test_teacher_copy_follows_new_prints_and_new_logins(school: None, config: Config) -> None:
-    rows = _issue(config)
-    teacher = rows["Королёва Анна Петровна"]
-    _print(config)
-    build.build_site(build_options(config, today=TODAY))
-    first = _link(_fragment(config, teacher)[1])
-    # A new print with other content: a new file, the old one is gone.
-    _print(config, paper_only=True)
-    build.build_site(build_options(config, today=TODAY))
-    second = _link(_fragment(config, teacher)[1])
-    assert second != first and not (config.site.output_dir / "f" / f"{first}.bin").exists()
-    # The teacher's login is rotated: the same file, sealed with the new key.
-    _old, old_key = _key(teacher)
-    rotated = credentials.rotate_credential(config, teacher["login"], QUIET)
-    build.build_site(build_options(config, today=TODAY))
-    login, password = next(iter(rotated.secrets.values()))
-    new_row = {"login": login, "password": password}
-    assert _link(_fragment(config, new_row)[1]) == second
-    _credential, new_key = _key(new_row)
-    assert _open_file(config, second, new_key).startswith(b"%PDF")
-    with pytest.raises(crypto.DecryptionError):
-        _open_file(config, second, old_key)
-    assert attachments.publish(config.site.output_dir, {}) == 0  # no teacher: nothing kept
-    assert not list((config.site.output_dir / "f").glob("*.bin"))
-
-
-def test_printing_marks_the_class_teacher_page_for_a_rebuild(school: None, config: Config) -> None:
-    _print(config)
-    assert ("teacher", "t-1") in {
-        (row.person_kind, row.person_id) for row in models.DirtyPerson.select()
-    }
-
-
-def test_staff_register_a_signed_slip_by_its_code(school: None, config: Config) -> None:
-    """The tear-off slip's code names the extract: the act records its children and hash."""
-    from otmetka.daemon.acts import paper
-    from otmetka.daemon.core.errors import OtmetkaError
-
-    _print(config)
-    alena = printed.extracts_of_class("cls-7b")["s-1"]
-    first = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
-    again = paper.register_ack(config, login=None, paper=True, date="2026-09-16", code=alena.code)
-    assert first.event_id == again.event_id and "already registered" in again.summary()
-    event = models.Event.get(models.Event.event_id == first.event_id)
-    body = json.loads(event.payload)
-    assert (event.channel, event.guardian_id) == ("paper", "g-1")
-    assert body["code"] == alena.code and body["content_hash"] == alena.content_hash
-    assert body["children"] == ["s-1"]
-    with pytest.raises(OtmetkaError, match="no printed extract has the code"):
-        paper.register_ack(config, login=None, paper=True, date=None, code="ZZZZ-ZZZZ")
-    with pytest.raises(OtmetkaError, match="--code from the tear-off slip, or --login"):
-        paper.register_ack(config, login=None, paper=True, date=None)

@@ -5,7 +5,6 @@ class teacher's page and the deputy head's page link them, encrypted for each re
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import io
 import json
@@ -18,7 +17,6 @@ import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.cli import main
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.errors import OtmetkaError
@@ -33,6 +31,7 @@ from otmetka.site_builder import attachments, build, crypto
 from otmetka.site_builder.pages import staff_blocks
 from otmetka.site_builder.pdf import engine, extracts, paper_charts, paper_tables
 from otmetka.site_builder.pdf import reports as site_reports
+from tests.support.acts_support import logins_for_everyone
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -134,13 +133,6 @@ def test_cli_report_class(runner: CliRunner, config_file: Path, tmp_path: Path) 
 # --- links on the staff pages --------------------------------------------------------------------
 
 
-def _logins(config: Config) -> dict[str, dict[str, str]]:
-    result = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
-    assert result.list_path is not None
-    with result.list_path.open(encoding="utf-8-sig") as handle:
-        return {row["name"]: row for row in csv.DictReader(handle)}
-
-
 def _fragment(config: Config, row: dict[str, str]) -> tuple[str, bytes]:
     credential = models.Credential.get(models.Credential.login == row["login"])
     key = crypto.derive_key(row["password"], bytes(credential.salt), credential.kdf_iterations)
@@ -161,7 +153,7 @@ def _linked(config: Config, fragment: str, key: bytes, label: str) -> bytes:
 
 
 def test_staff_pages_link_the_latest_reports_encrypted(school: None, config: Config) -> None:
-    logins = _logins(config)
+    logins = logins_for_everyone(config)
     build.build_site(build_options(config, today=TODAY))
     teacher, _key = _fragment(config, logins["Дмитриева Дарья Сергеевна"])
     assert "Аналитический отчёт в PDF появится здесь" in teacher
