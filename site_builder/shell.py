@@ -28,7 +28,7 @@ from markupsafe import Markup
 from otmetka.site_builder import static_files, templating
 from otmetka.site_builder.crypto import ENVELOPE_VERSION, KDF_NAME, Base64Text, page_salt
 
-# Inlined first in every document: unlock.js and login.js take the password and login
+# Inlined first in every document: envelope.js and login.js take the password and login
 # normalisation from it (its one JS copy, as crypto.py), with or without WebCrypto.
 VENDOR_BUNDLE = "vendor/otmetka-crypto.min.js"
 # A page's shell then inlines the envelope's crypto steps and the unlocking that uses them.
