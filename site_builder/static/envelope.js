@@ -216,7 +216,6 @@
 
   window.OtmEnvelope = {
     normalisePassword: normalisePassword,
-    utf8: utf8,
     b64encode: b64encode,
     b64decode: b64decode,
     isBase64: isBase64,
