@@ -7,7 +7,6 @@ since http://school.lan/ is not a secure context and has no WebCrypto, like a sc
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import http.server
@@ -20,17 +19,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.paper import printing
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build, crypto
 from otmetka.site_builder.shell import render_login_page, render_shell
 from tests.support import paths
+from tests.support.acts_support import logins_for_everyone
+from tests.support.extract_support import print_class
 from tests.support.page_factories import page_school
 from tests.support.servers import CHROMIUM_ARGS, wait_until_listening
 
@@ -245,23 +243,9 @@ def printed_site(folder: Path) -> tuple[Config, dict[str, dict[str, str]], Path]
     try:
         migrate()
         import_document(page_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
-        )
-        extracts = printing.print_extracts(
-            config,
-            class_name="7Б",
-            everyone=False,
-            period=None,
-            paper_only=False,
-            out=None,
-            reporter=Reporter(quiet=True),
-            today=PRINTED_ON,
-        )
+        logins = logins_for_everyone(config)
+        extracts = print_class(config, today=PRINTED_ON)
         build.build_site(build_options(config, today=PRINTED_ON))
     finally:
         close_database()
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        logins = {row["name"]: row for row in csv.DictReader(handle)}
     return config, logins, extracts.files[0]

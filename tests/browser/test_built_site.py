@@ -4,7 +4,6 @@ WebCrypto: the vendored fallback), and from file://."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +11,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
+from tests.support.acts_support import logins_for_everyone
 from tests.support.page_factories import page_school
 from tests.support.servers import waitress_server
 
@@ -36,12 +34,7 @@ def _build_school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
     try:
         migrate()
         import_document(page_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
-        )
-        assert issued.list_path is not None
-        with issued.list_path.open(encoding="utf-8-sig") as handle:
-            logins = {row["name"]: row for row in csv.DictReader(handle)}
+        logins = logins_for_everyone(config)
         # Her page shows the children only once she has consented (on paper here).
         mother = logins["Иванова Мария"]["login"]
         paper.register_consent(config, login=mother, decision="granted", paper=True)

@@ -6,7 +6,6 @@ journal's tab alone."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -16,16 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
+from tests.support.acts_support import logins_for_everyone
 from tests.support.factories import change
 from tests.support.page_factories import page_school
 from tests.support.servers import free_port, waitress_server
@@ -33,7 +31,6 @@ from tests.support.servers import free_port, waitress_server
 from .conftest import ARTIFACTS, VIEWPORT, log_in
 
 TODAY = dt.date(2026, 9, 16)
-QUIET = Reporter(quiet=True)
 MOTHER = "Иванова Мария"
 DESKTOP = {"width": 1280, "height": 800}
 SCHOOL_ZONE = "Europe/Moscow"
@@ -85,12 +82,7 @@ def _school(folder: Path, port: int, consent: bool) -> tuple[Config, dict[str, d
     try:
         migrate()
         import_document(page_school(_link_homework(port)), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=QUIET
-        )
-        assert issued.list_path is not None
-        with issued.list_path.open(encoding="utf-8-sig") as handle:
-            logins = {row["name"]: row for row in csv.DictReader(handle)}
+        logins = logins_for_everyone(config)
         if consent:
             login = logins[MOTHER]["login"]
             paper.register_consent(config, login=login, decision="granted", paper=True)

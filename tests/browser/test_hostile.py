@@ -6,7 +6,6 @@ wrapping on a 360 px phone instead of running off the screen."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -15,11 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
@@ -32,6 +29,7 @@ from tests.site_builder.pdf.test_hostile_pdf import (
     NAME_HTML,
     hostile_school,
 )
+from tests.support.acts_support import logins_for_everyone
 from tests.support.servers import waitress_server
 
 from .conftest import LAN_HOST, VIEWPORT
@@ -48,12 +46,7 @@ def _build(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
     try:
         migrate()
         import_document(hostile_school(), "hostile.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
-        )
-        assert issued.list_path is not None
-        with issued.list_path.open(encoding="utf-8-sig") as handle:
-            logins = {row["name"]: row for row in csv.DictReader(handle)}
+        logins = logins_for_everyone(config)
         mother = next(row for name, row in logins.items() if name.startswith(MOTHER + "\u200f"))
         logins[MOTHER] = mother
         paper.register_consent(config, login=mother["login"], decision="granted", paper=True)

@@ -7,7 +7,6 @@ or moderate on the staff pages and the family page."""
 
 from __future__ import annotations
 
-import csv
 import json
 import threading
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core import settings
 from otmetka.daemon.core.config import Config, config_from_dict
@@ -27,6 +25,7 @@ from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import build, open_project
+from tests.support.acts_support import logins_for_everyone
 from tests.support.analytics_factories import analytics_school
 from tests.support.servers import free_port
 
@@ -74,10 +73,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def _school(config: Config) -> dict[str, dict[str, str]]:
     open_project(config)
     import_document(analytics_school(), "school.json", MarkRules())
-    issued = credentials.issue_credentials(config, class_name=None, everyone=True, reporter=QUIET)
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        logins = {row["name"]: row for row in csv.DictReader(handle)}
+    logins = logins_for_everyone(config)
     alla = logins[PARENT]["login"]
     paper.register_consent(config, login=alla, decision="granted", paper=True)
     paper.register_ack(config, login=alla, paper=True, date=settings.today_in(config).isoformat())

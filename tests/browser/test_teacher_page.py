@@ -6,7 +6,6 @@ the control tables filled from real acts registered on paper."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,23 +13,21 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core.config import Config, config_from_dict
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.core.settings import build_options
 from otmetka.daemon.endpoint.app import create_app
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import close_database, migrate, open_database
 from otmetka.site_builder import build
+from tests.support.acts_support import logins_for_everyone
 from tests.support.analytics_factories import analytics_school
 from tests.support.servers import waitress_server
 
 from .conftest import ARTIFACTS, VIEWPORT, log_in
 
 TODAY = dt.date(2026, 9, 16)
-QUIET = Reporter(quiet=True)
 TEACHER = "Дмитриева Дарья Сергеевна"
 DEPUTY = "Завучева Зоя"
 
@@ -41,12 +38,7 @@ def _school(folder: Path) -> tuple[Config, dict[str, dict[str, str]]]:
     try:
         migrate()
         import_document(analytics_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            config, class_name=None, everyone=True, reporter=QUIET
-        )
-        assert issued.list_path is not None
-        with issued.list_path.open(encoding="utf-8-sig") as handle:
-            logins = {row["name"]: row for row in csv.DictReader(handle)}
+        logins = logins_for_everyone(config)
         alla = logins["Алексеева Алла"]["login"]
         paper.register_consent(config, login=alla, decision="granted", paper=True)
         paper.register_ack(config, login=alla, paper=True, date="2026-09-15")

@@ -3,7 +3,6 @@ the pid and status files, a clean stop on SIGTERM, and what `otmetka status` say
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -18,19 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts import paper
 from otmetka.daemon.core import jobs, pidfile
 from otmetka.daemon.core.config import Config, config_from_dict, load_config
 from otmetka.daemon.core.errors import OtmetkaError
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.demo.fake_upstream import FakeUpstream
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.daemon.runner import scheduler
 from otmetka.daemon.runtime import open_project
 from otmetka.db import acts as events
 from otmetka.db import build_state, close_database, models, staff_facts, write_transaction
+from tests.support.acts_support import logins_for_everyone
 from tests.support.analytics_factories import analytics_school
 from tests.support.factories import small_school, write_json
 from tests.support.servers import free_port
@@ -201,12 +199,7 @@ def test_an_act_reaches_the_class_teacher_and_the_deputy_within_one_refresh(
     daemon.start()
     try:
         import_document(analytics_school(), "school.json", MarkRules())
-        issued = credentials.issue_credentials(
-            project, class_name=None, everyone=True, reporter=Reporter(quiet=True)
-        )
-        assert issued.list_path is not None
-        with issued.list_path.open(encoding="utf-8-sig") as handle:
-            login = {row["name"]: row["login"] for row in csv.DictReader(handle)}
+        login = {name: row["login"] for name, row in logins_for_everyone(project).items()}
         daemon.build()
         before = _built_at()
         paper.register_consent(

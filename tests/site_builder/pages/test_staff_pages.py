@@ -4,22 +4,20 @@ school time, and when a deputy's page is redone."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 
-from otmetka.daemon.access import credentials
 from otmetka.daemon.acts.paper import register_ack, register_breach, register_consent
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
 from otmetka.db import build_state, models, write_transaction
 from otmetka.site_builder import templating
 from otmetka.site_builder.pages import analysis, audience, render, staff_blocks, staff_views
+from tests.support.acts_support import logins_for_everyone
 from tests.support.analytics_factories import CLASS_ID, analytics_school
 
 TODAY = dt.date(2026, 9, 16)
@@ -43,12 +41,7 @@ def school(file_db: Path) -> None:
 
 
 def logins(config: Config) -> dict[str, str]:
-    issued = credentials.issue_credentials(
-        config, class_name=None, everyone=True, reporter=Reporter(quiet=True)
-    )
-    assert issued.list_path is not None
-    with issued.list_path.open(encoding="utf-8-sig") as handle:
-        return {row["name"]: row["login"] for row in csv.DictReader(handle)}
+    return {name: row["login"] for name, row in logins_for_everyone(config).items()}
 
 
 def pages(*keys: tuple[str, str]) -> dict[tuple[str, str], str]:

@@ -25,11 +25,10 @@ from pypdf import PdfReader
 
 from otmetka.daemon.core.config import Config
 from otmetka.daemon.core.marks import MarkRules
-from otmetka.daemon.core.progress import Reporter
 from otmetka.daemon.exchange.importer import import_document
-from otmetka.daemon.paper import printing
+from tests.support.extract_support import print_class
 from tests.support.factories import change
-from tests.support.page_factories import TODAY, page_school
+from tests.support.page_factories import page_school
 
 # A name is at most 200 characters; it is shown as text, so its markup must show literally.
 NAME_HTML = "<img src=x onerror=\"window.__pwned='name'\"><b>Алёна</b>"
@@ -113,17 +112,7 @@ def _squash(text: str) -> str:
 
 
 def _print(config: Config) -> Path:
-    result = printing.print_extracts(
-        config,
-        class_name="7Б",
-        everyone=False,
-        period=None,
-        paper_only=False,
-        out=None,
-        reporter=Reporter(quiet=True),
-        today=TODAY,
-    )
-    return result.files[0]
+    return print_class(config).files[0]
 
 
 def _hers(pages: list[str]) -> str:
