@@ -67,3 +67,7 @@ def put_setting(key: str, value: str) -> None:
     s.insert(key=key, value=value).on_conflict(
         conflict_target=[s.key], preserve=[s.value]
     ).execute()
+
+
+def drop_setting(key: str) -> None:
+    models.Setting.delete().where(models.Setting.key == key).execute()

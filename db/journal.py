@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from otmetka.db import models
-from otmetka.db.build_state import get_setting, put_setting
+from otmetka.db.build_state import drop_setting, get_setting, put_setting
 from otmetka.db.connection import chunks, database, is_sqlite, upsert_many, write_transaction
 
 
@@ -133,7 +133,7 @@ def restore_set_aside() -> int:
             # into a schema made whole
             for statement in statements:
                 database.execute_sql(statement.replace("CREATE INDEX ", _IF_MISSING, 1))
-            models.Setting.delete().where(models.Setting.key == SET_ASIDE_KEY).execute()
+            drop_setting(SET_ASIDE_KEY)
     return len(statements)
 
 
