@@ -91,6 +91,9 @@ def test_guardian_opens_both_children(
         assert page.locator("#otm-app strong", has_text="№ 12").count() >= 1
         box = page.locator("#otm-logout").bounding_box()
         assert box is not None and box["y"] >= 0, "«Выйти» must be in view after unlocking"
+        # static/save.js offers the encrypted copy wherever the page opened, WebCrypto or not
+        offer = page.locator("#otm-app header.pg .otm-offline button[data-otm-save=offline]")
+        assert offer.count() == 1
         if where == "lan":
             assert page.evaluate("window.isSecureContext") is False
             ARTIFACTS.mkdir(exist_ok=True)
